@@ -1,0 +1,89 @@
+"""Reading settings from the environment and `.env`, with errors a person can act on.
+
+django-environ reads `.env` and casts values; this module only adds validation so
+that a bad value stops start-up with one line naming the variable, instead of a
+traceback deep inside a Redis client or a worker.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+env = environ.Env()
+
+
+def read_dotenv(base_dir: Path) -> None:
+    """Load `.env` from the project root (environment variables win)."""
+    path = Path(os.environ.get("AGENTICPAL_ENV_FILE", base_dir / ".env"))
+    if path.is_file():
+        environ.Env.read_env(str(path), overwrite=False)
+
+
+def positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of seconds, got {raw!r}."
+        ) from None
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be greater than 0, got {value}.")
+    return value
+
+
+def redis_url(name: str, default: str | None) -> str | None:
+    """Validate a Redis URL: scheme, host, port and db must make sense."""
+    raw = os.environ.get(name, "").strip() or default
+    if raw is None:
+        return None
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # raises ValueError on a non-numeric port
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"{name} is not a valid Redis URL ({exc}): {mask_password(raw)!r}."
+        ) from None
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ImproperlyConfigured(
+            f"{name} must start with redis://, rediss:// or unix://, got {mask_password(raw)!r}."
+        )
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ImproperlyConfigured(f"{name} has no host: {mask_password(raw)!r}.")
+    if port is not None and not 0 < port < 65536:
+        raise ImproperlyConfigured(f"{name} has an invalid port: {mask_password(raw)!r}.")
+    path = parts.path.strip("/")
+    if parts.scheme != "unix" and path and not path.isdigit():
+        raise ImproperlyConfigured(
+            f"{name} has a database path that is not a number: {mask_password(raw)!r}."
+        )
+    return raw
+
+
+def with_db(url: str, db: int) -> str:
+    """The same server URL pointed at database `db`."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("db="))
+        query = f"{query}&db={db}" if query else f"db={db}"
+        return urlunsplit(parts._replace(query=query))
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def mask_password(url: str) -> str:
+    """`redis://:secret@host` -> `redis://:***@host`, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))

@@ -1,0 +1,108 @@
+"""The one place that turns ``settings.REDIS`` into Redis clients.
+
+Sync clients share one connection pool per database for the whole process. Async
+clients (``redis.asyncio``) are bound to the event loop that made them, so there is
+one pool per database *per running loop*; a loop that closes takes its pool with it.
+Changing ``settings.REDIS`` (``override_settings`` in tests) drops every cached pool.
+
+Nothing here runs at import time: clients are built on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from typing import Literal
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from agenticpal.config import mask_password
+
+Purpose = Literal["sessions", "checkpoints"]
+
+# Errors that mean "Redis is not there right now" (as opposed to a bad command).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+
+_lock = threading.Lock()
+_sync: dict[Purpose, redis.Redis] = {}
+_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Purpose, aioredis.Redis]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def url_for(purpose: Purpose) -> str:
+    conf = settings.REDIS
+    return conf["SESSIONS_URL"] if purpose == "sessions" else conf["CHECKPOINTS_URL"]
+
+
+def display_url(purpose: Purpose = "sessions") -> str:
+    """The URL with any password masked, for messages a person reads."""
+    return mask_password(url_for(purpose))
+
+
+def _pool_kwargs() -> dict:
+    conf = settings.REDIS
+    return {
+        "socket_timeout": conf.get("SOCKET_TIMEOUT", 5),
+        "socket_connect_timeout": conf.get("CONNECT_TIMEOUT", 2),
+        "max_connections": conf.get("MAX_CONNECTIONS", 200),
+        "health_check_interval": 30,
+    }
+
+
+def get_client(purpose: Purpose = "sessions") -> redis.Redis:
+    """A pooled sync client for db 0 (``"sessions"``) or db 1 (``"checkpoints"``)."""
+    client = _sync.get(purpose)
+    if client is None:
+        with _lock:
+            client = _sync.get(purpose)
+            if client is None:
+                pool = redis.ConnectionPool.from_url(url_for(purpose), **_pool_kwargs())
+                client = _sync[purpose] = redis.Redis(connection_pool=pool)
+    return client
+
+
+def get_async_client(purpose: Purpose = "sessions") -> aioredis.Redis:
+    """A pooled ``redis.asyncio`` client for the running event loop."""
+    loop = asyncio.get_running_loop()
+    per_loop = _async.get(loop)
+    if per_loop is None:
+        per_loop = _async[loop] = {}
+    client = per_loop.get(purpose)
+    if client is None:
+        pool = aioredis.ConnectionPool.from_url(url_for(purpose), **_pool_kwargs())
+        client = per_loop[purpose] = aioredis.Redis(connection_pool=pool)
+    return client
+
+
+def unavailable_message(exc: BaseException | None = None, purpose: Purpose = "sessions") -> str:
+    """One sentence a person can act on when Redis does not answer."""
+    reason = f" ({exc})" if exc else ""
+    return (
+        f"Redis at {display_url(purpose)} did not answer{reason}. Start it with `make redis` "
+        "(or `docker compose up -d redis`), or set REDIS_URL to a running server."
+    )
+
+
+def reset() -> None:
+    """Forget every cached client (their pools disconnect when collected)."""
+    with _lock:
+        for client in _sync.values():
+            client.connection_pool.disconnect()
+        _sync.clear()
+        _async.clear()
+
+
+@receiver(setting_changed)
+def _on_setting_changed(setting: str, **kwargs) -> None:
+    if setting == "REDIS":
+        reset()

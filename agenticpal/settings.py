@@ -1,0 +1,139 @@
+"""Django settings for AgenticPal, read from the environment and `.env`.
+
+Every variable is documented in `.env.example` and the README's configuration table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agenticpal.config import env, positive_int, read_dotenv, redis_url, with_db
+from sessions_redis import keys
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+read_dotenv(BASE_DIR)
+
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "social_django",
+    "sessions_redis",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "agenticpal.middleware.RedisUnavailableMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "sessions_redis.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "agenticpal.urls"
+WSGI_APPLICATION = "agenticpal.wsgi.application"
+ASGI_APPLICATION = "agenticpal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+VAR_DIR = Path(env.str("AGENTICPAL_VAR_DIR", default=str(BASE_DIR / "var")))
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- Redis -----------------------------------------------------------------
+# One dict, like django-redis: agenticpal.redis_clients turns it into clients.
+_REDIS_URL = redis_url("REDIS_URL", "redis://127.0.0.1:6379")
+_CHECKPOINT_URL = redis_url("CHECKPOINT_REDIS_URL", None)
+REDIS = {
+    "URL": _REDIS_URL,
+    "SESSIONS_URL": with_db(_REDIS_URL, keys.SESSIONS_DB),
+    "CHECKPOINTS_URL": _CHECKPOINT_URL or with_db(_REDIS_URL, keys.CHECKPOINTS_DB),
+    "SOCKET_TIMEOUT": positive_int("REDIS_SOCKET_TIMEOUT", 5),
+    "CONNECT_TIMEOUT": positive_int("REDIS_CONNECT_TIMEOUT", 2),
+    "MAX_CONNECTIONS": positive_int("REDIS_MAX_CONNECTIONS", 200),
+}
+
+SESSION_TTL_SECONDS = positive_int("SESSION_TTL_SECONDS", keys.SESSION_TTL_SECONDS)
+OAUTH_STATE_TTL_SECONDS = positive_int("OAUTH_STATE_TTL_SECONDS", keys.OAUTH_STATE_TTL_SECONDS)
+
+SESSION_ENGINE = "sessions_redis.backend"
+SESSION_COOKIE_AGE = SESSION_TTL_SECONDS
+SESSION_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS["SESSIONS_URL"]]},
+    }
+}
+
+# --- Assistant -------------------------------------------------------------
+AGENTICPAL_MODEL = env.str("AGENTICPAL_MODEL", default="")
+# "agenticpal" (core Redis, db 1) or "official" (langgraph-checkpoint-redis; needs
+# Redis 8 / Redis Stack modules and db 0).
+CHECKPOINTER = env.str("CHECKPOINTER", default="agenticpal")
+
+# --- Google sign-in ----------------------------------------------------------
+SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = env.str("GOOGLE_OAUTH2_KEY", default="")
+SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = env.str("GOOGLE_OAUTH2_SECRET", default="")
+CREDENTIALS_ENCRYPTION_KEYS = env.list("CREDENTIALS_ENCRYPTION_KEY", default=[])
+
+AUTHENTICATION_BACKENDS = [
+    "social_core.backends.google.GoogleOAuth2",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
+    SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.security": {"level": "INFO", "propagate": True}},
+}

@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from agenticpal import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("", include("social_django.urls", namespace="social")),
+    path("", include("chat.urls")),
+]

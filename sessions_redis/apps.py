@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SessionsRedisConfig(AppConfig):
+    name = "sessions_redis"
+    verbose_name = "Sessions (Redis)"

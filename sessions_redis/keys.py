@@ -1,0 +1,70 @@
+"""The Redis key contract of AgenticPal: prefixes, TTL defaults and database numbers.
+
+This is the one place where they are spelled out; every other module imports them
+from here. The names and values follow the seed document (agenticpal-redis-setup).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Databases (seed: "Redis Database Organization").
+SESSIONS_DB: Final = 0  # sessions, credentials, OAuth state, pending messages
+CHECKPOINTS_DB: Final = 1  # LangGraph checkpoints
+
+# Key prefixes in db 0 (seed: "Key Prefixes").
+SESSION_PREFIX: Final = "session:"
+OAUTH_STATE_PREFIX: Final = "oauth_state:"
+CREDENTIALS_PREFIX: Final = "credentials:"
+PENDING_MESSAGE_PREFIX: Final = "pending_msg:"
+
+# Indexes the seed does not name but the product needs (also db 0).
+USER_SESSIONS_PREFIX: Final = "user_sessions:"  # set of session ids of one user
+USER_THREADS_PREFIX: Final = "user_threads:"  # thread id -> created-at, per user
+THREAD_OWNER_PREFIX: Final = "thread_owner:"  # thread id -> owner email
+LOCK_PREFIX: Final = "lock:"  # short-lived locks (credential refresh, thread runs)
+LOGIN_TOKEN_PREFIX: Final = "login_token:"  # one-time local development sign-in
+
+# Checkpointer layout in db 1 (see chat.checkpoint for how keys are composed).
+CHECKPOINT_PREFIX: Final = "checkpoint:"
+
+# TTL defaults, in seconds (seed: "TTL Configuration").
+SESSION_TTL_SECONDS: Final = 604_800  # 7 days, renewed on every access
+OAUTH_STATE_TTL_SECONDS: Final = 600  # 10 minutes, single use
+LOGIN_TOKEN_TTL_SECONDS: Final = 600
+
+
+def session_key(session_id: str) -> str:
+    return f"{SESSION_PREFIX}{session_id}"
+
+
+def oauth_state_key(state: str) -> str:
+    return f"{OAUTH_STATE_PREFIX}{state}"
+
+
+def credentials_key(user: str) -> str:
+    return f"{CREDENTIALS_PREFIX}{user}"
+
+
+def pending_message_key(thread_id: str) -> str:
+    return f"{PENDING_MESSAGE_PREFIX}{thread_id}"
+
+
+def user_sessions_key(email: str) -> str:
+    return f"{USER_SESSIONS_PREFIX}{email}"
+
+
+def user_threads_key(email: str) -> str:
+    return f"{USER_THREADS_PREFIX}{email}"
+
+
+def thread_owner_key(thread_id: str) -> str:
+    return f"{THREAD_OWNER_PREFIX}{thread_id}"
+
+
+def lock_key(name: str) -> str:
+    return f"{LOCK_PREFIX}{name}"
+
+
+def login_token_key(token: str) -> str:
+    return f"{LOGIN_TOKEN_PREFIX}{token}"

@@ -1,0 +1,105 @@
+"""Test fixtures: real ``redis-server`` processes on free ports, never 127.0.0.1:6379.
+
+A session-wide server backs every test (db 0 and db 1 are flushed before each test:
+the server is ours, started here). Tests that stop or restart Redis take their own
+server from ``redis_factory`` and point the settings at it with ``use_redis``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+import redis
+from django.test import override_settings
+
+from agenticpal import redis_clients
+from agenticpal.config import with_db
+from agenticpal.redis_server import RedisServer
+from sessions_redis import keys
+
+
+def redis_settings(url: str) -> dict:
+    """The settings overrides that point the whole project at the server ``url``."""
+    return {
+        "REDIS": {
+            "URL": url,
+            "SESSIONS_URL": with_db(url, keys.SESSIONS_DB),
+            "CHECKPOINTS_URL": with_db(url, keys.CHECKPOINTS_DB),
+            "SOCKET_TIMEOUT": 5,
+            "CONNECT_TIMEOUT": 1,
+            "MAX_CONNECTIONS": 500,
+        },
+        "CHANNEL_LAYERS": {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [with_db(url, keys.SESSIONS_DB)]},
+            }
+        },
+    }
+
+
+@contextlib.contextmanager
+def use_redis(server: RedisServer) -> Iterator[RedisServer]:
+    """Point settings (and so every client the project builds) at ``server``."""
+    with override_settings(**redis_settings(server.url)):
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis-main"), appendonly=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _project_uses_test_redis(redis_server: RedisServer, django_test_environment) -> Iterator[None]:
+    overrides = override_settings(**redis_settings(redis_server.url))
+    overrides.enable()
+    yield
+    overrides.disable()
+    redis_clients.reset()
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis(redis_server: RedisServer) -> None:
+    """Empty db 0 and db 1 of *our* server before each test."""
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+
+
+@pytest.fixture
+def redis_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Start extra servers (stopped at the end of the test)."""
+    started: list[RedisServer] = []
+
+    def start(**kwargs) -> RedisServer:
+        server = RedisServer(tmp_path_factory.mktemp("redis-extra"), **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+    redis_clients.reset()
+
+
+@pytest.fixture
+def private_redis(redis_factory) -> Iterator[RedisServer]:
+    """A server of this test's own, with the project's settings pointing at it."""
+    server = redis_factory()
+    with use_redis(server):
+        yield server
+
+
+@pytest.fixture
+def sessions_redis() -> redis.Redis:
+    """A raw client on db 0 of the current test server, to look at what was stored."""
+    return redis_clients.get_client("sessions")
+
+
+@pytest.fixture
+def checkpoints_redis() -> redis.Redis:
+    return redis_clients.get_client("checkpoints")

@@ -75,7 +75,7 @@ def with_db(url: str, db: int) -> str:
     if parts.scheme == "unix":
         query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("db="))
         query = f"{query}&db={db}" if query else f"db={db}"
-        return urlunsplit(parts._replace(query=query))
+        return f"unix://{parts.netloc}{parts.path}?{query}"
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 

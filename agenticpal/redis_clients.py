@@ -84,6 +84,15 @@ def get_async_client(purpose: Purpose = "sessions") -> aioredis.Redis:
     return client
 
 
+def async_client_for_url(url: str) -> aioredis.Redis:
+    """A ``redis.asyncio`` client with its own pool for an explicit URL.
+
+    For callers that were handed a URL (``SessionManager(redis_url=...)``, the seed's
+    API) instead of using the settings; the caller owns it and must ``aclose()`` it.
+    """
+    return aioredis.Redis(connection_pool=aioredis.ConnectionPool.from_url(url, **_pool_kwargs()))
+
+
 def unavailable_message(exc: BaseException | None = None, purpose: Purpose = "sessions") -> str:
     """One sentence a person can act on when Redis does not answer."""
     reason = f" ({exc})" if exc else ""

@@ -68,3 +68,7 @@ def lock_key(name: str) -> str:
 
 def login_token_key(token: str) -> str:
     return f"{LOGIN_TOKEN_PREFIX}{token}"
+
+# Sessions: how stale ``last_accessed`` may get before a read rewrites it (see
+# sessions_redis.store); setting SESSION_LAST_ACCESSED_RESOLUTION overrides it.
+SESSION_LAST_ACCESSED_RESOLUTION_SECONDS: Final = 60

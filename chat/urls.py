@@ -1,8 +1,18 @@
 from django.urls import path
 
-from chat import views
+from chat import api, views
 
 app_name = "chat"
+THREAD = "<str:thread_id>"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("chat/new", views.new_chat, name="new"),
+    path(f"chat/{THREAD}/", views.thread, name="thread"),
+    path(f"chat/{THREAD}/send", views.send, name="send"),
+    path(f"chat/{THREAD}/cancel", views.cancel, name="cancel"),
+    path(f"chat/{THREAD}/delete", views.delete, name="delete"),
+    path("api/chat", api.post_chat, name="api-chat"),
+    path("api/chat/stream", api.chat_stream, name="api-stream"),
+    path("api/threads", api.thread_list, name="api-threads"),
+    path(f"api/threads/{THREAD}", api.thread_detail, name="api-thread"),
 ]

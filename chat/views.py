@@ -1,7 +1,141 @@
+"""Server-rendered chat pages.
+
+Every page works without JavaScript: the message box is a form that POSTs and
+redirects back (the reply appears on the next load; the page refreshes itself while
+a reply is pending). ``chat/static/chat/app.js`` upgrades the same page to a
+websocket with streamed tokens, a stop button and reconnect with backoff.
+
+Replies are Markdown. History is rendered here with ``markdown`` and sanitised with
+``nh3`` (an allow-list HTML sanitiser), so a reply can never inject HTML or script.
+"""
+
+from __future__ import annotations
+
+import markdown
+import nh3
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from chat import api, events, history, runner
+from chat.consumers import check_message
+from sessions_redis import threads
+
+MARKDOWN_EXTENSIONS = ["fenced_code", "sane_lists", "nl2br"]
 
 
+def render_markdown(text: str) -> SafeString:
+    """Markdown -> HTML with only harmless tags and attributes left (links get rel=noopener)."""
+    html = markdown.markdown(text, extensions=MARKDOWN_EXTENSIONS, output_format="html")
+    return mark_safe(nh3.clean(html, link_rel="noopener noreferrer nofollow"))  # noqa: S308
+
+
+def model_label() -> str:
+    """What the UI says about the model: the offline model is named as such."""
+    name = settings.AGENTICPAL_MODEL
+    return name if name else "Offline demo model (built in, no network)"
+
+
+async def signed_in(request: HttpRequest) -> None:
+    # Templates read request.user synchronously; give them the user resolved here.
+    request.user = await request.auser()
+
+
+async def thread_summaries(request: HttpRequest) -> list[dict]:
+    items = []
+    for thread_id in await threads.athreads_for(threads.user_key(request.user)):
+        title = await history.thread_title(thread_id)
+        items.append({"id": thread_id, "title": title or "New chat"})
+    return items
+
+
+def forbidden_page(request: HttpRequest) -> HttpResponse:
+    html = render_to_string("chat/forbidden.html", request=request)
+    return HttpResponseForbidden(html)
+
+
+@never_cache
+@require_GET
 @login_required
-def index(request):
-    return HttpResponse("AgenticPal")
+async def index(request: HttpRequest) -> HttpResponse:
+    """The thread list, newest first."""
+    await signed_in(request)
+    context = {"threads": await thread_summaries(request), "model_label": model_label()}
+    return render(request, "chat/index.html", context)
+
+
+@require_POST
+@login_required
+async def new_chat(request: HttpRequest) -> HttpResponse:
+    return redirect("chat:thread", thread_id=api.new_thread_id())
+
+
+@never_cache
+@require_GET
+@login_required
+async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """One conversation; a new id becomes a new thread of the signed-in user."""
+    await signed_in(request)
+    if not events.validate_thread_id(thread_id) or not await api.claim(request, thread_id):
+        return forbidden_page(request)
+    conversation = await history.get_history(thread_id)
+    for message in conversation:
+        if message["role"] == "assistant":
+            message["html"] = render_markdown(message["content"])
+    pending = bool(conversation) and conversation[-1]["role"] == "user"
+    context = {
+        "thread_id": thread_id,
+        "conversation": conversation,
+        "threads": await thread_summaries(request),
+        "model_label": model_label(),
+        "pending": pending,
+        "max_message_bytes": 16 * 1024,
+    }
+    return render(request, "chat/thread.html", context)
+
+
+@require_POST
+@login_required
+async def send(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """The no-JavaScript path: queue the message, then redirect back to the thread."""
+    await signed_in(request)
+    if not events.validate_thread_id(thread_id) or not await api.claim(request, thread_id):
+        return forbidden_page(request)
+    text = request.POST.get("message", "")
+    reason = check_message(text)
+    if reason is None:
+        try:
+            await runner.submit(thread_id, text, threads.user_key(request.user))
+        except runner.InvalidMessage as exc:
+            reason = str(exc)
+    if reason is not None:
+        messages.error(request, reason)
+    return redirect("chat:thread", thread_id=thread_id)
+
+
+@require_POST
+@login_required
+async def cancel(request: HttpRequest, thread_id: str) -> HttpResponse:
+    await signed_in(request)
+    if not await api.owns(request, thread_id):
+        return forbidden_page(request)
+    await runner.cancel(thread_id)
+    return redirect("chat:thread", thread_id=thread_id)
+
+
+@require_POST
+@login_required
+async def delete(request: HttpRequest, thread_id: str) -> HttpResponse:
+    await signed_in(request)
+    if not await api.owns(request, thread_id):
+        return forbidden_page(request)
+    await api.delete_thread(request, thread_id)
+    messages.info(request, "Chat deleted.")
+    return redirect(reverse("chat:index"))

@@ -1,0 +1,197 @@
+"""The chat HTTP API: JSON endpoints and a Server-Sent Events stream.
+
+Session-authenticated and CSRF-protected like any Django view (send the
+``X-CSRFToken`` header with POST and DELETE). Anonymous callers get a JSON 401,
+a thread of someone else a JSON 403 that says nothing about it, and Redis being
+down a JSON 503 from :mod:`agenticpal.middleware`.
+
+``GET /api/chat/stream?thread_id=`` sends the same event objects as the websocket,
+one per SSE message with its stream id in the ``id:`` line, so ``EventSource``
+resumes after a dropped connection by sending ``Last-Event-ID``. A stream opened
+without it starts with a ``history`` event (the conversation so far) whose id is the
+last event of the thread at that moment: nothing falls between the two.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from agenticpal.redis_clients import UNAVAILABLE_ERRORS, unavailable_message
+from chat import events, history, runner
+from chat.consumers import check_message
+from sessions_redis import threads
+
+logger = logging.getLogger("chat.api")
+
+SSE_BLOCK_MS = 15_000  # a keep-alive comment at least this often keeps proxies from closing
+SSE_RETRY_MS = 2_000  # how long EventSource waits before reconnecting
+
+View = Callable[..., Awaitable[HttpResponse]]
+
+
+def error(status: int, code: str, detail: str) -> JsonResponse:
+    return JsonResponse({"error": code, "detail": detail}, status=status)
+
+
+def forbidden() -> JsonResponse:
+    return error(403, "forbidden", "This thread is not yours.")
+
+
+def api_login_required(view: View) -> View:
+    """Like ``login_required``, but answers a JSON 401 instead of redirecting."""
+
+    @functools.wraps(view)
+    async def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        user = await request.auser()
+        if not user.is_authenticated:
+            return error(401, "unauthenticated", "Sign in first.")
+        request.user = user
+        return await view(request, *args, **kwargs)
+
+    return wrapper
+
+
+async def owns(request: HttpRequest, thread_id: str) -> bool:
+    """True when ``thread_id`` is valid and belongs to the signed-in user."""
+    if not events.validate_thread_id(thread_id):
+        return False
+    return await threads.aowner_of(thread_id) == threads.user_key(request.user)
+
+
+async def claim(request: HttpRequest, thread_id: str) -> bool:
+    """Own ``thread_id`` (creating it when new) and list it in the session."""
+    if not await threads.aclaim_thread(threads.user_key(request.user), thread_id):
+        return False
+    if request.session.session_key:
+        await threads.aadd_thread(request.session.session_key, thread_id)
+    return True
+
+
+def new_thread_id() -> str:
+    return uuid.uuid4().hex
+
+
+@never_cache
+@require_http_methods(["POST"])
+@api_login_required
+async def post_chat(request: HttpRequest) -> JsonResponse:
+    """``{"message": "...", "thread_id"?: "..."}`` -> 202 ``{"thread_id", "message_id"}``."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return error(400, "bad_request", "The body is not valid JSON.")
+    if not isinstance(body, dict):
+        return error(400, "bad_request", 'Send a JSON object: {"message": "..."}.')
+    reason = check_message(body.get("message"))
+    if reason is not None:
+        return error(400, "invalid_message", reason)
+    thread_id = body.get("thread_id") or new_thread_id()
+    if not isinstance(thread_id, str) or not events.validate_thread_id(thread_id):
+        return error(400, "bad_thread_id", "thread_id must be 1-64 letters, digits, '_' or '-'.")
+    if not await claim(request, thread_id):
+        return forbidden()
+    try:
+        message_id = await runner.submit(thread_id, body["message"], threads.user_key(request.user))
+    except runner.InvalidMessage as exc:
+        return error(400, "invalid_message", str(exc))
+    return JsonResponse({"thread_id": thread_id, "message_id": message_id}, status=202)
+
+
+def sse(event: dict) -> bytes:
+    data = json.dumps(event, ensure_ascii=False)
+    head = f"id: {event['id']}\n" if event.get("id") else ""
+    return f"{head}data: {data}\n\n".encode()
+
+
+async def event_stream(thread_id: str, last_id: str | None) -> AsyncIterator[bytes]:
+    yield f"retry: {SSE_RETRY_MS}\n\n".encode()
+    try:
+        if last_id is None:
+            last_id = await events.last_id(thread_id)
+            messages = await history.get_history(thread_id)
+            yield sse(
+                {"type": "history", "id": last_id, "thread_id": thread_id, "messages": messages}
+            )
+        while True:
+            batch = await events.read_since(thread_id, last_id, block_ms=SSE_BLOCK_MS)
+            if not batch:
+                yield b": keep-alive\n\n"
+                continue
+            for event in batch:
+                last_id = event["id"]
+                yield sse(event)
+    except UNAVAILABLE_ERRORS as exc:
+        # EventSource reconnects by itself (with Last-Event-ID) after `retry` ms.
+        logger.warning("SSE stream of thread %s ended: Redis unavailable (%s)", thread_id, exc)
+        reason = unavailable_message(exc)
+        yield f"event: unavailable\ndata: {json.dumps({'reason': reason})}\n\n".encode()
+
+
+@never_cache
+@require_http_methods(["GET"])
+@api_login_required
+async def chat_stream(request: HttpRequest) -> HttpResponse:
+    thread_id = request.GET.get("thread_id", "")
+    if not events.validate_thread_id(thread_id):
+        return error(
+            400, "bad_thread_id", "Pass ?thread_id= with 1-64 letters, digits, '_' or '-'."
+        )
+    if not await owns(request, thread_id):
+        return forbidden()
+    last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or None
+    response = StreamingHttpResponse(
+        event_stream(thread_id, last_id), content_type="text/event-stream"
+    )
+    response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+    return response
+
+
+@never_cache
+@require_http_methods(["GET"])
+@api_login_required
+async def thread_list(request: HttpRequest) -> JsonResponse:
+    """The user's threads, newest first: ``{"threads": [{"id", "title"}]}``."""
+    items = []
+    for thread_id in await threads.athreads_for(threads.user_key(request.user)):
+        items.append({"id": thread_id, "title": await history.thread_title(thread_id)})
+    return JsonResponse({"threads": items})
+
+
+@never_cache
+@require_http_methods(["GET", "DELETE"])
+@api_login_required
+async def thread_detail(request: HttpRequest, thread_id: str) -> JsonResponse:
+    if not await owns(request, thread_id):
+        return forbidden()
+    if request.method == "DELETE":
+        await delete_thread(request, thread_id)
+        return JsonResponse({"deleted": thread_id})
+    messages = await history.get_history(thread_id)
+    return JsonResponse({"thread_id": thread_id, "messages": messages})
+
+
+async def delete_thread(request: HttpRequest, thread_id: str) -> None:
+    """Checkpoints, queue and event stream first, then the ownership and session entry."""
+    await history.delete_thread(thread_id)
+    await threads.aforget_thread(threads.user_key(request.user), thread_id)
+    if request.session.session_key:
+        await threads.aremove_thread(request.session.session_key, thread_id)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: JSON for the API, Django's page everywhere else."""
+    if request.path.startswith("/api/"):
+        return error(
+            403, "csrf_failed", f"CSRF check failed ({reason}). Send the X-CSRFToken header."
+        )
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason=reason)

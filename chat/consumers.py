@@ -1,0 +1,156 @@
+"""The chat websocket: ``/ws/chat/<thread_id>/``.
+
+One consumer per open tab. It owns no conversation state: a message frame goes to
+:func:`chat.runner.submit` (durable in ``pending_msg:<thread>`` before anything runs),
+and every event of the thread — from this process or any other — arrives through the
+channel layer group of the thread and is forwarded as is. So two tabs of one thread
+see the same stream, and a tab that reconnects catches up from the ``history`` event.
+
+Close codes a client can act on:
+
+* 4401 — not signed in (sign in, then reconnect);
+* 4403 — the thread belongs to someone else (nothing else is revealed);
+* 4400 — the thread id is not valid;
+* 1011 — Redis did not answer (reconnect with backoff; the reason says what to fix).
+
+The socket is accepted before it is closed with one of these codes: a close before
+the handshake completes reaches a browser as a bare HTTP 403 without the code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from agenticpal.redis_clients import UNAVAILABLE_ERRORS, get_async_client
+from chat import events, history, runner
+from sessions_redis import threads
+
+logger = logging.getLogger("chat.consumers")
+
+MAX_MESSAGE_BYTES = 16 * 1024  # the contract's limit on one message, UTF-8 encoded
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_BAD_THREAD = 4400
+CLOSE_REDIS_DOWN = 1011
+
+
+def check_message(text: Any) -> str | None:
+    """The reason ``text`` cannot be sent, or None when it can."""
+    if not isinstance(text, str):
+        return "The message must be a string."
+    if not text.strip():
+        return "The message is empty."
+    size = len(text.encode("utf-8"))
+    if size > MAX_MESSAGE_BYTES:
+        return f"The message is {size} bytes; the limit is {MAX_MESSAGE_BYTES} bytes (16 KB)."
+    return None
+
+
+def redis_down_reason() -> str:
+    # A close reason must fit in a control frame (123 bytes of UTF-8).
+    return "Redis is unavailable; reconnect in a few seconds."
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    thread_id: str = ""
+    group: str | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED, reason="Sign in first.")
+            return
+        thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
+        if not events.validate_thread_id(thread_id):
+            await self.close(code=CLOSE_BAD_THREAD, reason="Not a valid thread id.")
+            return
+        self.thread_id = thread_id
+        self.user_email = threads.user_key(user)
+        try:
+            if not await threads.aclaim_thread(self.user_email, thread_id):
+                await self.close(code=CLOSE_FORBIDDEN, reason="Forbidden.")
+                return
+            session = self.scope.get("session")
+            if session is not None and session.session_key:
+                await threads.aadd_thread(session.session_key, thread_id)
+            self.group = events.group_name(thread_id)
+            await self.channel_layer.group_add(self.group, self.channel_name)
+            messages = await history.get_history(thread_id)
+            await self.send_event({"type": "history", "thread_id": thread_id, "messages": messages})
+            await runner.recover(thread_id)
+        except UNAVAILABLE_ERRORS as exc:
+            await self.close_redis_down(exc)
+
+    async def disconnect(self, code: int) -> None:
+        if self.group is not None:
+            try:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            except UNAVAILABLE_ERRORS:
+                pass  # the subscription dies with the connection to Redis anyway
+            self.group = None
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.group:
+            return  # a frame raced a close
+        if text_data is None:
+            await self.send_error("Send text frames with JSON, not binary frames.")
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            await self.send_error("The frame is not valid JSON.")
+            return
+        if not isinstance(frame, dict):
+            await self.send_error('The frame must be a JSON object with a "type".')
+            return
+        kind = frame.get("type")
+        try:
+            if kind == "message":
+                await self.on_message(frame.get("message"))
+            elif kind == "cancel":
+                await runner.cancel(self.thread_id)
+            elif kind == "ping":
+                # Clients ping every few seconds; answering only when Redis does makes
+                # the ping a health probe, so a tab notices an outage and reconnects.
+                await get_async_client("sessions").ping()
+                await self.send_event({"type": "pong"})
+            else:
+                await self.send_error(
+                    f"Unknown frame type {kind!r}; expected 'message', 'cancel' or 'ping'."
+                )
+        except UNAVAILABLE_ERRORS as exc:
+            await self.close_redis_down(exc)
+
+    async def on_message(self, text: Any) -> None:
+        reason = check_message(text)
+        if reason is not None:
+            await self.send_error(reason)
+            return
+        try:
+            await runner.submit(self.thread_id, text, self.user_email)
+        except runner.InvalidMessage as exc:
+            await self.send_error(str(exc.args[0] if exc.args else exc))
+
+    async def chat_event(self, message: dict) -> None:
+        """An event of the thread from the channel layer (see chat.events)."""
+        await self.send_event(message["event"])
+
+    async def send_event(self, event: dict) -> None:
+        await self.send(text_data=json.dumps(event, ensure_ascii=False))
+
+    async def send_error(self, reason: str) -> None:
+        await self.send_event({"type": "error", "reason": reason})
+
+    async def close_redis_down(self, exc: BaseException) -> None:
+        logger.warning(
+            "Closing chat socket of thread %s: Redis unavailable (%s)", self.thread_id, exc
+        )
+        if self.group is not None:
+            await self.disconnect(CLOSE_REDIS_DOWN)
+        await self.close(code=CLOSE_REDIS_DOWN, reason=redis_down_reason())

@@ -16,6 +16,7 @@ read_dotenv(BASE_DIR)
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "chat.api.csrf_failure"  # JSON 403 for /api/, the usual page elsewhere
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,2 +1,264 @@
-# Placeholder until the Redis session backend lands (issue: Redis session backend).
-from django.contrib.sessions.backends.signed_cookies import SessionStore  # noqa: F401
+"""Django's ``SESSION_ENGINE``: sessions as the seed's JSON records in Redis db 0.
+
+``SESSION_ENGINE = "sessions_redis.backend"``. Shaped like Django's own
+``contrib/sessions/backends/cache.py``; the difference is what one request costs:
+
+- a read is one round trip that also renews the TTL (:func:`sessions_redis.store.touch`),
+  so ``SESSION_SAVE_EVERY_REQUEST`` is not needed for sliding expiry;
+- a save is one compare-and-set round trip; if another request of the same session
+  wrote meanwhile, the save is merged into that copy. A Django save owns the
+  ``django`` dict, ``user_email`` and the expiry; ``thread_ids``, ``credentials`` and
+  unknown fields always come from the stored copy, so two tabs never lose each
+  other's threads.
+
+Session keys are the seed's ``secrets.token_urlsafe(32)``. A cookie that cannot be one
+(wrong length or alphabet) is logged to ``django.security.SuspiciousSession`` and
+the request gets a fresh empty session. A stored value that is not a valid record
+(hand-edited, truncated) reads as "no session" with a warning, never a 500. Redis
+errors propagate unchanged (``redis.ConnectionError``...) so the middleware can
+answer 503 and nothing half-written is left behind.
+
+Session data must be JSON-serialisable (as with Django's ``JSONSerializer``): it is
+stored as a JSON object, readable with ``redis-cli GET session:<id>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+from typing import Any
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+
+from agenticpal.redis_clients import get_async_client, get_client
+from sessions_redis import keys, store
+from sessions_redis.record import InvalidRecord, SessionRecord, new_session_id, timestamp
+
+logger = logging.getLogger("sessions_redis")
+security_logger = logging.getLogger("django.security.SuspiciousSession")
+
+# secrets.token_urlsafe(32): 32 bytes -> 43 characters of the URL-safe base64 alphabet.
+SESSION_KEY_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+CREATE_ATTEMPTS = 10
+
+_UNSET: Any = object()
+
+
+class SessionStore(SessionBase):
+    def __init__(self, session_key: str | None = None) -> None:
+        if session_key and not SESSION_KEY_RE.fullmatch(session_key):
+            security_logger.warning(
+                "Malformed session cookie (%d characters, expected 43 URL-safe ones); "
+                "starting a fresh session.",
+                len(session_key),
+            )
+            session_key = None
+        super().__init__(session_key)
+        self._reset_record()
+
+    def _reset_record(self) -> None:
+        self._raw: bytes | None = None  # the value as loaded: the compare-and-set token
+        self._record: SessionRecord | None = None
+        self._user_email: str | None = _UNSET
+
+    # --- keys ----------------------------------------------------------------
+
+    def _validate_session_key(self, key: str | None) -> bool:
+        return bool(key) and SESSION_KEY_RE.fullmatch(key) is not None
+
+    def _get_new_session_key(self) -> str:
+        # 256 random bits: a collision is not a practical concern, and create() uses
+        # SET-if-absent anyway, so there is no EXISTS round trip first.
+        return new_session_id()
+
+    async def _aget_new_session_key(self) -> str:
+        return new_session_id()
+
+    def get_session_cookie_age(self) -> int:
+        return settings.SESSION_TTL_SECONDS
+
+    @property
+    def record(self) -> SessionRecord | None:
+        """The stored record as last loaded or saved (``None`` before that)."""
+        return self._record
+
+    def set_user_email(self, email: str | None) -> None:
+        """Record who is signed in (called on ``user_logged_in``); saved with the session."""
+        self._user_email = email or None
+        self.modified = True
+
+    def clear(self) -> None:
+        super().clear()
+        self._reset_record()
+
+    # --- reading -------------------------------------------------------------
+
+    def _loaded(self, raw: bytes | None) -> dict[str, Any]:
+        if raw is not None:
+            try:
+                record = SessionRecord.from_json(raw)
+            except InvalidRecord as exc:
+                logger.warning(
+                    "Session record %s%s is unreadable (%s); treating it as no session.",
+                    keys.SESSION_PREFIX,
+                    self.session_key,
+                    exc,
+                )
+            else:
+                self._raw, self._record = raw, record
+                return dict(record.django)
+        self._session_key = None
+        self._raw = self._record = None
+        return {}
+
+    def load(self) -> dict[str, Any]:
+        return self._loaded(store.touch(get_client("sessions"), self.session_key))
+
+    async def aload(self) -> dict[str, Any]:
+        return self._loaded(await store.atouch(get_async_client("sessions"), self.session_key))
+
+    def exists(self, session_key: str | None) -> bool:
+        return bool(session_key) and bool(
+            get_client("sessions").exists(keys.session_key(session_key))
+        )
+
+    async def aexists(self, session_key: str | None) -> bool:
+        return bool(session_key) and bool(
+            await get_async_client("sessions").exists(keys.session_key(session_key))
+        )
+
+    # --- writing -------------------------------------------------------------
+
+    def _new_record(self, data: dict[str, Any]) -> SessionRecord:
+        """The record for a new key: a fresh one, or (``cycle_key``) this one, re-keyed."""
+        now = timestamp()
+        if self._record is None:
+            record = SessionRecord(session_id=self.session_key, django=data)
+        else:
+            record = replace(
+                self._record,
+                session_id=self.session_key,
+                created_at=now,
+                last_accessed=now,
+                thread_ids=list(self._record.thread_ids),
+                extra=dict(self._record.extra),
+                django=data,
+            )
+        if self._user_email is not _UNSET:
+            record.user_email = self._user_email
+        return record
+
+    def _merge(self, data: dict[str, Any]):
+        def change(record: SessionRecord) -> None:
+            record.django = data
+            if self._user_email is not _UNSET:
+                record.user_email = self._user_email
+
+        return change
+
+    @staticmethod
+    def _ttl(age: int) -> int:
+        # An absolute expiry already in the past: keep it one more second, then gone.
+        return max(int(age), 1)
+
+    def _created(self, status: int, record: SessionRecord, value: bytes) -> None:
+        if status != 1:
+            raise CreateError
+        self._raw, self._record = value, record
+
+    def save(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            return self.create()
+        data = self._get_session(no_load=must_create)
+        ttl = self._ttl(self.get_expiry_age())
+        client = get_client("sessions")
+        if must_create:
+            record = self._new_record(data)
+            value = record.to_json()
+            status, _ = store.write(
+                client,
+                self.session_key,
+                value,
+                expected=store.CREATE,
+                ttl=ttl,
+                email=record.user_email,
+            )
+            return self._created(status, record, value)
+        written = store.update(
+            client, self.session_key, self._merge(data), loaded=self._raw, ttl=ttl
+        )
+        if written is None:
+            raise UpdateError
+        self._record, self._raw = written, None  # a second save re-reads first
+
+    async def asave(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            return await self.acreate()
+        data = await self._aget_session(no_load=must_create)
+        ttl = self._ttl(await self.aget_expiry_age())
+        client = get_async_client("sessions")
+        if must_create:
+            record = self._new_record(data)
+            value = record.to_json()
+            status, _ = await store.awrite(
+                client,
+                self.session_key,
+                value,
+                expected=store.CREATE,
+                ttl=ttl,
+                email=record.user_email,
+            )
+            return self._created(status, record, value)
+        written = await store.aupdate(
+            client, self.session_key, self._merge(data), loaded=self._raw, ttl=ttl
+        )
+        if written is None:
+            raise UpdateError
+        self._record, self._raw = written, None
+
+    def create(self) -> None:
+        for _ in range(CREATE_ATTEMPTS):
+            self._session_key = self._get_new_session_key()
+            try:
+                self.save(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError("Could not create a unique session key; is Redis answering writes?")
+
+    async def acreate(self) -> None:
+        for _ in range(CREATE_ATTEMPTS):
+            self._session_key = await self._aget_new_session_key()
+            try:
+                await self.asave(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError("Could not create a unique session key; is Redis answering writes?")
+
+    def _deleting(self, session_key: str | None) -> str | None:
+        if session_key is None or session_key == self.session_key:
+            session_key = self.session_key
+            self._raw = self._record = None
+        return session_key
+
+    def delete(self, session_key: str | None = None) -> None:
+        if session_key := self._deleting(session_key):
+            store.delete(get_client("sessions"), session_key)
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        if session_key := self._deleting(session_key):
+            await store.adelete(get_async_client("sessions"), session_key)
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        """Redis expires the records itself; this prunes their ids from the user indexes."""
+        store.prune_indexes(get_client("sessions"))
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
+        await store.aprune_indexes(get_async_client("sessions"))

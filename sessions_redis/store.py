@@ -1,0 +1,361 @@
+"""The Redis operations on ``session:<id>``, each one round trip in the common case.
+
+Why Lua (and not GETEX / WATCH-MULTI):
+
+- **Read = touch**, one ``EVALSHA``: GET the record, renew its TTL, and rewrite
+  ``last_accessed`` only when the stored value is older than the resolution
+  (setting ``SESSION_LAST_ACCESSED_RESOLUTION``, default 60 s). ``GETEX`` alone renews
+  the TTL but cannot change ``last_accessed``; GETEX + SET would be two round trips
+  and rewrite the record on every request. The record's timestamps have a fixed
+  format, so Lua compares them as strings and swaps the first ``"last_accessed"``
+  value in place (see :mod:`sessions_redis.record` for why the first one is the
+  top-level one) without decoding the JSON. Accuracy: ``last_accessed`` lags the
+  true last access by less than the resolution; the TTL is always exact.
+  The TTL is ``SESSION_TTL_SECONDS`` unless Django's ``set_expiry`` stored a custom
+  one in the record (``django._session_expiry``): a number of seconds is renewed to
+  that number, a date is absolute and never renewed. Only records that contain
+  ``"_session_expiry"`` are decoded (``cjson``) to find out.
+- **Write = compare-and-set**, one ``EVALSHA``: SET only if the SHA-1 of the stored
+  value equals the SHA-1 of the value this caller loaded; otherwise return the
+  current value so the caller merges its change into it and tries again (see
+  :func:`update`). Nothing is lost when two requests of one session write at once,
+  and no lock is held. "Create" is the same script with SET-if-absent semantics.
+  The per-user index ``user_sessions:<email>`` is updated in the same script.
+- **Delete** reads the record in Lua to find its ``user_email`` and removes the id
+  from that user's index in the same step.
+
+The scripts name the index key from a prefix passed in ARGV, so they assume one
+Redis node (standalone or a single shard), like the rest of db 0.
+
+Every function takes the client (sync ``redis.Redis`` or ``redis.asyncio.Redis``);
+async twins sit next to their sync function and share the same scripts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+
+from redis.commands.core import AsyncScript, Script
+
+from sessions_redis import keys
+from sessions_redis.record import InvalidRecord, SessionRecord, timestamp, timestamp_before
+
+logger = logging.getLogger("sessions_redis")
+
+MAX_ATTEMPTS = 50  # compare-and-set retries before giving up (only under heavy contention)
+
+TOUCH_LUA = b"""
+local value = redis.call('GET', KEYS[1])
+if not value then return false end
+local ttl = tonumber(ARGV[1])
+if string.find(value, '"_session_expiry"', 1, true) then
+  local ok, record = pcall(cjson.decode, value)
+  if ok and type(record) == 'table' and type(record.django) == 'table' then
+    local expiry = record.django._session_expiry
+    if type(expiry) == 'number' and expiry > 0 then
+      ttl = math.floor(expiry * 1000)
+    elseif type(expiry) == 'string' then
+      ttl = 0
+    end
+  end
+end
+local first, last, seen = string.find(value, '"last_accessed"%s*:%s*"([^"]*)"')
+if first and seen < ARGV[2] then
+  value = string.sub(value, 1, first - 1) .. '"last_accessed":"' .. ARGV[3] .. '"'
+    .. string.sub(value, last + 1)
+  if ttl > 0 then
+    redis.call('SET', KEYS[1], value, 'PX', ttl)
+  else
+    redis.call('SET', KEYS[1], value, 'KEEPTTL')
+  end
+elseif ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return value
+"""
+
+# KEYS[1] session key, KEYS[2] (optional) user index; ARGV: expected sha1 ('' = create),
+# new value, ttl ms ('0' = keep the current TTL), session id.
+# Returns {1} written, {0, current} changed meanwhile ({0} on create: key exists),
+# {-1} gone.
+WRITE_LUA = b"""
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '' then
+  if current then return {0} end
+elseif not current then
+  return {-1}
+elseif redis.sha1hex(current) ~= ARGV[1] then
+  return {0, current}
+end
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+if KEYS[2] then redis.call('SADD', KEYS[2], ARGV[4]) end
+return {1}
+"""
+
+# KEYS[1] session key; ARGV: user index prefix, session id. Returns 1 if deleted.
+DELETE_LUA = b"""
+local value = redis.call('GET', KEYS[1])
+if not value then return 0 end
+redis.call('DEL', KEYS[1])
+local ok, record = pcall(cjson.decode, value)
+if ok and type(record) == 'table' and type(record.user_email) == 'string' then
+  redis.call('SREM', ARGV[1] .. record.user_email, ARGV[2])
+end
+return 1
+"""
+
+# KEYS[1] user index; ARGV[1] session prefix. Deletes every session of one user.
+DELETE_ALL_LUA = b"""
+local ids = redis.call('SMEMBERS', KEYS[1])
+local deleted = 0
+for _, id in ipairs(ids) do
+  deleted = deleted + redis.call('DEL', ARGV[1] .. id)
+end
+redis.call('DEL', KEYS[1])
+return deleted
+"""
+
+# Registered once (bytes: no client needed to hash them); each call names its client.
+_touch, _write, _delete, _delete_all = (
+    Script(None, s) for s in (TOUCH_LUA, WRITE_LUA, DELETE_LUA, DELETE_ALL_LUA)
+)
+_atouch, _awrite, _adelete, _adelete_all = (
+    AsyncScript(None, s) for s in (TOUCH_LUA, WRITE_LUA, DELETE_LUA, DELETE_ALL_LUA)
+)
+
+CREATE = object()  # ``expected`` for a write that must not overwrite anything
+
+
+def last_accessed_resolution() -> int:
+    from django.conf import settings
+
+    return getattr(
+        settings,
+        "SESSION_LAST_ACCESSED_RESOLUTION",
+        keys.SESSION_LAST_ACCESSED_RESOLUTION_SECONDS,
+    )
+
+
+def default_ttl() -> int:
+    from django.conf import settings
+
+    return getattr(settings, "SESSION_TTL_SECONDS", keys.SESSION_TTL_SECONDS)
+
+
+def sha1(raw: bytes) -> str:
+    return hashlib.sha1(raw).hexdigest()
+
+
+def _touch_args(session_id: str) -> tuple[list[str], list]:
+    return (
+        [keys.session_key(session_id)],
+        [default_ttl() * 1000, timestamp_before(last_accessed_resolution()), timestamp()],
+    )
+
+
+def _write_args(
+    session_id: str, value: bytes, expected: bytes | object, ttl: int, email: str | None
+) -> tuple[list[str], list]:
+    key_list = [keys.session_key(session_id)]
+    if email:
+        key_list.append(keys.user_sessions_key(email))
+    token = "" if expected is CREATE else sha1(expected)  # type: ignore[arg-type]
+    return key_list, [token, value, max(int(ttl), 0) * 1000, session_id]
+
+
+def touch(client, session_id: str) -> bytes | None:
+    """The stored record (``None`` if absent), its TTL renewed: one round trip."""
+    return _touch(*_touch_args(session_id), client=client)
+
+
+async def atouch(client, session_id: str) -> bytes | None:
+    return await _atouch(*_touch_args(session_id), client=client)
+
+
+def write(
+    client,
+    session_id: str,
+    value: bytes,
+    *,
+    expected: bytes | object,
+    ttl: int,
+    email: str | None = None,
+) -> tuple[int, bytes | None]:
+    """Compare-and-set; ``ttl`` in seconds (0 keeps the TTL). Returns (status, current)."""
+    reply = _write(*_write_args(session_id, value, expected, ttl, email), client=client)
+    return reply[0], (reply[1] if len(reply) > 1 else None)
+
+
+async def awrite(
+    client,
+    session_id: str,
+    value: bytes,
+    *,
+    expected: bytes | object,
+    ttl: int,
+    email: str | None = None,
+) -> tuple[int, bytes | None]:
+    reply = await _awrite(*_write_args(session_id, value, expected, ttl, email), client=client)
+    return reply[0], (reply[1] if len(reply) > 1 else None)
+
+
+def _parse_for_update(session_id: str, raw: bytes) -> SessionRecord | None:
+    try:
+        return SessionRecord.from_json(raw)
+    except InvalidRecord as exc:
+        logger.warning("Session record %s is unreadable, not updating it: %s", session_id, exc)
+        return None
+
+
+def update(
+    client,
+    session_id: str,
+    change: Callable[[SessionRecord], None],
+    *,
+    loaded: bytes | None = None,
+    ttl: int = 0,
+) -> SessionRecord | None:
+    """Apply ``change`` to the stored record without losing concurrent updates.
+
+    ``loaded`` is the value the caller already read (saves the first GET); ``ttl`` in
+    seconds, 0 keeps the current TTL. Returns the record as written, or ``None`` when
+    the session does not exist (or is unreadable).
+    """
+    raw = loaded if loaded is not None else client.get(keys.session_key(session_id))
+    for _ in range(MAX_ATTEMPTS):
+        if raw is None or (record := _parse_for_update(session_id, raw)) is None:
+            return None
+        change(record)
+        status, current = write(
+            client, session_id, record.to_json(), expected=raw, ttl=ttl, email=record.user_email
+        )
+        if status == 1:
+            return record
+        if status == -1:
+            return None
+        raw = current
+    raise RuntimeError(f"Session {session_id} kept changing; gave up after {MAX_ATTEMPTS} tries.")
+
+
+async def aupdate(
+    client,
+    session_id: str,
+    change: Callable[[SessionRecord], None],
+    *,
+    loaded: bytes | None = None,
+    ttl: int = 0,
+) -> SessionRecord | None:
+    raw = loaded if loaded is not None else await client.get(keys.session_key(session_id))
+    for _ in range(MAX_ATTEMPTS):
+        if raw is None or (record := _parse_for_update(session_id, raw)) is None:
+            return None
+        change(record)
+        status, current = await awrite(
+            client, session_id, record.to_json(), expected=raw, ttl=ttl, email=record.user_email
+        )
+        if status == 1:
+            return record
+        if status == -1:
+            return None
+        raw = current
+    raise RuntimeError(f"Session {session_id} kept changing; gave up after {MAX_ATTEMPTS} tries.")
+
+
+def delete(client, session_id: str) -> bool:
+    """Delete one session and drop it from its user's index (one round trip)."""
+    args = [keys.USER_SESSIONS_PREFIX, session_id]
+    return bool(_delete([keys.session_key(session_id)], args, client=client))
+
+
+async def adelete(client, session_id: str) -> bool:
+    args = [keys.USER_SESSIONS_PREFIX, session_id]
+    return bool(await _adelete([keys.session_key(session_id)], args, client=client))
+
+
+def delete_all_for(client, email: str) -> int:
+    """Delete every session of ``email``: O(that user's sessions), one round trip."""
+    return _delete_all([keys.user_sessions_key(email)], [keys.SESSION_PREFIX], client=client)
+
+
+async def adelete_all_for(client, email: str) -> int:
+    return await _adelete_all([keys.user_sessions_key(email)], [keys.SESSION_PREFIX], client=client)
+
+
+def _records_and_stale(
+    email: str, ids: list[bytes], values: list[bytes | None]
+) -> tuple[list[SessionRecord], list[bytes]]:
+    records, stale = [], []
+    for session_id, raw in zip(ids, values, strict=True):
+        if raw is None:
+            stale.append(session_id)
+            continue
+        try:
+            records.append(SessionRecord.from_json(raw))
+        except InvalidRecord as exc:
+            logger.warning("Session record of %s is unreadable, skipped: %s", email, exc)
+    records.sort(key=lambda r: r.last_accessed, reverse=True)
+    return records, stale
+
+
+def sessions_for(client, email: str) -> list[SessionRecord]:
+    """Every live session of ``email``, most recently used first; prunes stale index ids."""
+    index = keys.user_sessions_key(email)
+    ids = sorted(client.smembers(index))
+    if not ids:
+        return []
+    values = client.mget([keys.session_key(i.decode()) for i in ids])
+    records, stale = _records_and_stale(email, ids, values)
+    if stale:
+        client.srem(index, *stale)
+    return records
+
+
+async def asessions_for(client, email: str) -> list[SessionRecord]:
+    index = keys.user_sessions_key(email)
+    ids = sorted(await client.smembers(index))
+    if not ids:
+        return []
+    values = await client.mget([keys.session_key(i.decode()) for i in ids])
+    records, stale = _records_and_stale(email, ids, values)
+    if stale:
+        await client.srem(index, *stale)
+    return records
+
+
+def prune_indexes(client, batch: int = 500) -> int:
+    """Maintenance: drop ids of expired sessions from every ``user_sessions:`` set (SCAN)."""
+    removed = 0
+    for index in client.scan_iter(match=f"{keys.USER_SESSIONS_PREFIX}*", count=batch):
+        ids = list(client.smembers(index))
+        if not ids:
+            continue
+        with client.pipeline(transaction=False) as pipe:
+            for session_id in ids:
+                pipe.exists(keys.session_key(session_id.decode()))
+            alive = pipe.execute()
+        stale = [i for i, ok in zip(ids, alive, strict=True) if not ok]
+        if stale:
+            removed += client.srem(index, *stale)
+    return removed
+
+
+async def aprune_indexes(client, batch: int = 500) -> int:
+    removed = 0
+    async for index in client.scan_iter(match=f"{keys.USER_SESSIONS_PREFIX}*", count=batch):
+        ids = list(await client.smembers(index))
+        if not ids:
+            continue
+        async with client.pipeline(transaction=False) as pipe:
+            for session_id in ids:
+                pipe.exists(keys.session_key(session_id.decode()))
+            alive = await pipe.execute()
+        stale = [i for i, ok in zip(ids, alive, strict=True) if not ok]
+        if stale:
+            removed += await client.srem(index, *stale)
+    return removed

@@ -20,13 +20,16 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib import auth
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, unavailable_message
 from chat import events, history, runner
-from chat.consumers import check_message
+from chat.consumers import check_message, user_email
 from sessions_redis import threads
 
 logger = logging.getLogger("chat.api")
@@ -45,15 +48,31 @@ def forbidden() -> JsonResponse:
     return error(403, "forbidden", "This thread is not yours.")
 
 
+async def request_user(request: HttpRequest):
+    """The signed-in user (or AnonymousUser), also set as ``request.user`` for templates.
+
+    ``request.auser()`` needs ``backend.aget_user``, which social-auth's Google backend
+    does not have; for such a backend Django's own ``get_user`` runs in a thread.
+    """
+    backend_path = await request.session.aget(auth.BACKEND_SESSION_KEY)
+    if backend_path in settings.AUTHENTICATION_BACKENDS and not hasattr(
+        auth.load_backend(backend_path), "aget_user"
+    ):
+        user = await sync_to_async(auth.get_user)(request)
+    else:
+        user = await request.auser()
+    request.user = user
+    return user
+
+
 def api_login_required(view: View) -> View:
     """Like ``login_required``, but answers a JSON 401 instead of redirecting."""
 
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        user = await request.auser()
+        user = await request_user(request)
         if not user.is_authenticated:
             return error(401, "unauthenticated", "Sign in first.")
-        request.user = user
         return await view(request, *args, **kwargs)
 
     return wrapper
@@ -63,12 +82,12 @@ async def owns(request: HttpRequest, thread_id: str) -> bool:
     """True when ``thread_id`` is valid and belongs to the signed-in user."""
     if not events.validate_thread_id(thread_id):
         return False
-    return await threads.aowner_of(thread_id) == threads.user_key(request.user)
+    return await threads.aowner_of(thread_id) == user_email(request.user)
 
 
 async def claim(request: HttpRequest, thread_id: str) -> bool:
     """Own ``thread_id`` (creating it when new) and list it in the session."""
-    if not await threads.aclaim_thread(threads.user_key(request.user), thread_id):
+    if not await threads.aclaim_thread(user_email(request.user), thread_id):
         return False
     if request.session.session_key:
         await threads.aadd_thread(request.session.session_key, thread_id)
@@ -99,7 +118,7 @@ async def post_chat(request: HttpRequest) -> JsonResponse:
     if not await claim(request, thread_id):
         return forbidden()
     try:
-        message_id = await runner.submit(thread_id, body["message"], threads.user_key(request.user))
+        message_id = await runner.submit(thread_id, body["message"], user_email(request.user))
     except runner.InvalidMessage as exc:
         return error(400, "invalid_message", str(exc))
     return JsonResponse({"thread_id": thread_id, "message_id": message_id}, status=202)
@@ -160,7 +179,7 @@ async def chat_stream(request: HttpRequest) -> HttpResponse:
 async def thread_list(request: HttpRequest) -> JsonResponse:
     """The user's threads, newest first: ``{"threads": [{"id", "title"}]}``."""
     items = []
-    for thread_id in await threads.athreads_for(threads.user_key(request.user)):
+    for thread_id in await threads.athreads_for(user_email(request.user)):
         items.append({"id": thread_id, "title": await history.thread_title(thread_id)})
     return JsonResponse({"threads": items})
 
@@ -181,7 +200,7 @@ async def thread_detail(request: HttpRequest, thread_id: str) -> JsonResponse:
 async def delete_thread(request: HttpRequest, thread_id: str) -> None:
     """Checkpoints, queue and event stream first, then the ownership and session entry."""
     await history.delete_thread(thread_id)
-    await threads.aforget_thread(threads.user_key(request.user), thread_id)
+    await threads.aforget_thread(user_email(request.user), thread_id)
     if request.session.session_key:
         await threads.aremove_thread(request.session.session_key, thread_id)
 

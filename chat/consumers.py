@@ -19,6 +19,7 @@ the handshake completes reaches a browser as a bare HTTP 403 without the code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -51,6 +52,11 @@ def check_message(text: Any) -> str | None:
     return None
 
 
+def user_email(user) -> str:
+    """The key a user's threads are filed under: the email, or the username without one."""
+    return user.email or user.get_username()
+
+
 def redis_down_reason() -> str:
     # A close reason must fit in a control frame (123 bytes of UTF-8).
     return "Redis is unavailable; reconnect in a few seconds."
@@ -71,7 +77,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_BAD_THREAD, reason="Not a valid thread id.")
             return
         self.thread_id = thread_id
-        self.user_email = threads.user_key(user)
+        self.user_email = user_email(user)
         try:
             if not await threads.aclaim_thread(self.user_email, thread_id):
                 await self.close(code=CLOSE_FORBIDDEN, reason="Forbidden.")
@@ -89,10 +95,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.group is not None:
-            try:
+            # When Redis is gone the subscription dies with its connection anyway.
+            with contextlib.suppress(*UNAVAILABLE_ERRORS):
                 await self.channel_layer.group_discard(self.group, self.channel_name)
-            except UNAVAILABLE_ERRORS:
-                pass  # the subscription dies with the connection to Redis anyway
             self.group = None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -11,11 +11,13 @@ Replies are Markdown. History is rendered here with ``markdown`` and sanitised w
 
 from __future__ import annotations
 
+import functools
+
 import markdown
 import nh3
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -25,7 +27,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import api, events, history, runner
-from chat.consumers import check_message
+from chat.consumers import check_message, user_email
 from sessions_redis import threads
 
 MARKDOWN_EXTENSIONS = ["fenced_code", "sane_lists", "nl2br"]
@@ -34,7 +36,7 @@ MARKDOWN_EXTENSIONS = ["fenced_code", "sane_lists", "nl2br"]
 def render_markdown(text: str) -> SafeString:
     """Markdown -> HTML with only harmless tags and attributes left (links get rel=noopener)."""
     html = markdown.markdown(text, extensions=MARKDOWN_EXTENSIONS, output_format="html")
-    return mark_safe(nh3.clean(html, link_rel="noopener noreferrer nofollow"))  # noqa: S308
+    return mark_safe(nh3.clean(html, link_rel="noopener noreferrer nofollow"))
 
 
 def model_label() -> str:
@@ -43,14 +45,23 @@ def model_label() -> str:
     return name if name else "Offline demo model (built in, no network)"
 
 
-async def signed_in(request: HttpRequest) -> None:
-    # Templates read request.user synchronously; give them the user resolved here.
-    request.user = await request.auser()
+def login_required(view):
+    """Django's ``login_required`` for async views, resolving the user with
+    :func:`chat.api.request_user` (which works with social-auth's backends too)."""
+
+    @functools.wraps(view)
+    async def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        user = await api.request_user(request)
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        return await view(request, *args, **kwargs)
+
+    return wrapper
 
 
 async def thread_summaries(request: HttpRequest) -> list[dict]:
     items = []
-    for thread_id in await threads.athreads_for(threads.user_key(request.user)):
+    for thread_id in await threads.athreads_for(user_email(request.user)):
         title = await history.thread_title(thread_id)
         items.append({"id": thread_id, "title": title or "New chat"})
     return items
@@ -66,7 +77,6 @@ def forbidden_page(request: HttpRequest) -> HttpResponse:
 @login_required
 async def index(request: HttpRequest) -> HttpResponse:
     """The thread list, newest first."""
-    await signed_in(request)
     context = {"threads": await thread_summaries(request), "model_label": model_label()}
     return render(request, "chat/index.html", context)
 
@@ -82,7 +92,6 @@ async def new_chat(request: HttpRequest) -> HttpResponse:
 @login_required
 async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
     """One conversation; a new id becomes a new thread of the signed-in user."""
-    await signed_in(request)
     if not events.validate_thread_id(thread_id) or not await api.claim(request, thread_id):
         return forbidden_page(request)
     conversation = await history.get_history(thread_id)
@@ -105,14 +114,13 @@ async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
 @login_required
 async def send(request: HttpRequest, thread_id: str) -> HttpResponse:
     """The no-JavaScript path: queue the message, then redirect back to the thread."""
-    await signed_in(request)
     if not events.validate_thread_id(thread_id) or not await api.claim(request, thread_id):
         return forbidden_page(request)
     text = request.POST.get("message", "")
     reason = check_message(text)
     if reason is None:
         try:
-            await runner.submit(thread_id, text, threads.user_key(request.user))
+            await runner.submit(thread_id, text, user_email(request.user))
         except runner.InvalidMessage as exc:
             reason = str(exc)
     if reason is not None:
@@ -123,7 +131,6 @@ async def send(request: HttpRequest, thread_id: str) -> HttpResponse:
 @require_POST
 @login_required
 async def cancel(request: HttpRequest, thread_id: str) -> HttpResponse:
-    await signed_in(request)
     if not await api.owns(request, thread_id):
         return forbidden_page(request)
     await runner.cancel(thread_id)
@@ -133,7 +140,6 @@ async def cancel(request: HttpRequest, thread_id: str) -> HttpResponse:
 @require_POST
 @login_required
 async def delete(request: HttpRequest, thread_id: str) -> HttpResponse:
-    await signed_in(request)
     if not await api.owns(request, thread_id):
         return forbidden_page(request)
     await api.delete_thread(request, thread_id)

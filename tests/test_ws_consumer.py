@@ -1,0 +1,176 @@
+"""The chat websocket through the real ASGI stack (origin check, sessions, auth) and real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from sessions_redis import keys
+from tests.chat_support import (
+    communicator,
+    connected,
+    receive,
+    receive_until,
+    session_cookie,
+    signed_in_client,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def close_code(comm) -> int:
+    output = await comm.receive_output(timeout=5)
+    assert output["type"] == "websocket.close", output
+    return output["code"]
+
+
+async def test_anonymous_socket_is_closed_with_4401():
+    comm = communicator("t-anon")
+    ok, _ = await comm.connect()
+    assert ok  # accepted first so a browser sees the close code, then closed
+    assert await close_code(comm) == 4401
+
+
+async def test_foreign_origin_is_refused():
+    client = await signed_in_client("ada@example.com")
+    comm = communicator("t-origin", session_cookie(client), origin="http://evil.example")
+    ok, _ = await comm.connect()
+    assert not ok
+
+
+async def test_thread_of_another_user_is_closed_with_4403_and_reveals_nothing():
+    ada = await signed_in_client("ada@example.com")
+    bob = await signed_in_client("bob@example.com")
+    comm, _ = await connected("t-private", session_cookie(ada))
+    await comm.send_json_to({"type": "message", "message": "my secret plan"})
+    await receive_until(comm, "done")
+    await comm.disconnect()
+
+    intruder = communicator("t-private", session_cookie(bob))
+    ok, _ = await intruder.connect()
+    assert ok
+    output = await intruder.receive_output(timeout=5)
+    assert output == {"type": "websocket.close", "code": 4403, "reason": "Forbidden."}
+
+
+async def test_new_thread_is_claimed_and_listed_for_the_user(sessions_redis):
+    client = await signed_in_client("ada@example.com")
+    comm, first = await connected("t-new", session_cookie(client))
+    assert first == {"type": "history", "thread_id": "t-new", "messages": []}
+    await comm.disconnect()
+    record = json.loads(sessions_redis.get(keys.session_key(session_cookie(client))))
+    assert record["thread_ids"] == ["t-new"]
+    response = await client.get("/api/threads")
+    assert [t["id"] for t in response.json()["threads"]] == ["t-new"]
+
+
+async def test_tokens_stream_and_history_comes_back_on_reconnect():
+    client = await signed_in_client("ada@example.com")
+    comm, _ = await connected("t-stream", session_cookie(client))
+    await comm.send_json_to({"type": "message", "message": "hello there"})
+    events = await receive_until(comm, "done")
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "user" and events[0]["text"] == "hello there"
+    assert "token" in kinds
+    tokens = "".join(e["text"] for e in events if e["type"] == "token")
+    done = events[-1]
+    assert tokens.strip() == done["content"].strip()
+    assert all(e["id"] for e in events)  # stream ids, usable for SSE resume
+    await comm.disconnect()
+
+    again, first = await connected("t-stream", session_cookie(client))
+    roles = [(m["role"], m["content"]) for m in first["messages"] if m["role"] != "tool"]
+    assert roles[0] == ("user", "hello there")
+    assert roles[-1] == ("assistant", done["content"])
+    await again.disconnect()
+
+
+async def test_two_tabs_of_one_thread_both_see_the_stream():
+    client = await signed_in_client("ada@example.com")
+    cookie = session_cookie(client)
+    tab1, _ = await connected("t-tabs", cookie)
+    tab2, _ = await connected("t-tabs", cookie)
+    await tab1.send_json_to({"type": "message", "message": "both of you"})
+    seen1, seen2 = await asyncio.gather(receive_until(tab1, "done"), receive_until(tab2, "done"))
+    assert seen1 == seen2
+    assert any(e["type"] == "token" for e in seen2)
+    await tab1.disconnect()
+    await tab2.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason_has"),
+    [
+        ("{not json", "not valid JSON"),
+        ('["a list"]', "JSON object"),
+        ('{"type": "shout"}', "Unknown frame type"),
+        ('{"message": "no type"}', "Unknown frame type"),
+        ('{"type": "message", "message": ""}', "empty"),
+        ('{"type": "message", "message": "   \\n "}', "empty"),
+        ('{"type": "message", "message": 42}', "string"),
+        (json.dumps({"type": "message", "message": "x" * (16 * 1024 + 1)}), "16 KB"),
+        (json.dumps({"type": "message", "message": "é" * (8 * 1024 + 1)}), "16 KB"),
+    ],
+)
+async def test_bad_frames_get_an_error_and_the_socket_stays_open(frame, reason_has):
+    client = await signed_in_client("ada@example.com")
+    comm, _ = await connected("t-bad", session_cookie(client))
+    await comm.send_to(text_data=frame)
+    event = await receive(comm)
+    assert event["type"] == "error"
+    assert reason_has in event["reason"]
+    await comm.send_json_to({"type": "ping"})
+    assert await receive(comm) == {"type": "pong"}
+    await comm.disconnect()
+
+
+async def test_binary_frame_gets_an_error():
+    client = await signed_in_client("ada@example.com")
+    comm, _ = await connected("t-bin", session_cookie(client))
+    await comm.send_to(bytes_data=b"\x00\x01")
+    assert (await receive(comm))["type"] == "error"
+    await comm.disconnect()
+
+
+async def test_message_of_exactly_16_kb_is_accepted():
+    client = await signed_in_client("ada@example.com")
+    comm, _ = await connected("t-16k", session_cookie(client))
+    await comm.send_json_to({"type": "message", "message": "y" * (16 * 1024)})
+    events = await receive_until(comm, "done", wait=30)
+    assert events[0]["type"] == "user"
+    await comm.disconnect()
+
+
+async def test_second_message_during_a_run_is_queued_and_run_next():
+    client = await signed_in_client("ada@example.com")
+    comm, _ = await connected("t-queue", session_cookie(client))
+    await comm.send_json_to({"type": "message", "message": "first question"})
+    await comm.send_json_to({"type": "message", "message": "second question"})
+    first = await receive_until(comm, "done", wait=20)
+    second = await receive_until(comm, "done", wait=20)
+    ids_first = {e["message_id"] for e in first if "message_id" in e}
+    ids_second = {e["message_id"] for e in second if "message_id" in e}
+    # One run after the other: no event of the second run inside the first.
+    assert len(ids_first) == 1 and len(ids_second) == 1 and ids_first != ids_second
+    texts = [e["text"] for e in first + second if e["type"] == "user"]
+    assert texts == ["first question", "second question"]
+    await comm.disconnect()
+
+    again, history = await connected("t-queue", session_cookie(client))
+    users = [m["content"] for m in history["messages"] if m["role"] == "user"]
+    assert users == ["first question", "second question"]
+    await again.disconnect()
+
+
+async def test_redis_going_down_closes_the_socket_with_1011(private_redis):
+    client = await signed_in_client("ada@example.com")
+    comm, _ = await connected("t-down", session_cookie(client))
+    private_redis.stop()
+    await comm.send_json_to({"type": "ping"})
+    output = await comm.receive_output(timeout=10)
+    assert output["type"] == "websocket.close"
+    assert output["code"] == 1011
+    assert "Redis" in output["reason"]
+    assert len(output["reason"].encode()) <= 123

@@ -163,7 +163,7 @@ async def chat_stream(request: HttpRequest) -> HttpResponse:
         return error(
             400, "bad_thread_id", "Pass ?thread_id= with 1-64 letters, digits, '_' or '-'."
         )
-    if not await owns(request, thread_id):
+    if not await claim(request, thread_id):  # like the websocket, a new id is a new thread
         return forbidden()
     last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or None
     response = StreamingHttpResponse(

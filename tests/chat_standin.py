@@ -117,6 +117,7 @@ def _history_mod() -> types.ModuleType:
 
     async def delete_thread(tid):
         _history.pop(tid, None)
+        await get_async_client("sessions").delete(f"pending_msg:{tid}", f"standin_events:{tid}")
 
     m.get_history, m.thread_title, m.delete_thread = get_history, thread_title, delete_thread
     return m

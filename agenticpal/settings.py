@@ -122,11 +122,39 @@ SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = env.str("GOOGLE_OAUTH2_SECRET", default="")
 CREDENTIALS_ENCRYPTION_KEYS = env.list("CREDENTIALS_ENCRYPTION_KEY", default=[])
 
 AUTHENTICATION_BACKENDS = [
-    "social_core.backends.google.GoogleOAuth2",
+    # social-core's Google backend with the OAuth state in Redis (oauth_state:<state>).
+    "sessions_redis.oauth_state.GoogleOAuth2",
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
+
+# What the assistant's tools need (openid, email and profile are added by the backend).
+SOCIAL_AUTH_GOOGLE_OAUTH2_SCOPE = [
+    "https://www.googleapis.com/auth/calendar.events",
+    "https://www.googleapis.com/auth/gmail.modify",
+    "https://www.googleapis.com/auth/tasks",
+]
+SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS = {
+    "access_type": "offline",
+    "include_granted_scopes": "true",
+}
+SOCIAL_AUTH_LOGIN_ERROR_URL = "/login/"
+SOCIAL_AUTH_PIPELINE = (
+    "social_core.pipeline.social_auth.social_details",
+    "social_core.pipeline.social_auth.social_names",
+    "social_core.pipeline.social_auth.social_uid",
+    "social_core.pipeline.social_auth.auth_allowed",
+    "sessions_redis.auth_pipeline.require_offline_access",
+    "social_core.pipeline.social_auth.social_user",
+    "social_core.pipeline.user.get_username",
+    "social_core.pipeline.user.create_user",
+    "social_core.pipeline.social_auth.associate_user",
+    # Instead of load_extra_data: tokens to Redis (encrypted), never to SQL.
+    "sessions_redis.auth_pipeline.store_credentials",
+    "social_core.pipeline.user.user_details",
+)
+LOGIN_TOKEN_TTL_SECONDS = positive_int("LOGIN_TOKEN_TTL_SECONDS", keys.LOGIN_TOKEN_TTL_SECONDS)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:

@@ -1,0 +1,69 @@
+"""social-auth pipeline steps: tokens go to Redis, encrypted, never to SQL.
+
+``SOCIAL_AUTH_PIPELINE`` in settings is social-core's default with two changes:
+
+- :func:`require_offline_access` after ``auth_allowed``: a returning user signs in
+  without the consent screen, and Google then sends no refresh token. If we hold none
+  for them either (their credentials expired or were deleted), the flow stops before
+  anything is written and asks them to grant offline access once more.
+- :func:`store_credentials` instead of ``load_extra_data``: the token response is
+  written to ``credentials:<email>`` (encrypted, see :mod:`sessions_redis.credentials`)
+  and only the non-secret extra data (``sub``, ``auth_time``, ``token_type``,
+  ``expires_in``) reaches ``UserSocialAuth.extra_data``; tokens a row kept from before
+  are stripped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import render
+from django.urls import reverse
+
+from sessions_redis import credentials
+
+# Keys of a token response that must never be written to the SQL table.
+SECRET_KEYS = frozenset({"access_token", "refresh_token", "id_token", "token", "client_secret"})
+
+
+def require_offline_access(
+    backend, details: dict[str, Any], response: dict[str, Any], *args, **kwargs
+):
+    email = details.get("email")
+    if response.get("refresh_token") or not email:
+        return None
+    try:
+        stored = credentials.load_credentials(email)
+    except credentials.CredentialsUnreadable:
+        stored = None
+    if stored is not None and stored.refresh_token:
+        return None
+    request = backend.strategy.request
+    return render(
+        request,
+        "sessions_redis/consent_needed.html",
+        {"begin_url": reverse("social:begin", args=[backend.name]), "email": email},
+        status=200,
+    )
+
+
+def store_credentials(
+    backend, details: dict[str, Any], response: dict[str, Any], uid: str, user=None, *args, **kwargs
+):
+    email = (user and getattr(user, "email", "")) or details.get("email")
+    if email and response.get("access_token"):
+        try:
+            previous = credentials.load_credentials(email)
+        except credentials.CredentialsUnreadable:
+            previous = None
+        credentials.save_credentials(email, credentials.from_token_response(response, previous))
+    social = kwargs.get("social") or backend.strategy.storage.user.get_social_auth(
+        backend.name, uid
+    )
+    if social is not None:
+        extra = backend.extra_data(user, uid, response, details, kwargs)
+        merged = {**(social.extra_data or {}), **extra}
+        clean = {key: value for key, value in merged.items() if key not in SECRET_KEYS}
+        if clean != social.extra_data:
+            social.extra_data = clean
+            social.save(update_fields=["extra_data"])

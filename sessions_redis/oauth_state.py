@@ -1,0 +1,134 @@
+"""OAuth CSRF state in ``oauth_state:<state>`` (db 0), single use, and the Google backend.
+
+social-auth keeps the OAuth ``state`` in the session (and, since social-core 7, a
+nonce row in SQL). The seed keeps it in Redis for ``OAUTH_STATE_TTL_SECONDS``, so
+the smallest override is the two backend methods that own it:
+
+- ``get_or_create_state`` (flow start): a fresh random state, written with
+  ``SET ... EX ttl NX`` together with the backend name and a hash of a per-browser
+  binding nonce kept in the session. The binding is what stops login CSRF: a state
+  minted in the attacker's browser is refused in the victim's.
+- ``validate_state`` (callback): ``GETDEL`` — read and delete in one atomic step, so
+  a state is consumed exactly once even when two callbacks race. Missing, expired,
+  already used, or minted for another browser or backend: :class:`OAuthStateError`,
+  which the callback view turns into a refusal page and a ``django.security`` log
+  line. It is raised before the code is exchanged, so nothing is written.
+
+:class:`GoogleOAuth2` is social-core's Google backend with this state handling, the
+current token/revoke endpoints, ``access_type=offline`` and ``prompt=consent`` on the
+first sign-in from a browser (or when asked, see ``auth_pipeline.require_offline_access``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+
+from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
+from django.utils.crypto import constant_time_compare
+from social_core.backends.google import GoogleOAuth2 as SocialGoogleOAuth2
+
+from agenticpal.redis_clients import get_client
+from sessions_redis import credentials, keys
+
+security_logger = logging.getLogger("django.security.oauth_state")
+
+BINDING_SESSION_KEY = "oauth_binding"
+# Set after a successful Google sign-in; without it the next sign-in asks for consent.
+SIGNED_IN_BEFORE_COOKIE = "agenticpal_google"
+MAX_STATE_LENGTH = 128
+
+
+class OAuthStateError(SuspiciousOperation):
+    """The callback's ``state`` is missing, unknown, expired, used, or not this browser's."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason  # missing | unknown | mismatch
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def browser_binding(session, *, create: bool) -> str:
+    """The per-browser nonce the state is bound to (created in the session on demand)."""
+    binding = session.get(BINDING_SESSION_KEY)
+    if not binding and create:
+        binding = session[BINDING_SESSION_KEY] = secrets.token_urlsafe(24)
+    return binding or ""
+
+
+def store_state(state: str, *, backend: str, binding: str) -> None:
+    value = json.dumps({"backend": backend, "binding": _hash(binding), "created": int(time.time())})
+    if not get_client().set(
+        keys.oauth_state_key(state), value, ex=settings.OAUTH_STATE_TTL_SECONDS, nx=True
+    ):
+        raise OAuthStateError("collision", "A fresh OAuth state already existed; try again.")
+
+
+def consume_state(state: str | None, *, backend: str, binding: str) -> None:
+    """Consume ``state`` exactly once (GETDEL); raise :class:`OAuthStateError` if refused."""
+    if not state or not isinstance(state, str):
+        raise OAuthStateError("missing", "The sign-in callback carried no state parameter.")
+    if len(state) > MAX_STATE_LENGTH:
+        raise OAuthStateError("unknown", "The sign-in callback's state is not one we issued.")
+    raw = get_client().getdel(keys.oauth_state_key(state))
+    if raw is None:
+        raise OAuthStateError(
+            "unknown", "The sign-in state is unknown, expired or was already used."
+        )
+    try:
+        stored = json.loads(raw)
+    except ValueError:
+        stored = {}
+    if stored.get("backend") != backend or not (
+        binding and constant_time_compare(stored.get("binding", ""), _hash(binding))
+    ):
+        raise OAuthStateError(
+            "mismatch", "The sign-in state was issued to another browser or provider."
+        )
+
+
+class RedisOAuthStateMixin:
+    """Keeps an OAuth2 backend's ``state`` in Redis instead of the session."""
+
+    def get_or_create_state(self) -> str:
+        state = self.state_token()
+        store_state(
+            state,
+            backend=self.name,
+            binding=browser_binding(self.strategy.session, create=True),
+        )
+        return state
+
+    def validate_state(self) -> str:
+        state = self.get_request_state()
+        consume_state(
+            state,
+            backend=self.name,
+            binding=browser_binding(self.strategy.session, create=False),
+        )
+        return state
+
+
+class GoogleOAuth2(RedisOAuthStateMixin, SocialGoogleOAuth2):
+    """Google sign-in with offline access; state in Redis (see the module docstring)."""
+
+    ACCESS_TOKEN_URL = credentials.TOKEN_URI
+    REVOKE_TOKEN_URL = credentials.REVOKE_URI
+    REVOKE_TOKEN_METHOD = "POST"
+
+    def auth_extra_arguments(self) -> dict[str, str]:
+        arguments = super().auth_extra_arguments()
+        arguments.setdefault("access_type", "offline")
+        request = getattr(self.strategy, "request", None)
+        first_time = request is None or SIGNED_IN_BEFORE_COOKIE not in request.COOKIES
+        if first_time or self.data.get("consent"):
+            # Google issues a refresh token only when the user consents.
+            arguments["prompt"] = "consent"
+        return arguments

@@ -1,0 +1,13 @@
+"""Sign-in URLs. Included before social-auth's, so ``complete/<backend>/`` is ours."""
+
+from django.urls import path
+
+from sessions_redis import views
+
+urlpatterns = [
+    path("login/", views.login_page, name="login"),
+    path("login/local/<str:token>/", views.local_login, name="local_login"),
+    path("logout/", views.logout_view, name="logout"),
+    path("logout/everywhere/", views.logout_everywhere, name="logout_everywhere"),
+    path("complete/<str:backend>/", views.oauth_complete, name="oauth_complete"),
+]

@@ -1,0 +1,220 @@
+"""Sign-in pages: /login/, the Google callback, sign-out, sign-out everywhere, local sign-in.
+
+The Google flow itself is social-auth's (``social:begin`` is a CSRF-protected POST).
+:func:`oauth_complete` wraps its callback view only to turn refusals into pages a
+person can read: a refused OAuth state (logged to ``django.security``), a cancelled
+consent screen, Google not answering. Nothing is written on any of those paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import requests
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model, login, logout
+from django.contrib.auth.decorators import login_not_required, login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+from social_core.exceptions import AuthCanceled, SocialAuthBaseException
+from social_django import views as social_views
+
+from agenticpal.redis_clients import get_client
+from sessions_redis import credentials, keys, store
+from sessions_redis.oauth_state import SIGNED_IN_BEFORE_COOKIE, OAuthStateError
+
+logger = logging.getLogger("agenticpal.auth")
+security_logger = logging.getLogger("django.security.oauth_state")
+
+GOOGLE = "google-oauth2"
+LOCAL_USERNAME = "developer"
+LOCAL_EMAIL = "developer@localhost"
+# What the Google scopes give the assistant, for the sign-in page.
+SCOPE_LABELS = {
+    "https://www.googleapis.com/auth/calendar.events": "Calendar: see and edit your events",
+    "https://www.googleapis.com/auth/gmail.modify": "Gmail: read, draft, send and label mail",
+    "https://www.googleapis.com/auth/tasks": "Tasks: see and edit your task lists",
+}
+
+
+def google_configured() -> bool:
+    return bool(
+        settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY and settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET
+    )
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return ""
+
+
+@never_cache
+@login_not_required
+@require_GET
+def login_page(request: HttpRequest) -> HttpResponse:
+    scopes = settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SCOPE
+    return render(
+        request,
+        "sessions_redis/login.html",
+        {
+            "google_configured": google_configured(),
+            "debug": settings.DEBUG,
+            "next": _safe_next(request),
+            "redirect_uri": request.build_absolute_uri(reverse("social:complete", args=[GOOGLE])),
+            "scopes": [(scope, SCOPE_LABELS.get(scope, scope)) for scope in scopes],
+            "local_command": f"python manage.py local_login_url {request.scheme}://{request.get_host()}",
+        },
+    )
+
+
+def _refused(request: HttpRequest, title: str, detail: str, status: int = 400) -> HttpResponse:
+    return render(
+        request,
+        "sessions_redis/sign_in_refused.html",
+        {"title": title, "detail": detail},
+        status=status,
+    )
+
+
+@never_cache
+@login_not_required
+@csrf_exempt  # Google redirects here with a GET; the OAuth state is the CSRF check.
+def oauth_complete(request: HttpRequest, backend: str) -> HttpResponse:
+    try:
+        response = social_views.complete(request, backend)
+    except OAuthStateError as exc:
+        security_logger.warning(
+            "Refused OAuth callback for %s (%s): %s [client %s]",
+            backend,
+            exc.reason,
+            exc,
+            request.META.get("REMOTE_ADDR", "?"),
+        )
+        return _refused(
+            request,
+            "This sign-in link is not valid",
+            f"{exc} Sign-in links work once, for 10 minutes, in the browser that started "
+            "them. Start again from the sign-in page.",
+        )
+    except AuthCanceled:
+        return _refused(
+            request,
+            "Sign-in cancelled",
+            "Google did not grant access. AgenticPal needs it to work with your Calendar, "
+            "Gmail and Tasks; you can try again whenever you like.",
+        )
+    except SocialAuthBaseException as exc:
+        logger.warning("Google sign-in failed: %s", exc)
+        return _refused(request, "Sign-in did not complete", f"Google answered: {exc}")
+    except requests.RequestException as exc:
+        logger.warning("Google unreachable during sign-in: %s", exc)
+        return _refused(
+            request, "Google could not be reached", "Please try again in a moment.", status=502
+        )
+    if backend == GOOGLE and request.user.is_authenticated:
+        _after_google_sign_in(request, response)
+    return response
+
+
+def _after_google_sign_in(request: HttpRequest, response: HttpResponse) -> None:
+    """Point the session record at the credentials, and remember that this browser
+    has consented before (the next sign-in skips the consent screen)."""
+    email = request.user.email
+    try:
+        stored = credentials.load_credentials(email)
+    except credentials.CredentialsUnreadable:
+        stored = None
+    if stored is not None and request.session.session_key:
+        reference = stored.reference(email)
+
+        def attach(record) -> None:
+            record.credentials = reference
+
+        store.update(get_client("sessions"), request.session.session_key, attach)
+    response.set_cookie(
+        SIGNED_IN_BEFORE_COOKIE,
+        "1",
+        max_age=365 * 24 * 3600,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+@login_not_required
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    """Sign out this browser: Django's logout flushes (deletes) the session record."""
+    logout(request)
+    messages.info(request, "You are signed out.")
+    return redirect(settings.LOGIN_URL)
+
+
+@login_required
+@require_POST
+def logout_everywhere(request: HttpRequest) -> HttpResponse:
+    """Delete every session of the user and their credentials; revoke the grant at Google."""
+    email = request.user.email
+    revoked = credentials.revoke_and_delete(email) if email else True
+    ended = store.delete_all_for(get_client("sessions"), email) if email else 0
+    logout(request)
+    logger.info("Signed %s out everywhere (%d sessions)", email, ended)
+    if revoked:
+        messages.info(request, "You are signed out on every device, and Google access is revoked.")
+    else:
+        messages.warning(
+            request,
+            "You are signed out on every device, but Google could not be reached to revoke "
+            "access. Remove AgenticPal at https://myaccount.google.com/permissions to be sure.",
+        )
+    return redirect(settings.LOGIN_URL)
+
+
+# --- local development sign-in ------------------------------------------------------
+
+
+def issue_login_token(email: str = LOCAL_EMAIL) -> str:
+    """A one-time token for :func:`local_login` (``login_token:<token>``, short TTL)."""
+    token = secrets.token_urlsafe(32)
+    get_client().set(keys.login_token_key(token), email, ex=settings.LOGIN_TOKEN_TTL_SECONDS)
+    return token
+
+
+@never_cache
+@login_not_required
+@require_GET
+def local_login(request: HttpRequest, token: str) -> HttpResponse:
+    """Sign in the local developer with a one-time token (DEBUG only, else 404)."""
+    if not settings.DEBUG:
+        raise Http404("Local sign-in is disabled when DEBUG is off.")
+    raw = get_client().getdel(keys.login_token_key(token))
+    if raw is None:
+        return _refused(
+            request,
+            "This sign-in link has expired or was already used",
+            "Local sign-in links work once and expire after a few minutes. Get a new one with "
+            f"`python manage.py local_login_url {request.scheme}://{request.get_host()}` "
+            "(`make run` prints one when it starts).",
+            status=410,
+        )
+    email = raw.decode()
+    user_model = get_user_model()
+    user = user_model.objects.filter(email=email).order_by("pk").first()
+    if user is None:
+        username = LOCAL_USERNAME if email == LOCAL_EMAIL else email
+        user = user_model(username=username, email=email)
+        user.set_unusable_password()
+        user.save()
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return redirect(settings.LOGIN_REDIRECT_URL)

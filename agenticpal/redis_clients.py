@@ -84,6 +84,11 @@ def get_async_client(purpose: Purpose = "sessions") -> aioredis.Redis:
     return client
 
 
+def client_for_url(url: str) -> redis.Redis:
+    """A sync client with its own pool for an explicit URL (the caller owns it)."""
+    return redis.Redis(connection_pool=redis.ConnectionPool.from_url(url, **_pool_kwargs()))
+
+
 def async_client_for_url(url: str) -> aioredis.Redis:
     """A ``redis.asyncio`` client with its own pool for an explicit URL.
 

@@ -72,3 +72,40 @@ def login_token_key(token: str) -> str:
 # Sessions: how stale ``last_accessed`` may get before a read rewrites it (see
 # sessions_redis.store); setting SESSION_LAST_ACCESSED_RESOLUTION overrides it.
 SESSION_LAST_ACCESSED_RESOLUTION_SECONDS: Final = 60
+
+# Checkpointer (db 1): the global thread index and the keys of one thread. Every key of a
+# thread carries the Redis Cluster hash tag "{<thread>}" (escaped so that braces in a
+# thread id cannot cut the tag short), so a whole thread lives in one slot.
+CHECKPOINT_THREAD_INDEX_KEY: Final = f"{CHECKPOINT_PREFIX}threads"
+
+
+def checkpoint_hash_tag(thread_id: str) -> str:
+    """``{<thread id>}`` with ``%``, ``{`` and ``}`` percent-escaped (injective; "" -> "%")."""
+    escaped = thread_id.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+    return "{" + (escaped or "%") + "}"
+
+
+def checkpoint_thread_key(thread_id: str, kind: str) -> str:
+    return f"{CHECKPOINT_PREFIX}{checkpoint_hash_tag(thread_id)}:{kind}"
+
+# Chat runs (db 0, see sessions_redis.pending and chat.events). One thread's run state:
+# the pending_msg: queue above, a run lock (lock:thread_run:<thread>), a cancel flag and
+# a capped event stream that SSE clients resume from.
+CANCEL_RUN_PREFIX: Final = "cancel_run:"  # message id of the run to stop (or "*")
+THREAD_EVENTS_PREFIX: Final = "thread_events:"  # Redis Stream of a thread's chat events
+RUN_LOCK_TTL_MS: Final = 20_000  # renewed every second while a run is alive
+CANCEL_FLAG_TTL_SECONDS: Final = 300
+THREAD_EVENTS_MAXLEN: Final = 2_000  # approximate cap (XADD MAXLEN ~)
+THREAD_EVENTS_TTL_SECONDS: Final = 86_400  # an idle thread's stream expires after a day
+
+
+def run_lock_key(thread_id: str) -> str:
+    return lock_key(f"thread_run:{thread_id}")
+
+
+def cancel_run_key(thread_id: str) -> str:
+    return f"{CANCEL_RUN_PREFIX}{thread_id}"
+
+
+def thread_events_key(thread_id: str) -> str:
+    return f"{THREAD_EVENTS_PREFIX}{thread_id}"

@@ -44,7 +44,10 @@ from sessions_redis.record import InvalidRecord, SessionRecord, timestamp, times
 
 logger = logging.getLogger("sessions_redis")
 
-MAX_ATTEMPTS = 50  # compare-and-set retries before giving up (only under heavy contention)
+# Compare-and-set is lock-free: every round one writer wins, so with N writers racing
+# on one session nobody needs more than N tries. Two tabs need 1-2; this bound only
+# stops a runaway loop.
+MAX_ATTEMPTS = 1000
 
 TOUCH_LUA = b"""
 local value = redis.call('GET', KEYS[1])

@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env.setdefault("DEBUG", "true")
     redis_server = None
+    # whitenoise serves app static files through the finders in development; an empty
+    # STATIC_ROOT keeps it from warning that the collectstatic directory is missing.
+    (BASE_DIR / "var" / "static").mkdir(parents=True, exist_ok=True)
     if not env.get("REDIS_URL"):
         try:
             redis_server = RedisServer(BASE_DIR / "var" / "redis", port=args.redis_port).start()

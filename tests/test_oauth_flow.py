@@ -134,3 +134,22 @@ def test_google_denied_consent_shows_a_page_and_writes_nothing(google):
     assert response.status_code == 400
     assert b"Sign-in" in response.content
     assert not get_user_model().objects.exists()
+
+
+def test_no_sql_table_holds_a_token_or_the_client_secret(google):
+    """Not just social-auth's row: every table of the SQL database, every column."""
+    from django.db import connection
+
+    from tests.oauth_support import CLIENT_SECRET
+
+    stub_sign_in(google)
+    client = Client()
+    callback(client, start_flow(client))
+    assert "_auth_user_id" in client.session
+    secrets = (ACCESS_TOKEN, REFRESH_TOKEN, ID_TOKEN, CLIENT_SECRET)
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            cursor.execute(f'SELECT * FROM "{table}"')  # table names come from introspection
+            text = repr(cursor.fetchall())
+            for secret in secrets:
+                assert secret not in text, f"{table} holds a secret"

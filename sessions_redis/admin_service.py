@@ -1,0 +1,411 @@
+"""What an operator can see and do with sessions and credentials in Redis db 0.
+
+Shared by the admin pages (:mod:`sessions_redis.admin_views`) and the ``sessions``
+management command, so both show the same rows and act the same way.
+
+- **Listing** walks ``session:*`` with ``SCAN`` (never ``KEYS``): a page is the keys
+  of one or more SCAN batches, then *one* pipeline fetches every record and its TTL
+  (``GET`` + ``PTTL``; neither renews the TTL, so looking does not keep a session
+  alive). A page therefore holds whole SCAN batches: between ``page_size`` and about
+  twice that many rows, in Redis' hash order (not sorted), and a key may show up on
+  two pages if Redis rehashes in between — SCAN's own guarantee.
+- **Search by user** reads the per-user index ``user_sessions:<email>`` (SMEMBERS),
+  then the same pipeline: O(that user's sessions), whatever the size of db 0.
+- **Secrets never leave**: :func:`redact` replaces every value under a
+  credential-like key (token, refresh_token, client_secret, password, hashes...) and
+  every value that looks like a token (Google ``ya29.``/``1//``, Fernet ``gAAAAA``)
+  before a record is shown; the record's own ``session_id`` (a bearer secret) is
+  cut to its first characters.
+- **Acting** uses the owners' one-round-trip scripts: :func:`sessions_redis.store.delete`
+  (the record and its index entry) and :func:`sessions_redis.store.delete_all_for`;
+  revoking credentials uses :func:`sessions_redis.credentials.revoke_and_delete`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from agenticpal.redis_clients import get_client
+from sessions_redis import credentials, keys, store
+from sessions_redis.record import InvalidRecord, SessionRecord
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+SHORT_ID_LENGTH = 10
+MIN_PREFIX_LENGTH = 4
+
+REDACTED = "[redacted]"
+# Key names whose values are secrets, wherever they appear in a record.
+SECRET_KEY_PATTERN = re.compile(
+    r"token|secret|password|passwd|pwd|hash|api[_-]?key|private|signature|cookie|authorization|code_verifier",
+    re.IGNORECASE,
+)
+# Names that match the pattern above but are not secret.
+NOT_SECRET_KEYS = frozenset({"token_uri", "token_type", "scopes", "expiry", "client_id"})
+# Values that are secrets whatever their key: Google access/refresh tokens, Fernet tokens.
+SECRET_VALUE_PATTERN = re.compile(r"^(ya29\.|1//|gAAAAA)")
+SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class SessionNotFound(LookupError):
+    """No live session matches what was asked for."""
+
+
+class AmbiguousSession(LookupError):
+    """A session id prefix matches more than one session."""
+
+
+# --- rows --------------------------------------------------------------------------
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def format_duration(seconds: int | None) -> str:
+    """A remaining TTL for people: ``6d 23h``, ``5h 3m``, ``42s``; ``no expiry`` for None."""
+    if seconds is None:
+        return "no expiry"
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def short_id(session_id: str) -> str:
+    """The first characters of a session id: enough to tell sessions apart, too few to use."""
+    return session_id[:SHORT_ID_LENGTH]
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    """One session as the list shows it. ``ttl_seconds`` is None when the key never expires."""
+
+    session_id: str
+    user_email: str | None
+    created_at: datetime | None
+    last_accessed: datetime | None
+    ttl_seconds: int | None
+    thread_count: int
+    problem: str = ""  # why the record could not be read, when it could not
+
+    @property
+    def short_id(self) -> str:
+        return short_id(self.session_id)
+
+    @property
+    def ttl_text(self) -> str:
+        return format_duration(self.ttl_seconds)
+
+
+def _row(session_id: str, raw: bytes, pttl: int) -> SessionRow:
+    ttl = None if pttl is None or pttl < 0 else pttl // 1000
+    try:
+        record = SessionRecord.from_json(raw)
+    except InvalidRecord as exc:
+        return SessionRow(session_id, None, None, None, ttl, 0, problem=str(exc))
+    return SessionRow(
+        session_id=session_id,
+        user_email=record.user_email,
+        created_at=_parse_time(record.created_at),
+        last_accessed=_parse_time(record.last_accessed),
+        ttl_seconds=ttl,
+        thread_count=len(record.thread_ids),
+    )
+
+
+def _fetch_rows(client: redis.Redis, session_ids: Iterable[str]) -> list[SessionRow]:
+    """Records and TTLs of ``session_ids`` in one pipeline; sessions gone meanwhile are skipped."""
+    ids = list(dict.fromkeys(session_ids))
+    if not ids:
+        return []
+    with client.pipeline(transaction=False) as pipe:
+        for session_id in ids:
+            key = keys.session_key(session_id)
+            pipe.get(key)
+            pipe.pttl(key)
+        replies = pipe.execute()
+    rows = []
+    for index, session_id in enumerate(ids):
+        raw, pttl = replies[2 * index], replies[2 * index + 1]
+        if raw is not None:
+            rows.append(_row(session_id, raw, pttl))
+    return rows
+
+
+def _session_id_of(key: bytes) -> str:
+    return key.decode()[len(keys.SESSION_PREFIX) :]
+
+
+# --- listing and finding -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    rows: list[SessionRow]
+    cursor: int  # the SCAN cursor this page started from (0 = the first page)
+    next_cursor: int  # where the next page starts; 0 when this is the last page
+
+    @property
+    def is_last(self) -> bool:
+        return self.next_cursor == 0
+
+
+def list_sessions(
+    cursor: int = 0, page_size: int = DEFAULT_PAGE_SIZE, client: redis.Redis | None = None
+) -> SessionPage:
+    """One page of sessions starting at SCAN ``cursor`` (see the module docstring)."""
+    client = client or get_client()
+    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+    found: list[str] = []
+    next_cursor = int(cursor)
+    while True:
+        next_cursor, batch = client.scan(
+            next_cursor, match=f"{keys.SESSION_PREFIX}*", count=page_size
+        )
+        found.extend(_session_id_of(key) for key in batch)
+        if next_cursor == 0 or len(found) >= page_size:
+            break
+    return SessionPage(_fetch_rows(client, found), int(cursor), int(next_cursor))
+
+
+def _email_variants(email: str) -> list[str]:
+    email = email.strip()
+    return list(dict.fromkeys([email, email.lower()]))
+
+
+def sessions_for_email(email: str, client: redis.Redis | None = None) -> list[SessionRow]:
+    """Every live session of ``email`` through the per-user index, most recent first."""
+    client = client or get_client()
+    index_keys = [keys.user_sessions_key(variant) for variant in _email_variants(email)]
+    ids = sorted(member.decode() for member in client.sunion(index_keys))
+    rows = _fetch_rows(client, ids)
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return sorted(rows, key=lambda row: row.last_accessed or epoch, reverse=True)
+
+
+def find_session_ids(prefix: str, limit: int = 20, client: redis.Redis | None = None) -> list[str]:
+    """Session ids that start with ``prefix`` (SCAN of db 0: for operators, not hot paths)."""
+    client = client or get_client()
+    if not SESSION_ID_PATTERN.match(prefix):
+        return []
+    if client.exists(keys.session_key(prefix)):
+        return [prefix]
+    if len(prefix) < MIN_PREFIX_LENGTH:
+        return []
+    found = []
+    for key in client.scan_iter(match=f"{keys.SESSION_PREFIX}{prefix}*", count=1000):
+        found.append(_session_id_of(key))
+        if len(found) >= limit:
+            break
+    return found
+
+
+def search_sessions(query: str, client: redis.Redis | None = None) -> list[SessionRow]:
+    """Sessions of a user (a query with ``@``) or with an id starting with ``query``."""
+    client = client or get_client()
+    query = query.strip()
+    if not query:
+        return []
+    if "@" in query:
+        return sessions_for_email(query, client)
+    return _fetch_rows(client, find_session_ids(query, client=client))
+
+
+def resolve_session_id(id_or_prefix: str, client: redis.Redis | None = None) -> str:
+    """The one session id ``id_or_prefix`` names; raises SessionNotFound / AmbiguousSession."""
+    matches = find_session_ids(id_or_prefix.strip(), client=client)
+    if not matches:
+        raise SessionNotFound(
+            f"No live session starts with {id_or_prefix!r} (give at least "
+            f"{MIN_PREFIX_LENGTH} characters; expired sessions are gone from Redis)."
+        )
+    if len(matches) > 1:
+        shown = ", ".join(short_id(m) for m in matches[:5])
+        raise AmbiguousSession(
+            f"{id_or_prefix!r} matches {len(matches)} sessions ({shown}...); give more characters."
+        )
+    return matches[0]
+
+
+# --- one session ----------------------------------------------------------------------
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """``value`` with every secret replaced by ``[redacted]`` (recursively)."""
+    secret_key = key not in NOT_SECRET_KEYS and SECRET_KEY_PATTERN.search(key)
+    if secret_key and value not in (None, "", [], {}):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    if isinstance(value, str) and SECRET_VALUE_PATTERN.match(value):
+        return REDACTED
+    return value
+
+
+@dataclass(frozen=True)
+class SessionDetail:
+    row: SessionRow
+    record: dict[str, Any] = field(default_factory=dict)  # redacted
+
+    @property
+    def pretty(self) -> str:
+        return json.dumps(self.record, indent=2, ensure_ascii=False, sort_keys=False)
+
+    @property
+    def thread_ids(self) -> list[str]:
+        threads = self.record.get("thread_ids")
+        return [t for t in threads if isinstance(t, str)] if isinstance(threads, list) else []
+
+
+def session_detail(session_id: str, client: redis.Redis | None = None) -> SessionDetail:
+    """The record of one session, secrets redacted; raises SessionNotFound."""
+    client = client or get_client()
+    key = keys.session_key(session_id)
+    with client.pipeline(transaction=False) as pipe:
+        raw, pttl = pipe.get(key).pttl(key).execute()
+    if raw is None:
+        raise SessionNotFound(f"Session {short_id(session_id)}… does not exist (or has expired).")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = {"unreadable": raw.decode("utf-8", "replace")[:200]}
+    if not isinstance(data, dict):
+        data = {"unreadable": data}
+    data = redact(data)
+    if isinstance(data.get("session_id"), str):  # the id is a bearer secret too
+        data["session_id"] = f"{short_id(data['session_id'])}… {REDACTED}"
+    return SessionDetail(_row(session_id, raw, pttl), data)
+
+
+def delete_session(session_id: str, client: redis.Redis | None = None) -> bool:
+    """Delete one session (and its entry in the user's index). False if it was already gone."""
+    return store.delete(client or get_client(), session_id)
+
+
+def sign_out_everywhere(email: str, client: redis.Redis | None = None) -> int:
+    """Delete every session of ``email``; returns how many there were.
+
+    Google credentials are left alone (revoke them on the credentials page): this is
+    the "someone else may be using my account" button, not "forget my Google grant".
+    """
+    client = client or get_client()
+    return sum(store.delete_all_for(client, variant) for variant in _email_variants(email))
+
+
+# --- credentials -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CredentialRow:
+    """What an operator may know about a user's Google credentials: never the secrets."""
+
+    user_email: str
+    scopes: list[str]
+    expiry: datetime | None
+    has_refresh_token: bool
+    ttl_seconds: int | None
+    problem: str = ""
+
+    @property
+    def ttl_text(self) -> str:
+        return format_duration(self.ttl_seconds)
+
+    @property
+    def expired(self) -> bool:
+        return self.expiry is not None and self.expiry <= datetime.now(UTC)
+
+
+def _credential_row(email: str, raw: bytes, pttl: int) -> CredentialRow:
+    ttl = None if pttl is None or pttl < 0 else pttl // 1000
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        return CredentialRow(email, [], None, False, ttl, problem=f"unreadable ({exc})")
+    scopes = data.get("scopes") or []
+    return CredentialRow(
+        user_email=email,
+        scopes=[s for s in scopes if isinstance(s, str)] if isinstance(scopes, list) else [],
+        expiry=_parse_time(data.get("expiry")),
+        has_refresh_token=bool(data.get("refresh_token")),
+        ttl_seconds=ttl,
+    )
+
+
+def _fetch_credentials(client: redis.Redis, emails: Iterable[str]) -> list[CredentialRow]:
+    emails = list(dict.fromkeys(emails))
+    if not emails:
+        return []
+    with client.pipeline(transaction=False) as pipe:
+        for email in emails:
+            key = keys.credentials_key(email)
+            pipe.get(key)  # GET, not the owner's GETEX: looking must not extend them
+            pipe.pttl(key)
+        replies = pipe.execute()
+    return [
+        _credential_row(email, replies[2 * i], replies[2 * i + 1])
+        for i, email in enumerate(emails)
+        if replies[2 * i] is not None
+    ]
+
+
+@dataclass(frozen=True)
+class CredentialPage:
+    rows: list[CredentialRow]
+    cursor: int
+    next_cursor: int
+
+
+def list_credentials(
+    cursor: int = 0,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    query: str = "",
+    client: redis.Redis | None = None,
+) -> CredentialPage:
+    """Users with Google credentials: a SCAN page of ``credentials:*`` (or one user)."""
+    client = client or get_client()
+    if query.strip():
+        return CredentialPage(_fetch_credentials(client, _email_variants(query)), 0, 0)
+    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+    found: list[str] = []
+    next_cursor = int(cursor)
+    while True:
+        next_cursor, batch = client.scan(
+            next_cursor, match=f"{keys.CREDENTIALS_PREFIX}*", count=page_size
+        )
+        found.extend(key.decode()[len(keys.CREDENTIALS_PREFIX) :] for key in batch)
+        if next_cursor == 0 or len(found) >= page_size:
+            break
+    rows = sorted(_fetch_credentials(client, found), key=lambda row: row.user_email)
+    return CredentialPage(rows, int(cursor), int(next_cursor))
+
+
+def revoke_credentials(email: str) -> bool:
+    """Revoke the user's grant at Google and delete the stored credentials.
+
+    Returns whether Google confirmed; the credentials are deleted from Redis either way.
+    """
+    return credentials.revoke_and_delete(email)

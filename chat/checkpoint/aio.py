@@ -1,0 +1,373 @@
+"""``AsyncRedisCheckpointer``: the asyncio saver the web path and the graph runs use.
+
+Native ``redis.asyncio`` (no thread pool), one round trip per ``put`` / ``put_writes`` /
+``get_tuple``. Only I/O lives here; the layout and encoding are in
+``chat.checkpoint.base``, and the sync twin is ``chat.checkpoint.sync``.
+
+A ``redis.asyncio`` client belongs to the event loop that created it, so build one saver
+per loop (``create_redis_checkpointer()`` does, on the per-loop client of
+``agenticpal.redis_clients``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    SerializerProtocol,
+    get_checkpoint_id,
+)
+
+from agenticpal import redis_clients
+from chat.checkpoint.base import BaseRedisCheckpointer, ThreadInfo, ThreadStats, now_ms
+from sessions_redis import keys
+
+BATCH = 100
+
+
+class AsyncRedisCheckpointer(BaseRedisCheckpointer):
+    """LangGraph checkpointer on plain Redis (>= 6.2, Valkey), asyncio."""
+
+    client: aioredis.Redis
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        ttl: int | None = None,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        super().__init__(client, ttl=ttl, serde=serde)
+
+    @classmethod
+    def from_url(cls, url: str, *, ttl: int | None = None, **kwargs: Any) -> AsyncRedisCheckpointer:
+        """A saver with its own connection pool; close it with ``aclose()`` or ``async with``."""
+        saver = cls(redis_clients.async_client_for_url(url), ttl=ttl, **kwargs)
+        saver._owns_client = True
+        return saver
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> AsyncRedisCheckpointer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aping(self) -> None:
+        """Raise ``CheckpointerUnavailableError`` unless Redis answers."""
+        with self._guard("connecting to"):
+            await self.client.ping()
+
+    # --- LangGraph API ---------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        thread_id = str(config["configurable"]["thread_id"])
+        ns = self._ns(config)
+        cid = get_checkpoint_id(config)
+        ks, args = self._load_args(thread_id, ns, [cid] if cid else None)
+        with self._guard("reading", thread_id):
+            entries = await self._load(keys=ks, args=args)
+        return self._decode(thread_id, ns, entries[0]) if entries else None
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        before_id = get_checkpoint_id(before) if before else None
+        remaining = [limit]
+        if config is None:
+            async for thread_id in self._all_threads():
+                async for tup in self._list_thread(
+                    thread_id, None, None, filter, before_id, remaining
+                ):
+                    yield tup
+                if remaining[0] is not None and remaining[0] <= 0:
+                    return
+            return
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns = self._ns(config) if conf.get("checkpoint_ns") is not None else None
+        async for tup in self._list_thread(
+            thread_id, ns, get_checkpoint_id(config), filter, before_id, remaining
+        ):
+            yield tup
+
+    async def _list_thread(
+        self,
+        thread_id: str,
+        ns: str | None,
+        only_id: str | None,
+        filter: dict[str, Any] | None,
+        before_id: str | None,
+        remaining: list[int | None],
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Newest first; pages of ids from the sorted index, then one script per page."""
+        if remaining[0] is not None and remaining[0] <= 0:
+            return
+        idx_key, cp_key = self.thread_keys(thread_id)[:2]
+        pages: AsyncIterator[list[tuple[str, str]]]
+        if only_id is not None:
+            pages = _aiter(
+                [[(ns or "", only_id)]] if before_id is None or only_id < before_id else []
+            )
+        elif ns is None:
+            with self._guard("listing", thread_id):
+                members = await self.client.zrange(idx_key, 0, -1)
+            pairs = self._group_members(members, before_id)
+            pages = _aiter([pairs[i : i + BATCH] for i in range(0, len(pairs), BATCH)])
+        else:
+            pages = self._ns_pages(thread_id, idx_key, ns, before_id, remaining, bool(filter))
+        async for page in pages:
+            if filter:
+                with self._guard("listing", thread_id):
+                    recs = await self.client.hmget(cp_key, [f"{n}\0{c}" for n, c in page])
+                page = [
+                    (n, c)
+                    for (n, c), rec in zip(page, recs, strict=True)
+                    if rec is not None
+                    and self._matches(self._record_metadata(thread_id, n, c, rec), filter)
+                ]
+            by_ns: dict[str, list[str]] = {}
+            for n, c in page:
+                by_ns.setdefault(n, []).append(c)
+            loaded: dict[tuple[str, str], CheckpointTuple] = {}
+            for n, cids in by_ns.items():
+                ks, args = self._load_args(thread_id, n, cids)
+                with self._guard("listing", thread_id):
+                    entries = await self._load(keys=ks, args=args)
+                for entry in entries:
+                    tup = self._decode(thread_id, n, entry)
+                    loaded[(n, tup.config["configurable"]["checkpoint_id"])] = tup
+            for key in page:
+                if key in loaded:
+                    if remaining[0] is not None:
+                        if remaining[0] <= 0:
+                            return
+                        remaining[0] -= 1
+                    yield loaded[key]
+
+    async def _ns_pages(
+        self,
+        thread_id: str,
+        idx_key: str,
+        ns: str,
+        before_id: str | None,
+        remaining: list[int | None],
+        filtered: bool,
+    ) -> AsyncIterator[list[tuple[str, str]]]:
+        high, low = self._lex_bounds(ns, before_id)
+        while True:
+            size = BATCH if filtered or remaining[0] is None else min(BATCH, remaining[0])
+            if size <= 0:
+                return
+            with self._guard("listing", thread_id):
+                members = await self.client.zrevrangebylex(idx_key, high, low, start=0, num=size)
+            if not members:
+                return
+            yield [tuple(m.decode().split("\0", 1)) for m in members]  # type: ignore[misc]
+            if len(members) < size:
+                return
+            high = f"({members[-1].decode()}"
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        ks, args, next_config = self._encode_put(config, checkpoint, metadata, new_versions)
+        thread_id = args[4]
+        with self._guard("saving a checkpoint of", thread_id):
+            await self._put(keys=ks, args=args)
+            if self.cluster:
+                await self.client.zadd(keys.CHECKPOINT_THREAD_INDEX_KEY, {thread_id: args[3]})
+        return next_config
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        if not writes:
+            return
+        ks, args = self._encode_writes(config, writes, task_id, task_path)
+        thread_id = args[3]
+        with self._guard("saving pending writes of", thread_id):
+            await self._put_writes(keys=ks, args=args)
+            if self.cluster:
+                await self.client.zadd(keys.CHECKPOINT_THREAD_INDEX_KEY, {thread_id: args[2]})
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        thread_id = str(thread_id)
+        with self._guard("deleting", thread_id):
+            pipe = self.client.pipeline(transaction=not self.cluster)
+            pipe.unlink(*self.thread_keys(thread_id))
+            pipe.zrem(keys.CHECKPOINT_THREAD_INDEX_KEY, thread_id)
+            await pipe.execute()
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        src, dst = self.thread_keys(str(source_thread_id)), self.thread_keys(str(target_thread_id))
+        with self._guard("copying", source_thread_id):
+            read = self.client.pipeline(transaction=not self.cluster)
+            for i, key in enumerate(src):
+                if i in (0, 4):
+                    read.zrange(key, 0, -1)
+                else:
+                    read.hgetall(key)
+            data = await read.execute()
+            if not data[0]:
+                return
+            write = self.client.pipeline(transaction=not self.cluster)
+            for i, (key, value) in enumerate(zip(dst, data, strict=True)):
+                if not value:
+                    continue
+                if i in (0, 4):
+                    write.zadd(key, dict.fromkeys(value, 0))
+                else:
+                    write.hset(key, mapping=value)
+                if self.ttl:
+                    write.expire(key, self.ttl)
+            write.zadd(keys.CHECKPOINT_THREAD_INDEX_KEY, {str(target_thread_id): now_ms()})
+            await write.execute()
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        if strategy not in ("keep_latest", "delete"):
+            raise ValueError(f"Unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'.")
+        for thread_id in thread_ids:
+            if strategy == "delete":
+                await self.adelete_thread(thread_id)
+            else:
+                await self._remove(str(thread_id), None)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        wanted = [str(r) for r in run_ids]
+        if not wanted:
+            return
+        targets = set(wanted)
+        found_in: list[str] = []
+        async for page in self._thread_pages():
+            pipe = self.client.pipeline(transaction=False)
+            for thread_id in page:
+                pipe.hmget(self.thread_keys(thread_id)[5], wanted)
+            with self._guard("looking up runs in"):
+                hits = await pipe.execute()
+            found_in += [
+                t for t, h in zip(page, hits, strict=True) if any(v is not None for v in h)
+            ]
+        for thread_id in found_in:
+            await self._remove(thread_id, lambda ns, cid, md: str(md.get("run_id")) in targets)
+
+    async def _remove(self, thread_id: str, remove: Any) -> None:
+        """Delete some checkpoints of a thread atomically (WATCH/MULTI, retried)."""
+        ks = self.thread_keys(thread_id)
+        idx, cp, blobs, writes, wix, runs = ks
+        with self._guard("pruning", thread_id):
+            async with self.client.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(idx, cp, wix)
+                        records = await pipe.hgetall(cp)
+                        if not records:
+                            await pipe.unwatch()
+                            return
+                        plan = self._plan_removal(
+                            thread_id,
+                            records,
+                            await pipe.hkeys(blobs),
+                            await pipe.zrange(wix, 0, -1),
+                            await pipe.hkeys(runs),
+                            remove or self._keep_latest(records),
+                        )
+                        if not plan.members:
+                            await pipe.unwatch()
+                            return
+                        pipe.multi()
+                        if plan.empty:
+                            pipe.unlink(*ks)
+                            if not self.cluster:
+                                pipe.zrem(keys.CHECKPOINT_THREAD_INDEX_KEY, thread_id)
+                        else:
+                            pipe.zrem(idx, *plan.members)
+                            pipe.hdel(cp, *plan.members)
+                            if plan.blob_fields:
+                                pipe.hdel(blobs, *plan.blob_fields)
+                            if plan.write_fields:
+                                pipe.hdel(writes, *plan.write_fields)
+                                pipe.zrem(wix, *plan.write_fields)
+                            if plan.run_fields:
+                                pipe.hdel(runs, *plan.run_fields)
+                        await pipe.execute()
+                        break
+                    except redis.WatchError:
+                        continue
+            if plan.empty and self.cluster:
+                await self.client.zrem(keys.CHECKPOINT_THREAD_INDEX_KEY, thread_id)
+
+    # --- admin -----------------------------------------------------------------------
+
+    async def acount_threads(self) -> int:
+        with self._guard("counting threads"):
+            return int(await self.client.zcard(keys.CHECKPOINT_THREAD_INDEX_KEY))
+
+    async def alist_threads(self, offset: int = 0, limit: int = 50) -> list[ThreadInfo]:
+        """Threads by last activity, newest first (from the thread index, no SCAN)."""
+        with self._guard("listing threads"):
+            rows = await self.client.zrevrange(
+                keys.CHECKPOINT_THREAD_INDEX_KEY, offset, offset + limit - 1, withscores=True
+            )
+        return [self._thread_info(m, s) for m, s in rows]
+
+    async def athread_stats(self, thread_id: str) -> ThreadStats:
+        ks = self.thread_keys(str(thread_id))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(ks[0])
+        pipe.hlen(ks[5])
+        pipe.zscore(keys.CHECKPOINT_THREAD_INDEX_KEY, str(thread_id))
+        pipe.pttl(ks[0])
+        for key in ks:
+            pipe.memory_usage(key)
+        with self._guard("measuring", thread_id):
+            return self._stats(str(thread_id), await pipe.execute())
+
+    async def _thread_pages(self, size: int = 500) -> AsyncIterator[list[str]]:
+        """The thread index in pages (a snapshot per page; admin/maintenance only)."""
+        start = 0
+        while True:
+            with self._guard("reading the thread index"):
+                page = await self.client.zrange(
+                    keys.CHECKPOINT_THREAD_INDEX_KEY, start, start + size - 1
+                )
+            if not page:
+                return
+            yield [m.decode() for m in page]
+            if len(page) < size:
+                return
+            start += size
+
+    async def _all_threads(self) -> AsyncIterator[str]:
+        async for page in self._thread_pages():
+            for thread_id in page:
+                yield thread_id
+
+
+async def _aiter(items: list[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item

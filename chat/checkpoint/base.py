@@ -1,0 +1,560 @@
+"""The data layout of the Redis checkpointer and its (de)serialisation.
+
+Why our own saver: ``langgraph-checkpoint-redis`` needs RediSearch/RedisJSON (Redis 8 or
+Redis Stack) and database 0; the seed runs plain ``redis:7-alpine`` with checkpoints in
+db 1. This saver uses core commands only (Redis >= 6.2, Valkey) and is checked by the
+public ``langgraph-checkpoint-conformance`` suite. Like ``langgraph-checkpoint-postgres``
+this base class owns the layout and the encoding; ``RedisCheckpointer`` (sync) and
+``AsyncRedisCheckpointer`` only do I/O.
+
+Layout (db 1). Every key of a thread carries the Redis Cluster hash tag ``{<thread>}``,
+so a thread lives in one slot and its keys can be used together in one script. A thread
+has a fixed set of six keys, whatever its length and its number of namespaces, so a TTL
+refresh is six EXPIREs and deleting a thread is one UNLINK::
+
+    checkpoint:{T}:idx     ZSET  "<ns>\\0<checkpoint id>", all score 0. Checkpoint ids
+                                 are uuid6 and sort by time, so ZREVRANGEBYLEX gives the
+                                 latest, ``before`` and ``limit`` in O(log n).
+    checkpoint:{T}:cp      HASH  "<ns>\\0<id>" -> record: blob references, the checkpoint
+                                 without its channel values, metadata, parent id.
+    checkpoint:{T}:blobs   HASH  "<ns>\\0<channel>\\0<version>" -> channel value. Written
+                                 only for the channels a step changed (``new_versions``),
+                                 like the postgres saver, so a turn never rewrites history.
+    checkpoint:{T}:writes  HASH  "<ns>\\0<id>\\0<task id>\\0<idx>" -> pending write.
+                                 HSETNX for regular writes, HSET for special ones
+                                 (errors, interrupts...), as LangGraph requires.
+    checkpoint:{T}:wix     ZSET  the same write fields, score 0: a checkpoint's writes
+                                 are one lexicographic range.
+    checkpoint:{T}:runs    HASH  run id -> last write (ms): finds a run's threads for
+                                 ``delete_for_runs`` without reading every checkpoint.
+    checkpoint:threads     ZSET  thread id -> last activity (ms): the thread index for the
+                                 admin and pruning (no SCAN anywhere).
+
+Hot paths are one round trip each: ``put``, ``put_writes`` and ``get_tuple`` are Lua
+scripts (atomic; the pending-write rule is applied inside Redis, so there is no
+read-modify-write race). On Redis Cluster the thread index is a different slot, so it is
+updated by a separate command right after the script (not atomic with it there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import struct
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    SerializerProtocol,
+    get_serializable_checkpoint_metadata,
+    writes_sort_key,
+)
+
+from agenticpal.config import mask_password
+from agenticpal.redis_clients import UNAVAILABLE_ERRORS
+from sessions_redis import keys
+
+SEP = "\0"
+_H = struct.Struct(">H")
+_I = struct.Struct(">I")
+# Namespaces per key kind, in the order the scripts take them as KEYS.
+KINDS = ("idx", "cp", "blobs", "writes", "wix", "runs")
+
+
+class CheckpointerUnavailableError(redis.exceptions.ConnectionError):
+    """Redis did not answer. A ``ConnectionError`` so the 503 middleware maps it too."""
+
+
+class CheckpointDecodeError(ValueError):
+    """A stored checkpoint could not be read back; never a silently wrong state."""
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    thread_id: str
+    last_activity: datetime
+
+
+@dataclass(frozen=True)
+class ThreadStats:
+    thread_id: str
+    checkpoints: int
+    runs: int
+    last_activity: datetime | None
+    bytes: int
+    ttl_seconds: int | None
+
+
+# --- Lua ---------------------------------------------------------------------------
+# KEYS for every script: idx, cp, blobs, writes, wix, runs [, thread index].
+
+LOAD_LUA = r"""
+local p = ARGV[1] .. '\0'
+local cids = {}
+if ARGV[2] == '' then
+  local r = redis.call('ZREVRANGEBYLEX', KEYS[1], '(' .. ARGV[1] .. '\1', '(' .. p, 'LIMIT', 0, 1)
+  if #r == 0 then return {} end
+  cids[1] = string.sub(r[1], #p + 1)
+else
+  for i = 3, #ARGV do cids[#cids + 1] = ARGV[i] end
+end
+local out = {}
+for _, cid in ipairs(cids) do
+  local m = p .. cid
+  local rec = redis.call('HGET', KEYS[2], m)
+  if rec then
+    local n, pos = struct.unpack('>I2', rec)
+    local refs = {}
+    for i = 1, n do
+      local l
+      l, pos = struct.unpack('>I2', rec, pos)
+      refs[i] = p .. string.sub(rec, pos, pos + l - 1)
+      pos = pos + l
+    end
+    local blobs = {}
+    if n > 0 then blobs = redis.call('HMGET', KEYS[3], unpack(refs)) end
+    local wf = redis.call('ZRANGEBYLEX', KEYS[5], '(' .. m .. '\0', '(' .. m .. '\1')
+    local writes = {}
+    if #wf > 0 then writes = redis.call('HMGET', KEYS[4], unpack(wf)) end
+    out[#out + 1] = {cid, rec, blobs, writes}
+  end
+end
+return out
+"""
+
+# ARGV: member, record, ttl, now ms, thread id, run id, then blob field/value pairs.
+PUT_LUA = r"""
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if #ARGV > 6 then redis.call('HSET', KEYS[3], unpack(ARGV, 7)) end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[6], ARGV[6], ARGV[4]) end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ttl) end end
+if KEYS[7] then redis.call('ZADD', KEYS[7], ARGV[4], ARGV[5]) end
+return 1
+"""
+
+# ARGV: upsert ('1' or ''), ttl, now ms, thread id, then write field/value pairs.
+PUT_WRITES_LUA = r"""
+local upsert = ARGV[1] == '1'
+for i = 5, #ARGV, 2 do
+  if upsert then
+    redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  else
+    redis.call('HSETNX', KEYS[4], ARGV[i], ARGV[i + 1])
+  end
+  redis.call('ZADD', KEYS[5], 0, ARGV[i])
+end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ttl) end end
+if KEYS[7] then redis.call('ZADD', KEYS[7], ARGV[3], ARGV[4]) end
+return 1
+"""
+
+
+# --- framing -----------------------------------------------------------------------
+
+
+def _frames(*parts: bytes) -> bytes:
+    return b"".join(_I.pack(len(p)) + p for p in parts)
+
+
+def _unframe(data: bytes, pos: int, count: int) -> list[bytes]:
+    out = []
+    for _ in range(count):
+        (n,) = _I.unpack_from(data, pos)
+        pos += 4
+        out.append(data[pos : pos + n])
+        pos += n
+    return out
+
+
+def _typed(type_: str, data: bytes) -> bytes:
+    t = type_.encode()
+    return _H.pack(len(t)) + t + data
+
+
+def _untyped(value: bytes) -> tuple[str, bytes]:
+    (n,) = _H.unpack_from(value, 0)
+    return value[2 : 2 + n].decode(), value[2 + n :]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _as_str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _from_ms(score: float | None) -> datetime | None:
+    return None if score is None else datetime.fromtimestamp(score / 1000, tz=UTC)
+
+
+def _describe(client: Any) -> str:
+    """``redis://host:port/db`` of a client, password never shown."""
+    try:
+        kw = client.connection_pool.connection_kwargs
+    except AttributeError:
+        return "the Redis Cluster"
+    if "path" in kw:
+        return f"unix://{kw['path']}?db={kw.get('db', 0)}"
+    return mask_password(
+        f"redis://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+    )
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What to delete from one thread (computed from a snapshot, applied in MULTI)."""
+
+    members: list[bytes]
+    blob_fields: list[bytes]
+    write_fields: list[bytes]
+    run_fields: list[bytes]
+    empty: bool
+
+
+class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
+    """Layout, key names and encoding shared by the sync and async savers."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        ttl: int | None = None,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        super().__init__(serde=serde)
+        if ttl is not None and ttl <= 0:
+            raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}.")
+        self.client = client
+        self.ttl = ttl
+        self.cluster = isinstance(client, (redis.RedisCluster, redis.asyncio.RedisCluster))
+        self._owns_client = False
+        self._load = client.register_script(LOAD_LUA)
+        self._put = client.register_script(PUT_LUA)
+        self._put_writes = client.register_script(PUT_WRITES_LUA)
+
+    # --- keys ------------------------------------------------------------------------
+
+    @staticmethod
+    def thread_keys(thread_id: str) -> list[str]:
+        """The six keys of a thread, in script order."""
+        return [keys.checkpoint_thread_key(thread_id, kind) for kind in KINDS]
+
+    def _script_keys(self, thread_id: str) -> list[str]:
+        ks = self.thread_keys(thread_id)
+        if not self.cluster:
+            ks.append(keys.CHECKPOINT_THREAD_INDEX_KEY)
+        return ks
+
+    @staticmethod
+    def _ns(config: RunnableConfig) -> str:
+        ns = config["configurable"].get("checkpoint_ns", "") or ""
+        if SEP in ns:
+            raise ValueError(f"checkpoint_ns must not contain a NUL character: {ns!r}")
+        return ns
+
+    def where(self) -> str:
+        return _describe(self.client)
+
+    @contextlib.contextmanager
+    def _guard(self, action: str, thread_id: str | None = None) -> Iterator[None]:
+        """Redis down -> one sentence a person can act on, naming server and thread."""
+        try:
+            yield
+        except UNAVAILABLE_ERRORS as exc:
+            on = f" thread {thread_id!r}" if thread_id is not None else ""
+            raise CheckpointerUnavailableError(
+                f"The checkpoint store (Redis at {self.where()}) did not answer while "
+                f"{action}{on} ({exc}). Checkpoints already written are safe: start Redis "
+                "(`make redis`) or fix CHECKPOINT_REDIS_URL / REDIS_URL, then retry; the "
+                "thread resumes from its last checkpoint."
+            ) from exc
+
+    # --- versions --------------------------------------------------------------------
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """Same format as the postgres and in-memory savers (sortable, collision-free
+        across forks because of the random part), so threads move between savers."""
+        if current is None:
+            current_v = 0
+        elif isinstance(current, int):
+            current_v = current
+        else:
+            current_v = int(current.split(".")[0])
+        return f"{current_v + 1:032}.{random.random():016}"
+
+    # --- encoding --------------------------------------------------------------------
+
+    def _encode_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> tuple[list[str], list[Any], RunnableConfig]:
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns = self._ns(config)
+        cid = checkpoint["id"]
+        c = checkpoint.copy()
+        values: dict[str, Any] = c.pop("channel_values")  # type: ignore[misc]
+        c["channel_values"] = {}
+        refs = [f"{ch}{SEP}{ver}".encode() for ch, ver in checkpoint["channel_versions"].items()]
+        header = _H.pack(len(refs)) + b"".join(_H.pack(len(r)) + r for r in refs)
+        ctype, cbytes = self.serde.dumps_typed(c)
+        md = get_serializable_checkpoint_metadata(config, metadata)
+        mtype, mbytes = self.serde.dumps_typed(md)
+        parent = conf.get("checkpoint_id") or ""
+        record = header + _frames(
+            ctype.encode(), cbytes, mtype.encode(), mbytes, str(parent).encode()
+        )
+        run_id = md.get("run_id")
+        args: list[Any] = [
+            f"{ns}{SEP}{cid}",
+            record,
+            self.ttl or 0,
+            now_ms(),
+            thread_id,
+            str(run_id) if run_id else "",
+        ]
+        prefix = f"{ns}{SEP}"
+        for ch, ver in new_versions.items():
+            args.append(f"{prefix}{ch}{SEP}{ver}")
+            args.append(
+                _typed(*self.serde.dumps_typed(values[ch]))
+                if ch in values
+                else _typed("empty", b"")
+            )
+        next_config: RunnableConfig = {
+            "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}
+        }
+        return self._script_keys(thread_id), args, next_config
+
+    def _encode_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> tuple[list[str], list[Any]]:
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns = self._ns(config)
+        member = f"{ns}{SEP}{conf['checkpoint_id']}{SEP}{task_id}{SEP}"
+        upsert = all(ch in WRITES_IDX_MAP for ch, _ in writes)
+        args: list[Any] = ["1" if upsert else "", self.ttl or 0, now_ms(), thread_id]
+        for idx, (channel, value) in enumerate(writes):
+            widx = WRITES_IDX_MAP.get(channel, idx)
+            wtype, wbytes = self.serde.dumps_typed(value)
+            args.append(f"{member}{widx}")
+            args.append(
+                _frames(
+                    task_id.encode(),
+                    channel.encode(),
+                    task_path.encode(),
+                    str(widx).encode(),
+                    wtype.encode(),
+                    wbytes,
+                )
+            )
+        return self._script_keys(thread_id), args
+
+    def _load_args(
+        self, thread_id: str, ns: str, cids: Sequence[str] | None
+    ) -> tuple[list[str], list[Any]]:
+        if cids is None:
+            return self.thread_keys(thread_id), [ns, ""]
+        return self.thread_keys(thread_id), [ns, "1", *cids]
+
+    # --- decoding --------------------------------------------------------------------
+
+    def _fail(
+        self, what: str, thread_id: str, ns: str, cid: str, exc: Exception
+    ) -> CheckpointDecodeError:
+        where = f" (namespace {ns!r})" if ns else ""
+        return CheckpointDecodeError(
+            f"Checkpoint {cid} of thread {thread_id!r}{where} could not be read back: its "
+            f"{what} does not deserialize ({type(exc).__name__}: {exc}). The stored data is "
+            "left untouched; restore it or delete the thread."
+        )
+
+    @staticmethod
+    def _split_record(rec: bytes) -> tuple[list[bytes], list[bytes]]:
+        (n,) = _H.unpack_from(rec, 0)
+        pos = 2
+        refs = []
+        for _ in range(n):
+            (ln,) = _H.unpack_from(rec, pos)
+            pos += 2
+            refs.append(rec[pos : pos + ln])
+            pos += ln
+        return refs, _unframe(rec, pos, 5)
+
+    def _record_metadata(self, thread_id: str, ns: str, cid: str, rec: bytes) -> CheckpointMetadata:
+        try:
+            _, (_, _, mtype, mbytes, _) = self._split_record(rec)
+            return self.serde.loads_typed((mtype.decode(), mbytes))
+        except Exception as exc:
+            raise self._fail("metadata", thread_id, ns, cid, exc) from exc
+
+    def _decode(self, thread_id: str, ns: str, entry: list[Any]) -> CheckpointTuple:
+        raw_cid, rec, blobs, writes = entry
+        cid = _as_str(raw_cid)
+        try:
+            refs, (ctype, cbytes, mtype, mbytes, parent) = self._split_record(rec)
+        except Exception as exc:
+            raise self._fail("record", thread_id, ns, cid, exc) from exc
+        try:
+            checkpoint: Checkpoint = self.serde.loads_typed((ctype.decode(), cbytes))
+        except Exception as exc:
+            raise self._fail("checkpoint body", thread_id, ns, cid, exc) from exc
+        try:
+            metadata = self.serde.loads_typed((mtype.decode(), mbytes))
+        except Exception as exc:
+            raise self._fail("metadata", thread_id, ns, cid, exc) from exc
+        values: dict[str, Any] = {}
+        for ref, blob in zip(refs, blobs, strict=False):
+            if blob is None:
+                continue
+            channel = ref.split(b"\0", 1)[0].decode()
+            try:
+                btype, bdata = _untyped(blob)
+                if btype == "empty":
+                    continue
+                values[channel] = self.serde.loads_typed((btype, bdata))
+            except Exception as exc:
+                raise self._fail(f"channel {channel!r}", thread_id, ns, cid, exc) from exc
+        pending: list[tuple[tuple[str, str, int], PendingWrite]] = []
+        for w in writes:
+            if w is None:
+                continue
+            try:
+                task_id, channel, task_path, widx, wtype, wbytes = _unframe(w, 0, 6)
+                tid, ch = task_id.decode(), channel.decode()
+                value = self.serde.loads_typed((wtype.decode(), wbytes))
+            except Exception as exc:
+                raise self._fail("pending writes", thread_id, ns, cid, exc) from exc
+            pending.append((writes_sort_key(task_path.decode(), tid, int(widx)), (tid, ch, value)))
+        pending.sort(key=lambda item: item[0])
+        parent_id = parent.decode()
+        return CheckpointTuple(
+            config={
+                "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}
+            },
+            checkpoint={**checkpoint, "channel_values": values},
+            metadata=metadata,
+            parent_config=(
+                {
+                    "configurable": {
+                        "thread_id": thread_id,
+                        "checkpoint_ns": ns,
+                        "checkpoint_id": parent_id,
+                    }
+                }
+                if parent_id
+                else None
+            ),
+            pending_writes=[w for _, w in pending],
+        )
+
+    # --- list planning ---------------------------------------------------------------
+
+    @staticmethod
+    def _lex_bounds(ns: str, before: str | None) -> tuple[str, str]:
+        """(max, min) for ZREVRANGEBYLEX over one namespace, newest first."""
+        high = f"({ns}{SEP}{before}" if before else f"({ns}\1"
+        return high, f"({ns}{SEP}"
+
+    @staticmethod
+    def _matches(metadata: CheckpointMetadata, filter: dict[str, Any] | None) -> bool:
+        return not filter or all(metadata.get(k) == v for k, v in filter.items())
+
+    @staticmethod
+    def _group_members(members: Sequence[bytes], before: str | None) -> list[tuple[str, str]]:
+        """(ns, id) pairs of a whole thread, newest first across namespaces."""
+        pairs = []
+        for m in members:
+            ns, cid = _as_str(m).split(SEP, 1)
+            if before is None or cid < before:
+                pairs.append((ns, cid))
+        pairs.sort(key=lambda p: p[1], reverse=True)
+        return pairs
+
+    # --- removal planning (prune / delete_for_runs) ----------------------------------
+
+    def _plan_removal(
+        self,
+        thread_id: str,
+        records: dict[bytes, bytes],
+        blob_fields: Sequence[bytes],
+        write_fields: Sequence[bytes],
+        run_fields: Sequence[bytes],
+        remove: Any,
+    ) -> Removal:
+        """Which members, blobs, writes and run entries go when ``remove(ns, id, md)``.
+
+        Blobs still referenced by a surviving checkpoint stay; so do run entries that
+        still have a checkpoint.
+        """
+        gone: list[bytes] = []
+        kept_refs: set[bytes] = set()
+        kept_runs: set[bytes] = set()
+        for member, rec in records.items():
+            ns, cid = _as_str(member).split(SEP, 1)
+            md = self._record_metadata(thread_id, ns, cid, rec)
+            if remove(ns, cid, md):
+                gone.append(member)
+                continue
+            refs, _ = self._split_record(rec)
+            prefix = f"{ns}{SEP}".encode()
+            kept_refs.update(prefix + r for r in refs)
+            if md.get("run_id"):
+                kept_runs.add(str(md["run_id"]).encode())
+        gone_set = {m + b"\0" for m in gone}
+        return Removal(
+            members=gone,
+            blob_fields=[f for f in blob_fields if f not in kept_refs],
+            write_fields=[f for f in write_fields if any(f.startswith(g) for g in gone_set)],
+            run_fields=[f for f in run_fields if f not in kept_runs],
+            empty=len(gone) == len(records),
+        )
+
+    @staticmethod
+    def _keep_latest(records: dict[bytes, bytes]) -> Any:
+        latest: dict[str, str] = {}
+        for member in records:
+            ns, cid = _as_str(member).split(SEP, 1)
+            if cid > latest.get(ns, ""):
+                latest[ns] = cid
+        return lambda ns, cid, md: latest.get(ns) != cid
+
+    @staticmethod
+    def _thread_info(member: bytes | str, score: float) -> ThreadInfo:
+        return ThreadInfo(_as_str(member), _from_ms(score))  # type: ignore[arg-type]
+
+    @staticmethod
+    def _stats(thread_id: str, replies: list[Any]) -> ThreadStats:
+        count, runs, score, pttl, *sizes = replies
+        return ThreadStats(
+            thread_id=thread_id,
+            checkpoints=int(count),
+            runs=int(runs),
+            last_activity=_from_ms(score),
+            bytes=sum(int(s or 0) for s in sizes),
+            ttl_seconds=(int(pttl) // 1000) if pttl and int(pttl) > 0 else None,
+        )

@@ -12,8 +12,10 @@
   other's threads.
 
 Session keys are the seed's ``secrets.token_urlsafe(32)``. A cookie that cannot be one
-(wrong length or alphabet) is logged to ``django.security.SuspiciousSession`` and
-the request gets a fresh empty session. A stored value that is not a valid record
+(wrong length or alphabet) is logged to ``django.security.SuspiciousSession`` as a
+warning and the request gets a fresh empty session, without asking Redis; a
+well-formed key that names no stored record (expired, signed out, forged) gets a
+fresh session too and an ``INFO`` line on the same logger. A stored value that is not a valid record
 (hand-edited, truncated) reads as "no session" with a warning, never a 500. Redis
 errors propagate unchanged (``redis.ConnectionError``...) so the middleware can
 answer 503 and nothing half-written is left behind.
@@ -109,6 +111,12 @@ class SessionStore(SessionBase):
             else:
                 self._raw, self._record = raw, record
                 return dict(record.django)
+        elif self.session_key is not None:
+            # Expired, signed out elsewhere, or never issued (forged): same answer.
+            security_logger.info(
+                "Session cookie names no stored session (expired, signed out or forged); "
+                "starting a fresh session."
+            )
         self._session_key = None
         self._raw = self._record = None
         return {}

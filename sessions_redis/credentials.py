@@ -65,6 +65,11 @@ class SignInRequired(Exception):
         self.email = email
         self.reason = reason
 
+    @property
+    def sign_in_url(self) -> str:
+        """Where to send the user: the sign-in page offers "Sign in with Google again"."""
+        return settings.LOGIN_URL
+
 
 class CredentialsUnreadable(SignInRequired):
     """Stored credentials were encrypted with a key that is no longer configured.

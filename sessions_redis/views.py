@@ -59,6 +59,19 @@ def _safe_next(request: HttpRequest) -> str:
     return ""
 
 
+def needs_google_again(user) -> bool:
+    """A Google user whose credentials are gone (revoked, ``invalid_grant``, expired):
+    the sign-in page asks them to sign in with Google again."""
+    if not (google_configured() and user.is_authenticated and user.email):
+        return False
+    if not user.social_auth.filter(provider=GOOGLE).exists():
+        return False  # a local account never had Google credentials
+    try:
+        return credentials.load_credentials(user.email) is None
+    except credentials.CredentialsUnreadable:
+        return True
+
+
 @never_cache
 @login_not_required
 @require_GET
@@ -69,6 +82,8 @@ def login_page(request: HttpRequest) -> HttpResponse:
         "sessions_redis/login.html",
         {
             "google_configured": google_configured(),
+            "google_again": needs_google_again(request.user),
+            "google_again_message": credentials.SignInRequired.user_message,
             "debug": settings.DEBUG,
             "next": _safe_next(request),
             "redirect_uri": request.build_absolute_uri(reverse("social:complete", args=[GOOGLE])),

@@ -1,0 +1,346 @@
+"""The real server in a subprocess, for the end-to-end tests and ``bench/chat_ws.py``.
+
+pytest-django's ``live_server`` runs WSGI in a thread of the test process: no
+websockets, and the server would share the test's event loop, settings overrides and
+Redis clients. :class:`LiveServer` instead runs what ``make run`` runs
+(``agenticpal.serve``): a throw-away ``redis-server`` on a free port, ``migrate`` on a
+temporary SQLite database, and uvicorn with the same flags, DEBUG on. Clients sign in
+through the one-time local sign-in URL (``/login/local/<token>/``) like a developer
+does, so every request carries real session and CSRF cookies.
+
+Also here: a small Server-Sent Events reader for httpx responses (the ``text/event-stream``
+format is a few lines; no client library is in the dependencies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from agenticpal.redis_server import RedisServer, free_port
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SESSION_COOKIE = "sessionid"
+CSRF_COOKIE = "csrftoken"
+_LOGIN_URL = re.compile(r"https?://\S+/login/local/[^/\s]+/")
+
+
+class LiveServerError(RuntimeError):
+    pass
+
+
+def server_env(
+    redis_url: str, var_dir: Path, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of the server: this process's, minus what the test settings put there."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "CHECKPOINT_REDIS_URL"}
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "agenticpal.settings",
+            "DEBUG": "true",
+            "SECRET_KEY": "e2e-secret-key-not-for-production-0123456789abcdef",
+            "REDIS_URL": redis_url,
+            "AGENTICPAL_VAR_DIR": str(var_dir),
+            "DATABASE_URL": f"sqlite:///{var_dir / 'db.sqlite3'}",
+            "AGENTICPAL_ENV_FILE": os.devnull,  # a developer's .env must not leak in
+            "AGENTICPAL_MODEL": "",  # the offline model
+            "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "WARNING"),
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class LiveServer:
+    """Redis + migrate + uvicorn serving ``agenticpal.asgi`` on 127.0.0.1:<free port>."""
+
+    workdir: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    uvicorn_args: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 0
+    redis: RedisServer | None = None
+    process: subprocess.Popen | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    _tmp: tempfile.TemporaryDirectory | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> LiveServer:
+        if self.workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="agenticpal-e2e-")
+            self.workdir = Path(self._tmp.name)
+        self.workdir = Path(self.workdir)
+        var_dir = self.workdir / "var"
+        (var_dir / "static").mkdir(parents=True, exist_ok=True)  # whitenoise's STATIC_ROOT
+        try:
+            self.redis = RedisServer(self.workdir / "redis", appendonly=False).start()
+            self.env = server_env(self.redis.url, var_dir, self.extra_env)
+            migrate = self.manage("migrate", "--noinput", "-v", "0")
+            if migrate.returncode != 0:
+                raise LiveServerError(f"migrate failed:\n{migrate.stdout}{migrate.stderr}")
+            self.port = self.port or free_port()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "agenticpal.asgi:application",
+                 "--host", self.host, "--port", str(self.port), "--lifespan", "off",
+                 "--no-server-header", "--ws-max-size", "65536", *self.uvicorn_args],
+                env=self.env, cwd=BASE_DIR, start_new_session=True,
+                stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def log_path(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "server.log"
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                code = self.process.returncode if self.process else None
+                raise LiveServerError(
+                    f"The server exited at start (code {code}). Its log:\n{self.log_tail()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise LiveServerError(
+            f"The server did not answer /healthz within {timeout}s. Its log:\n{self.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        """SIGINT (uvicorn's graceful stop), SIGKILL to the whole group if it hangs; then Redis."""
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGINT)
+                try:
+                    self.process.wait(10)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.wait()
+            if self.process.stdout:
+                self.process.stdout.close()
+            self.process = None
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- addresses and process facts ---------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        return self.url
+
+    def ws_url(self, thread_id: str) -> str:
+        return f"ws://{self.host}:{self.port}/ws/chat/{thread_id}/"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def rss_kb(self) -> int:
+        """The server's resident set size in KiB (``VmRSS`` of /proc/<pid>/status)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise LiveServerError("VmRSS missing from /proc status")
+
+    # --- signing in ------------------------------------------------------------------
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(BASE_DIR / "manage.py"), *args],
+            env=self.env,
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def login_url(self) -> str:
+        """A one-time local sign-in URL, from ``manage.py local_login_url`` like ``make run``."""
+        result = self.manage("local_login_url", self.url)
+        match = _LOGIN_URL.search(result.stdout)
+        if result.returncode != 0 or match is None:
+            raise LiveServerError(
+                f"local_login_url failed (code {result.returncode}): {result.stdout}{result.stderr}"
+            )
+        return match.group(0)
+
+    def login_urls(self, count: int) -> list[str]:
+        """``count`` one-time sign-in URLs from one Django start-up (the command's own
+        function, called in a loop; starting ``manage.py`` per URL takes a second each)."""
+        code = (
+            "from sessions_redis.views import issue_login_token\n"
+            "from django.urls import reverse\n"
+            f"for _ in range({count}):\n"
+            f"    print({self.url!r} + reverse('local_login', args=[issue_login_token()]))\n"
+        )
+        result = self.manage("shell", "-c", code)
+        urls = _LOGIN_URL.findall(result.stdout)
+        if result.returncode != 0 or len(urls) != count:
+            raise LiveServerError(f"Minting sign-in URLs failed: {result.stdout}{result.stderr}")
+        return urls
+
+    def signed_in_client(self, login_url: str | None = None, **kwargs) -> httpx.Client:
+        """An httpx client with a session cookie (signed in) and a CSRF cookie."""
+        client = httpx.Client(base_url=self.url, **kwargs)
+        sign_in(client, login_url or self.login_url())
+        return client
+
+
+def sign_in(client: httpx.Client, login_url: str) -> None:
+    """Follow a one-time sign-in URL, then load the chat index to get the CSRF cookie."""
+    response = client.get(login_url, follow_redirects=False)
+    if response.status_code != 302 or SESSION_COOKIE not in client.cookies:
+        raise LiveServerError(
+            f"Local sign-in answered {response.status_code} without a session cookie: "
+            f"{response.text[:300]}"
+        )
+    page = client.get("/")
+    if page.status_code != 200 or CSRF_COOKIE not in client.cookies:
+        raise LiveServerError(f"The chat index answered {page.status_code} without a CSRF cookie.")
+
+
+async def asign_in(client: httpx.AsyncClient, login_url: str, *, csrf: bool = True) -> str:
+    """:func:`sign_in` for an async client (``csrf=False`` skips the index page); returns
+    the session cookie."""
+    response = await client.get(login_url, follow_redirects=False)
+    if response.status_code != 302 or SESSION_COOKIE not in client.cookies:
+        raise LiveServerError(
+            f"Local sign-in answered {response.status_code} without a session cookie: "
+            f"{response.text[:300]}"
+        )
+    if csrf:
+        page = await client.get("/")
+        if page.status_code != 200 or CSRF_COOKIE not in client.cookies:
+            raise LiveServerError(
+                f"The chat index answered {page.status_code} without a CSRF cookie."
+            )
+    return client.cookies[SESSION_COOKIE]
+
+
+def cookie_header(cookies: httpx.Cookies) -> str:
+    return "; ".join(f"{name}={value}" for name, value in cookies.items())
+
+
+# --- Server-Sent Events ---------------------------------------------------------------
+
+
+@dataclass
+class SSEMessage:
+    id: str | None
+    event: str
+    data: str
+
+    def json(self) -> dict:
+        return json.loads(self.data)
+
+
+async def aiter_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSEMessage]:
+    """Messages of a ``text/event-stream`` (comments and ``retry:`` lines skipped)."""
+    msg_id: str | None = None
+    event = "message"
+    data: list[str] = []
+    async for line in lines:
+        if line == "":
+            if data:
+                yield SSEMessage(msg_id, event, "\n".join(data))
+            msg_id, event, data = None, "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            data.append(value)
+        elif name == "id":
+            msg_id = value
+        elif name == "event":
+            event = value
+
+
+# --- websocket client helpers ---------------------------------------------------------
+
+
+def ws_connect(
+    server: LiveServer, thread_id: str, cookie: str | None, *, origin: str | None = None, **kwargs
+):
+    """``websockets`` connect to the chat socket of ``thread_id`` (use with ``async with``)."""
+    from websockets.asyncio.client import connect
+
+    headers = {"Cookie": f"{SESSION_COOKIE}={cookie}"} if cookie else {}
+    return connect(
+        server.ws_url(thread_id),
+        origin=origin or server.origin,
+        additional_headers=headers,
+        open_timeout=kwargs.pop("open_timeout", 15),
+        **kwargs,
+    )
+
+
+async def next_event(ws, within: float = 20.0) -> dict:
+    async with asyncio.timeout(within):
+        return json.loads(await ws.recv())
+
+
+async def events_until(ws, last: set[str], within: float = 30.0) -> list[dict]:
+    """Events up to and including the first whose type is in ``last`` (pongs skipped)."""
+    out: list[dict] = []
+    async with asyncio.timeout(within):
+        while True:
+            event = json.loads(await ws.recv())
+            if event.get("type") == "pong":
+                continue
+            out.append(event)
+            if event.get("type") in last:
+                return out

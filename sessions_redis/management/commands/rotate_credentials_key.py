@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from agenticpal.redis_clients import get_client
 from sessions_redis import encryption, keys
@@ -53,4 +53,8 @@ class Command(BaseCommand):
             f"Re-encrypted {counts['rotated']} credential(s); {counts['unreadable']} unreadable."
         )
         if counts["unreadable"]:
-            raise SystemExit(1)
+            raise CommandError(
+                f"{counts['unreadable']} credential(s) are encrypted with a key that is not in "
+                "CREDENTIALS_ENCRYPTION_KEY: add that key (after the new one) and run this again, "
+                "or leave them for their users to sign in again."
+            )

@@ -1,0 +1,98 @@
+"""The chat in a real browser: Playwright driving Debian's chromium against the real server.
+
+Sign in with the one-time local URL, start a chat, send a message, watch the reply
+stream in over the websocket, reload, and find the conversation restored.
+
+Playwright never downloads a browser here: ``scripts/install-browser.sh`` (run by
+``make test``) installs Debian's chromium, and the test fails — it is not skipped —
+when that browser is missing, so CI cannot pass without running it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e_support import LiveServer
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LiveServer]:
+    with LiveServer() as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"chromium not found at {CHROMIUM}: the browser test needs Debian's chromium. "
+            "Run `bash scripts/install-browser.sh` (as root it apt-installs it; `make test` "
+            "runs it), or set CHROMIUM_PATH to a chromium binary.",
+            pytrace=False,
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def test_sign_in_chat_streamed_reply_and_history_after_reload(
+    server: LiveServer, page: Page
+) -> None:
+    frames: list[dict] = []
+
+    def watch(ws) -> None:
+        ws.on("framereceived", lambda payload: frames.append(json.loads(payload)))
+
+    page.on("websocket", watch)
+
+    page.goto(server.login_url())
+    expect(page).to_have_url(f"{server.url}/")  # signed in, on the chat index
+    page.get_by_role("button", name="Start a new chat").click()
+    expect(page).to_have_url(re.compile(rf"{re.escape(server.url)}/chat/[A-Za-z0-9_-]+/$"))
+    chat = page.locator("#chat")
+    expect(chat).to_have_class(_has("live"))  # the websocket is open
+
+    page.locator("#message").fill("Hello, my name is Ada.")
+    page.locator("#message").press("Enter")
+
+    expect(page.locator("li.msg.user").last).to_have_text("Hello, my name is Ada.")
+    reply = page.locator("li.msg.assistant").last
+    expect(reply).not_to_have_class(_has("streaming"), timeout=30_000)
+    done = [f for f in frames if f.get("type") == "done"]
+    assert done, f"no done event reached the page: {[f.get('type') for f in frames]}"
+    tokens = [f for f in frames if f.get("type") == "token"]
+    assert len(tokens) >= 2, "the reply was not streamed token by token"
+    answer = done[-1]["content"]
+    expect(reply).to_contain_text(answer.split()[0])
+    expect(page.locator("#send")).to_be_enabled()
+
+    page.reload()
+    expect(page.locator("li.msg.user")).to_have_text(["Hello, my name is Ada."])
+    expect(page.locator("li.msg.assistant")).to_have_count(1)
+    expect(page.locator("li.msg.assistant")).to_contain_text(answer.split()[0])
+    expect(chat).to_have_class(_has("live"))  # and the socket is back after the reload
+
+
+def _has(css_class: str) -> re.Pattern:
+    """Matches a ``class`` attribute that includes ``css_class``."""
+    return re.compile(rf"(^|\s){re.escape(css_class)}(\s|$)")

@@ -1,0 +1,152 @@
+"""Sign out (this browser) and sign out everywhere (every session, credentials, revoke)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+from django.conf import settings
+from django.test import Client
+
+from sessions_redis import keys, store
+from tests import oauth_support
+from tests.oauth_support import EMAIL, REFRESH_TOKEN, REVOKE_URL, callback, start_flow, stub_sign_in
+
+pytestmark = pytest.mark.django_db
+google = oauth_support.google
+google_settings = oauth_support.google_settings
+
+BOB = "bob@example.com"
+
+
+def signed_in(google, email: str = EMAIL) -> Client:
+    google.reset()
+    stub_sign_in(google, email=email)
+    client = Client()
+    assert callback(client, start_flow(client)).status_code == 302
+    assert "_auth_user_id" in client.session
+    return client
+
+
+def session_id(client: Client) -> str:
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def revoke_calls(google) -> list[dict]:
+    return [
+        parse_qs(call.request.body)
+        for call in google.calls
+        if call.request.url.split("?")[0] == REVOKE_URL
+    ]
+
+
+@pytest.fixture
+def three_sessions(google, sessions_redis):
+    """Alice in two browsers, Bob in one; all through the Google flow."""
+    laptop, phone, bob = signed_in(google), signed_in(google), signed_in(google, BOB)
+    google.reset()
+    assert {r.session_id for r in store.sessions_for(sessions_redis, EMAIL)} == {
+        session_id(laptop),
+        session_id(phone),
+    }
+    return laptop, phone, bob
+
+
+def test_sign_out_deletes_this_session_only(three_sessions, google, sessions_redis):
+    laptop, phone, bob = three_sessions
+    gone = session_id(laptop)
+    response = laptop.post("/logout/")
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert sessions_redis.exists(keys.session_key(gone)) == 0
+    assert gone.encode() not in sessions_redis.smembers(keys.user_sessions_key(EMAIL))
+    assert "_auth_user_id" not in laptop.session
+    # The other browser, Bob, and Alice's Google credentials are untouched; Google is not asked.
+    assert "_auth_user_id" in phone.session
+    assert "_auth_user_id" in bob.session
+    assert sessions_redis.exists(keys.credentials_key(EMAIL)) == 1
+    assert revoke_calls(google) == []
+    assert b"You are signed out." in laptop.get("/login/").content
+
+
+def test_sign_out_everywhere_ends_every_session_deletes_credentials_and_revokes(
+    three_sessions, google, sessions_redis
+):
+    laptop, phone, bob = three_sessions
+    google.add("POST", REVOKE_URL, status=200)
+    ids = [session_id(laptop), session_id(phone)]
+
+    response = phone.post("/logout/everywhere/", follow=True)
+    assert response.redirect_chain == [("/login/", 302)]
+    assert b"signed out on every device, and Google access is revoked" in response.content
+
+    for sid in ids:
+        assert sessions_redis.exists(keys.session_key(sid)) == 0
+    assert sessions_redis.exists(keys.user_sessions_key(EMAIL)) == 0
+    assert store.sessions_for(sessions_redis, EMAIL) == []
+    assert sessions_redis.exists(keys.credentials_key(EMAIL)) == 0
+    assert revoke_calls(google) == [{"token": [REFRESH_TOKEN]}]  # the grant, not one token
+    assert "_auth_user_id" not in laptop.session  # the other browser is signed out too
+    # Bob is untouched.
+    assert "_auth_user_id" in bob.session
+    assert sessions_redis.exists(keys.credentials_key(BOB)) == 1
+    assert len(store.sessions_for(sessions_redis, BOB)) == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"body": requests.ConnectionError("Google unreachable")},
+        {"status": 503, "json": {"error": "backend_error"}},
+    ],
+)
+def test_sign_out_everywhere_when_google_cannot_revoke(
+    three_sessions, google, sessions_redis, answer
+):
+    laptop, phone, _ = three_sessions
+    google.add("POST", REVOKE_URL, **answer)
+    response = laptop.post("/logout/everywhere/", follow=True)
+    assert b"Google could not be reached" in response.content
+    assert b"myaccount.google.com/permissions" in response.content
+    # Everything local is gone all the same.
+    assert sessions_redis.exists(keys.credentials_key(EMAIL)) == 0
+    assert store.sessions_for(sessions_redis, EMAIL) == []
+    assert "_auth_user_id" not in phone.session
+
+
+def test_token_google_already_forgot_counts_as_revoked(three_sessions, google):
+    laptop, _, _ = three_sessions
+    google.add("POST", REVOKE_URL, status=400, json={"error": "invalid_token"})
+    response = laptop.post("/logout/everywhere/", follow=True)
+    assert b"Google access is revoked" in response.content
+
+
+def test_sign_out_everywhere_for_a_local_account_asks_nothing_of_google(google, sessions_redis):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create(username="dev", email="dev@localhost")
+    first, second = Client(), Client()
+    first.force_login(user)
+    second.force_login(user)
+    first.post("/logout/everywhere/")
+    assert "_auth_user_id" not in second.session
+    assert store.sessions_for(sessions_redis, "dev@localhost") == []
+    assert len(google.calls) == 0
+
+
+def test_sign_out_needs_a_post_with_a_csrf_token(three_sessions, google):
+    laptop, _, _ = three_sessions
+    assert laptop.get("/logout/").status_code == 405
+    assert laptop.get("/logout/everywhere/").status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    strict.cookies = laptop.cookies
+    assert strict.post("/logout/everywhere/").status_code == 403
+    assert "_auth_user_id" in laptop.session
+    assert revoke_calls(google) == []
+
+
+def test_sign_out_everywhere_needs_a_signed_in_user(google):
+    response = Client().post("/logout/everywhere/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+    assert len(google.calls) == 0

@@ -206,7 +206,11 @@ class RedisCheckpointer(BaseRedisCheckpointer):
     def delete_thread(self, thread_id: str) -> None:
         thread_id = str(thread_id)
         with self._guard("deleting", thread_id):
-            pipe = self.client.pipeline(transaction=not self.cluster)
+            if self.cluster:  # two slots: the thread's keys, then the index
+                self.client.unlink(*self.thread_keys(thread_id))
+                self.client.zrem(keys.CHECKPOINT_THREAD_INDEX_KEY, thread_id)
+                return
+            pipe = self.client.pipeline(transaction=True)
             pipe.unlink(*self.thread_keys(thread_id))
             pipe.zrem(keys.CHECKPOINT_THREAD_INDEX_KEY, thread_id)
             pipe.execute()

@@ -1,0 +1,278 @@
+"""Chat websocket benchmark: many concurrent chats against one real server process.
+
+    .venv/bin/python bench/chat_ws.py [--clients 200] [--messages 3] [--idle 1000]
+
+Starts its own redis-server and one uvicorn process (the offline model, DEBUG on, a
+temporary SQLite database; see tests/e2e_support.py), signs in ``--sessions`` browser
+sessions through one-time local sign-in URLs, then:
+
+1. ``--clients`` websocket clients connect at once, each to a thread of its own, and
+   each sends ``--messages`` messages one after the other (the next after ``done``).
+   Reported: connections that failed, messages lost (sent without a ``done`` for
+   them), time to first token and to ``done`` (p50/p99, from sending the frame), and
+   the server's RSS.
+2. ``--idle`` websockets are opened (each on a new thread, after its ``history``
+   event) and held open; the server's RSS is read while they are all open.
+
+Targets (issue: offline model, one server process): 0 failed, 0 lost, p99 time to
+first token <= 100 ms with 200 clients; 1,000 idle sockets with RSS <= 400 MB.
+The exit status is 1 when a target is missed.
+
+The offline model waits ``AGENTICPAL_OFFLINE_WORD_DELAY`` (0.02 s) between words, so
+time to ``done`` is mostly that delay times the words of the reply; time to first
+token is what measures the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import resource
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+
+from tests.e2e_support import LiveServer, asign_in, ws_connect
+
+TARGET_TTFT_P99_MS = 100.0
+TARGET_IDLE_RSS_MB = 400.0
+PROMPTS = [
+    "Hello, my name is Ada.",
+    "Can you help me plan my week?",
+    "What did I tell you earlier?",
+    "Thanks, that is all for now.",
+]
+
+
+@dataclass
+class Results:
+    connected: int = 0
+    failed: list[str] = field(default_factory=list)
+    sent: int = 0
+    done: int = 0
+    errors: list[str] = field(default_factory=list)
+    ttft_ms: list[float] = field(default_factory=list)
+    ttd_ms: list[float] = field(default_factory=list)
+
+    @property
+    def lost(self) -> int:
+        return self.sent - self.done
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (the smallest value with ``pct`` % at or below it)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Raise the soft open-files limit (inherited by the server) to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard == resource.RLIM_INFINITY else max(soft, hard)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        soft = want
+    if soft < needed:
+        print(
+            f"warning: the open-files limit is {soft} (hard {hard}) but about {needed} are "
+            "needed; raise it (ulimit -n) or lower --idle/--clients.",
+            file=sys.stderr,
+        )
+    return soft
+
+
+async def mint_sessions(server: LiveServer, count: int) -> list[str]:
+    """``count`` signed-in session cookies: one Django start-up mints the sign-in URLs,
+    then each is followed by its own cookie jar (a few at a time)."""
+    urls = await asyncio.to_thread(server.login_urls, count)
+    limit = asyncio.Semaphore(16)
+
+    async def one(url: str) -> str:
+        async with limit, httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            return await asign_in(client, url, csrf=False)
+
+    return list(await asyncio.gather(*(one(u) for u in urls)))
+
+
+async def chat_client(
+    server: LiveServer, cookie: str, messages: int, start: asyncio.Event, results: Results
+) -> None:
+    await start.wait()
+    try:
+        ws_cm = ws_connect(server, uuid.uuid4().hex, cookie, open_timeout=30, max_size=2**22)
+        ws = await ws_cm.__aenter__()
+    except Exception as exc:
+        results.failed.append(f"connect: {exc!r}")
+        return
+    try:
+        first = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        if first.get("type") != "history":
+            results.failed.append(f"first event was {first.get('type')!r}, not history")
+            return
+        results.connected += 1
+        for i in range(messages):
+            text = PROMPTS[i % len(PROMPTS)]
+            sent_at = time.perf_counter()
+            await ws.send(json.dumps({"type": "message", "message": text}))
+            results.sent += 1
+            first_token = None
+            async with asyncio.timeout(60):
+                while True:
+                    event = json.loads(await ws.recv())
+                    kind = event.get("type")
+                    if kind == "token" and first_token is None:
+                        first_token = time.perf_counter()
+                        results.ttft_ms.append((first_token - sent_at) * 1000)
+                    elif kind == "done":
+                        results.done += 1
+                        results.ttd_ms.append((time.perf_counter() - sent_at) * 1000)
+                        break
+                    elif kind in {"error", "cancelled"}:
+                        results.errors.append(f"{kind}: {event.get('reason', '')}")
+                        break
+    except (TimeoutError, Exception) as exc:
+        results.errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        with contextlib.suppress(Exception):
+            await ws_cm.__aexit__(None, None, None)
+
+
+async def open_idle(
+    server: LiveServer, cookies: list[str], count: int, stack: contextlib.AsyncExitStack
+) -> tuple[int, list[str]]:
+    """Open ``count`` sockets (a few handshakes at a time) and keep them in ``stack``."""
+    limit = asyncio.Semaphore(50)
+    opened = 0
+    failed: list[str] = []
+
+    async def one(i: int) -> None:
+        nonlocal opened
+        async with limit:
+            try:
+                cookie = cookies[i % len(cookies)]
+                socket = ws_connect(server, uuid.uuid4().hex, cookie, open_timeout=60)
+                ws = await stack.enter_async_context(socket)
+                first = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                if first.get("type") != "history":
+                    raise RuntimeError(f"first event {first.get('type')!r}")
+                opened += 1
+            except Exception as exc:
+                failed.append(repr(exc))
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return opened, failed
+
+
+def mb(kb: int) -> float:
+    return kb / 1024
+
+
+async def run(args: argparse.Namespace) -> int:
+    fd_limit = raise_fd_limit(2 * (args.clients + args.idle) + 256)
+    with LiveServer() as server:
+        print(f"server pid {server.pid} on {server.url}; open-files limit {fd_limit}", flush=True)
+        t0 = time.perf_counter()
+        cookies = await mint_sessions(server, args.sessions or args.clients)
+        print(f"{len(cookies)} sessions signed in in {time.perf_counter() - t0:.1f}s", flush=True)
+        rss_start = server.rss_kb()
+
+        results = Results()
+        start = asyncio.Event()
+        tasks = [
+            asyncio.create_task(
+                chat_client(server, cookies[i % len(cookies)], args.messages, start, results)
+            )
+            for i in range(args.clients)
+        ]
+        await asyncio.sleep(0.1)
+        t0 = time.perf_counter()
+        start.set()
+        await asyncio.gather(*tasks)
+        chat_seconds = time.perf_counter() - t0
+        rss_chat = server.rss_kb()
+        print(f"chat phase: {chat_seconds:.1f}s", flush=True)
+
+        idle_opened, idle_failed, rss_idle = 0, [], 0
+        if args.idle:
+            async with contextlib.AsyncExitStack() as stack:
+                t0 = time.perf_counter()
+                idle_opened, idle_failed = await open_idle(server, cookies, args.idle, stack)
+                await asyncio.sleep(2)
+                rss_idle = server.rss_kb()
+                print(f"idle phase: opened in {time.perf_counter() - t0:.1f}s", flush=True)
+
+    ttft_p99 = percentile(results.ttft_ms, 99)
+    ok_chat = not results.failed and results.lost == 0 and not results.errors
+    ok_ttft = ttft_p99 <= TARGET_TTFT_P99_MS
+    ok_idle = not args.idle or (not idle_failed and mb(rss_idle) <= TARGET_IDLE_RSS_MB)
+
+    def mark(ok: bool) -> str:
+        return "yes" if ok else "**MISSED**"
+
+    rows = [
+        ("Concurrent chat clients", f"{args.clients} ({args.messages} messages each)", ""),
+        ("Connections OK / failed", f"{results.connected} / {len(results.failed)}",
+         f"0 failed: {mark(not results.failed)}"),
+        ("Messages sent / done / lost", f"{results.sent} / {results.done} / {results.lost}",
+         f"0 lost: {mark(results.lost == 0 and not results.errors)}"),
+        ("Time to first token p50 / p99",
+         f"{percentile(results.ttft_ms, 50):.1f} / {ttft_p99:.1f} ms",
+         f"p99 <= {TARGET_TTFT_P99_MS:.0f} ms: {mark(ok_ttft)}"),
+        ("Time to done p50 / p99",
+         f"{percentile(results.ttd_ms, 50):.0f} / {percentile(results.ttd_ms, 99):.0f} ms", ""),
+        ("Chat phase wall time", f"{chat_seconds:.1f} s", ""),
+        ("Server RSS: idle start / after chats", f"{mb(rss_start):.0f} / {mb(rss_chat):.0f} MB", ""),
+    ]  # fmt: skip
+    if args.idle:
+        rows.append(
+            (f"Idle websockets held (of {args.idle})", f"{idle_opened} ({len(idle_failed)} failed)",
+             f"all open: {mark(not idle_failed)}")
+        )  # fmt: skip
+        rows.append(
+            ("Server RSS with the idle sockets open", f"{mb(rss_idle):.0f} MB",
+             f"<= {TARGET_IDLE_RSS_MB:.0f} MB: {mark(mb(rss_idle) <= TARGET_IDLE_RSS_MB)}")
+        )  # fmt: skip
+
+    print("\n| Measure | Result | Target |\n|---|---|---|")
+    for name, value, target in rows:
+        print(f"| {name} | {value} | {target} |")
+    for label, problems in (
+        ("failed connections", results.failed),
+        ("errors", results.errors),
+        ("failed idle sockets", idle_failed),
+    ):
+        if problems:
+            print(f"\n{len(problems)} {label}, first: {problems[:3]}", file=sys.stderr)
+    return 0 if ok_chat and ok_ttft and ok_idle else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=200, help="concurrent chat clients")
+    parser.add_argument("--messages", type=int, default=3, help="messages per chat client")
+    parser.add_argument("--idle", type=int, default=1000, help="idle sockets to hold (0: skip)")
+    parser.add_argument(
+        "--sessions", type=int, default=0, help="signed-in sessions to share (default: one each)"
+    )
+    args = parser.parse_args(argv)
+    with contextlib.suppress(ImportError):
+        import uvloop  # the client side should not be what limits the measurement
+
+        return uvloop.run(run(args))
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

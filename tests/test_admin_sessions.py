@@ -19,9 +19,6 @@ from sessions_redis import admin_service, keys
 from sessions_redis.credentials import REVOKE_URI, GoogleCredentials, save_credentials
 from sessions_redis.models import GoogleCredential, RedisSession
 from sessions_redis.record import SessionRecord, new_session_id, timestamp
-from tests import chat_standin
-
-chat_standin.install()  # the admin URLconf imports the chat app's URLs
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,542 @@
+"""What an operator can see and do with conversations (LangGraph checkpoints, Redis db 1).
+
+Shared by the admin pages (:mod:`chat.admin_views`) and ``manage.py prune_checkpoints``.
+Everything goes through the checkpointer's public API (``list_threads``,
+``thread_stats``, ``list``/``get_tuple``/``put``/``put_writes``, ``delete_thread``,
+``prune``) and the thread ownership API of :mod:`sessions_redis.threads`; nothing here
+knows the checkpointer's key layout.
+
+- **Listing** reads the checkpointer's thread index (a sorted set by last activity), so a
+  page is O(page) whatever the number of threads: no SCAN. Owners come from
+  ``thread_owner:<id>`` in db 0 (one MGET per page).
+- **History** is the thread's checkpoints, newest first, with each one's step, source,
+  the writes its tasks produced, and the messages at that point (time travel).
+- **Fork** copies the *lineage* of one checkpoint (it and its ancestors, following
+  ``parent_config``, so a thread that was already branched forks correctly) into a new
+  thread with ``put``/``put_writes``, then gives the new thread to the owner. It is
+  written with the saver's public API, not a raw key copy, so it works with any
+  LangGraph saver and the new thread's checkpoints are ordinary ones: the chat
+  continues on it like on any thread. Pending writes of the fork point itself are not
+  copied (they belong to the original continuation).
+- **Delete** and **prune** refuse a thread whose reply is being generated (its run lock
+  is held in db 0) so nothing is removed under a live chat; the checkpointer's removal
+  itself is atomic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
+
+from agenticpal.redis_clients import get_client
+from chat.checkpoint.sync import RedisCheckpointer
+from sessions_redis import keys, store, threads
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+TEXT_PREVIEW = 300
+TITLE_LENGTH = 60
+
+
+class ConversationNotFound(LookupError):
+    """No thread (or no such checkpoint in it) in the checkpointer."""
+
+
+class ConversationBusy(RuntimeError):
+    """A reply is being generated on the thread right now."""
+
+
+class CannotFork(ValueError):
+    """The checkpoint is not a point a conversation can continue from."""
+
+
+def saver(client: redis.Redis | None = None) -> RedisCheckpointer:
+    """The project's checkpointer on db 1 (sync: admin and commands)."""
+    return RedisCheckpointer(client or get_client("checkpoints"))
+
+
+def _config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+    conf: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
+    if checkpoint_id:
+        conf["checkpoint_id"] = checkpoint_id
+    return {"configurable": conf}
+
+
+def _text(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return " ".join(
+        part.get("text", "") if isinstance(part, dict) else str(part) for part in content
+    )
+
+
+def _messages(tup: CheckpointTuple | None) -> list[BaseMessage]:
+    if tup is None:
+        return []
+    found = tup.checkpoint.get("channel_values", {}).get("messages") or []
+    return [m for m in found if isinstance(m, BaseMessage)]
+
+
+def _owners(thread_ids: Sequence[str], sessions: redis.Redis) -> list[str | None]:
+    if not thread_ids:
+        return []
+    values = sessions.mget([keys.thread_owner_key(t) for t in thread_ids])
+    return [v.decode() if v is not None else None for v in values]
+
+
+def format_bytes(size: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024 or unit == "MiB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return f"{size} B"
+
+
+# --- the list ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    thread_id: str
+    owner: str | None
+    title: str
+    turns: int  # user messages in the latest state
+    checkpoints: int
+    last_activity: datetime | None
+    size_bytes: int
+
+    @property
+    def size_text(self) -> str:
+        return format_bytes(self.size_bytes)
+
+
+def _rows(
+    cp: RedisCheckpointer, sessions: redis.Redis, ids: Sequence[str]
+) -> list[ConversationRow]:
+    rows = []
+    for thread_id, owner in zip(ids, _owners(ids, sessions), strict=True):
+        stats = cp.thread_stats(thread_id)
+        messages = _messages(cp.get_tuple(_config(thread_id)))
+        human = [m for m in messages if isinstance(m, HumanMessage)]
+        title = " ".join(_text(human[0]).split()) if human else ""
+        rows.append(
+            ConversationRow(
+                thread_id=thread_id,
+                owner=owner,
+                title=title if len(title) <= TITLE_LENGTH else title[: TITLE_LENGTH - 1] + "…",
+                turns=len(human),
+                checkpoints=stats.checkpoints,
+                last_activity=stats.last_activity,
+                size_bytes=stats.bytes,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ConversationPage:
+    rows: list[ConversationRow]
+    offset: int
+    total: int
+    page_size: int
+
+    @property
+    def next_offset(self) -> int | None:
+        after = self.offset + self.page_size
+        return after if after < self.total else None
+
+    @property
+    def prev_offset(self) -> int | None:
+        return max(0, self.offset - self.page_size) if self.offset else None
+
+
+def list_conversations(
+    offset: int = 0,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    *,
+    checkpoints: redis.Redis | None = None,
+    sessions: redis.Redis | None = None,
+) -> ConversationPage:
+    """One page of threads, most recently active first (from the thread index)."""
+    cp = saver(checkpoints)
+    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+    offset = max(0, int(offset))
+    infos = cp.list_threads(offset=offset, limit=page_size)
+    rows = _rows(cp, sessions or get_client("sessions"), [i.thread_id for i in infos])
+    return ConversationPage(rows, offset, cp.count_threads(), page_size)
+
+
+def search_conversations(
+    query: str,
+    *,
+    checkpoints: redis.Redis | None = None,
+    sessions: redis.Redis | None = None,
+) -> list[ConversationRow]:
+    """A user's threads (a query with ``@``, through ``user_threads:``) or one thread id."""
+    query = query.strip()
+    if not query:
+        return []
+    sessions = sessions or get_client("sessions")
+    cp = saver(checkpoints)
+    if "@" in query:
+        ids = list(
+            dict.fromkeys(
+                threads.threads_for(query, client=sessions)
+                + threads.threads_for(query.lower(), client=sessions)
+            )
+        )
+    else:
+        ids = [query]
+    known = [t for t in ids if cp.thread_stats(t).checkpoints]
+    return _rows(cp, sessions, known)
+
+
+# --- one thread: its history -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageView:
+    role: str
+    text: str
+    detail: str = ""  # tool calls, tool name...
+
+    @property
+    def preview(self) -> str:
+        flat = " ".join(self.text.split())
+        return flat if len(flat) <= TEXT_PREVIEW else flat[: TEXT_PREVIEW - 1] + "…"
+
+
+def message_view(message: BaseMessage) -> MessageView:
+    detail = ""
+    if isinstance(message, AIMessage) and message.tool_calls:
+        detail = "calls " + ", ".join(
+            f"{c['name']}({c.get('args') or ''})" for c in message.tool_calls
+        )
+    elif isinstance(message, ToolMessage):
+        detail = f"result of {message.name or message.tool_call_id}"
+    role = {"human": "user", "ai": "assistant"}.get(message.type, message.type)
+    return MessageView(role, _text(message), detail)
+
+
+@dataclass(frozen=True)
+class WriteView:
+    task: str
+    channel: str
+    summary: str
+
+
+def _summary(value: Any) -> str:
+    if isinstance(value, BaseMessage):
+        view = message_view(value)
+        return f"{view.role}: {view.preview or view.detail}"
+    if isinstance(value, list):
+        return "; ".join(_summary(v) for v in value) or "[]"
+    text = repr(value)
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+@dataclass(frozen=True)
+class CheckpointView:
+    checkpoint_id: str
+    parent_id: str | None
+    step: int | None
+    source: str
+    created_at: datetime | None
+    messages: list[MessageView]
+    writes: list[WriteView] = field(default_factory=list)
+    fork_problem: str = ""  # why one cannot fork here ("" = one can)
+
+    @property
+    def can_fork(self) -> bool:
+        return not self.fork_problem
+
+    @property
+    def short_id(self) -> str:
+        return self.checkpoint_id[-12:]
+
+
+def _fork_problem(messages: list[BaseMessage]) -> str:
+    last = messages[-1] if messages else None
+    if isinstance(last, AIMessage) and last.tool_calls:
+        return "mid-turn: the assistant's tool call has no result yet"
+    return ""
+
+
+def _created(tup: CheckpointTuple) -> datetime | None:
+    raw = tup.checkpoint.get("ts")
+    try:
+        return datetime.fromisoformat(raw).astimezone(UTC) if raw else None
+    except ValueError:
+        return None
+
+
+def checkpoint_view(tup: CheckpointTuple) -> CheckpointView:
+    parent = (tup.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+    messages = _messages(tup)
+    return CheckpointView(
+        checkpoint_id=tup.config["configurable"]["checkpoint_id"],
+        parent_id=parent,
+        step=tup.metadata.get("step"),
+        source=str(tup.metadata.get("source", "")),
+        created_at=_created(tup),
+        messages=[message_view(m) for m in messages],
+        writes=[
+            WriteView(task_id[-8:], channel, _summary(value))
+            for task_id, channel, value in tup.pending_writes or []
+            if not channel.startswith("branch:")
+        ],
+        fork_problem=_fork_problem(messages),
+    )
+
+
+@dataclass(frozen=True)
+class ConversationDetail:
+    row: ConversationRow
+    history: list[CheckpointView]  # newest first
+    ttl_seconds: int | None
+    runs: int
+    busy: bool
+
+
+def _busy(thread_id: str, sessions: redis.Redis) -> bool:
+    return bool(sessions.exists(keys.run_lock_key(thread_id)))
+
+
+def conversation_detail(
+    thread_id: str,
+    *,
+    limit: int | None = 200,
+    checkpoints: redis.Redis | None = None,
+    sessions: redis.Redis | None = None,
+) -> ConversationDetail:
+    """A thread's checkpoint history, newest first; raises ConversationNotFound."""
+    sessions = sessions or get_client("sessions")
+    cp = saver(checkpoints)
+    history = [
+        checkpoint_view(t)
+        for t in cp.list(_config(thread_id), limit=limit)
+        if not t.config["configurable"].get("checkpoint_ns")
+    ]
+    if not history:
+        raise ConversationNotFound(f"Thread {thread_id!r} has no checkpoints (or was deleted).")
+    row = _rows(cp, sessions, [thread_id])[0]
+    stats = cp.thread_stats(thread_id)
+    return ConversationDetail(
+        row, history, stats.ttl_seconds, stats.runs, _busy(thread_id, sessions)
+    )
+
+
+# --- fork and delete -------------------------------------------------------------------------
+
+
+def lineage(cp: BaseCheckpointSaver, thread_id: str, checkpoint_id: str) -> list[CheckpointTuple]:
+    """The checkpoint and its ancestors, oldest first; raises ConversationNotFound."""
+    chain: list[CheckpointTuple] = []
+    wanted: str | None = checkpoint_id
+    while wanted:
+        tup = cp.get_tuple(_config(thread_id, wanted))
+        if tup is None:
+            if not chain:
+                raise ConversationNotFound(
+                    f"Thread {thread_id!r} has no checkpoint {checkpoint_id!r}."
+                )
+            break  # older history was pruned: the fork starts at the oldest one left
+        chain.append(tup)
+        wanted = (tup.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+    chain.reverse()
+    return chain
+
+
+def copy_lineage(
+    chain: Iterable[CheckpointTuple], target: BaseCheckpointSaver, target_thread_id: str
+) -> str:
+    """Write ``chain`` (oldest first) as the history of ``target_thread_id``; returns the
+    id of its last checkpoint. Pending writes are copied for every checkpoint but the last."""
+    items = list(chain)
+    parent: str | None = None
+    for index, tup in enumerate(items):
+        checkpoint = tup.checkpoint
+        config = target.put(
+            _config(target_thread_id, parent),
+            checkpoint,
+            tup.metadata,
+            dict(checkpoint["channel_versions"]),
+        )
+        parent = config["configurable"]["checkpoint_id"]
+        if index < len(items) - 1 and tup.pending_writes:
+            by_task: dict[str, list[tuple[str, Any]]] = {}
+            for task_id, channel, value in tup.pending_writes:
+                by_task.setdefault(task_id, []).append((channel, value))
+            for task_id, writes in by_task.items():
+                target.put_writes(_config(target_thread_id, parent), writes, task_id)
+    if parent is None:
+        raise ConversationNotFound("Nothing to copy.")
+    return parent
+
+
+def new_thread_id() -> str:
+    """Same shape as the chat app's thread ids (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+def fork(
+    thread_id: str,
+    checkpoint_id: str,
+    *,
+    owner: str | None = None,
+    checkpoints: redis.Redis | None = None,
+    sessions: redis.Redis | None = None,
+) -> str:
+    """A new thread, for the owner of ``thread_id``, whose history ends at ``checkpoint_id``.
+
+    Returns the new thread id. Raises ConversationNotFound, CannotFork.
+    """
+    sessions = sessions or get_client("sessions")
+    cp = saver(checkpoints)
+    chain = lineage(cp, thread_id, checkpoint_id)
+    problem = _fork_problem(_messages(chain[-1]))
+    if problem:
+        raise CannotFork(f"Cannot fork at checkpoint {checkpoint_id}: {problem}. Pick another one.")
+    owner = owner or threads.owner_of(thread_id, client=sessions)
+    new_id = new_thread_id()
+    if owner and not threads.claim_thread(owner, new_id, client=sessions):
+        raise CannotFork(f"Thread id {new_id} is taken; try again.")  # uuid4: never in practice
+    copy_lineage(chain, cp, new_id)
+    if owner:
+        for record in store.sessions_for(sessions, owner):
+            threads.add_thread(record.session_id, new_id, client=sessions)
+    return new_id
+
+
+def delete_conversation(
+    thread_id: str,
+    *,
+    force: bool = False,
+    checkpoints: redis.Redis | None = None,
+    sessions: redis.Redis | None = None,
+) -> str | None:
+    """Delete a thread: checkpoints, queued messages, event stream, ownership, session entries.
+
+    Returns the owner (or None). Raises ConversationBusy while a reply is being generated,
+    unless ``force``.
+    """
+    sessions = sessions or get_client("sessions")
+    if not force and _busy(thread_id, sessions):
+        raise ConversationBusy(
+            f"Thread {thread_id!r} is generating a reply right now; try again in a moment."
+        )
+    owner = threads.owner_of(thread_id, client=sessions)
+    saver(checkpoints).delete_thread(thread_id)
+    sessions.delete(keys.pending_message_key(thread_id), keys.thread_events_key(thread_id))
+    if owner:
+        threads.forget_thread(owner, thread_id, client=sessions)
+        for record in store.sessions_for(sessions, owner):
+            if thread_id in record.thread_ids:
+                threads.remove_thread(record.session_id, thread_id, client=sessions)
+    return owner
+
+
+# --- pruning ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PruneItem:
+    thread_id: str
+    owner: str | None
+    last_activity: datetime | None
+    checkpoints_before: int
+    bytes_before: int
+    checkpoints_after: int = 0
+    bytes_after: int = 0
+    skipped: str = ""  # why it was left alone ("" = pruned, or would be with --dry-run)
+
+
+def idle_threads(cp: RedisCheckpointer, cutoff: datetime, page: int = 500) -> list[str]:
+    """Threads last active before ``cutoff``, oldest first (a snapshot of the thread index)."""
+    found: list[str] = []
+    offset = 0
+    while True:
+        infos = cp.list_threads(offset=offset, limit=page)
+        found += [i.thread_id for i in infos if i.last_activity < cutoff]
+        if len(infos) < page:
+            return found[::-1]
+        offset += page
+
+
+def _live_reason(thread_id: str, sessions: redis.Redis) -> str:
+    if _busy(thread_id, sessions):
+        return "a reply is being generated"
+    if sessions.exists(keys.pending_message_key(thread_id)):
+        return "a message is waiting to be answered"
+    return ""
+
+
+def prune(
+    older_than: timedelta,
+    *,
+    keep_latest: bool = False,
+    dry_run: bool = False,
+    checkpoints: redis.Redis | None = None,
+    sessions: redis.Redis | None = None,
+) -> Iterable[PruneItem]:
+    """Prune threads idle for longer than ``older_than``, yielding what happened to each.
+
+    Default: delete the thread (checkpoints, ownership, session entries).
+    ``keep_latest``: keep each thread's latest checkpoint (the conversation stays and can
+    continue; its time-travel history goes). Each thread is re-checked just before it is
+    touched: one that became active again, is generating a reply or has a message queued
+    is skipped, so pruning is safe while people chat.
+    """
+    sessions = sessions or get_client("sessions")
+    cp = saver(checkpoints)
+    cutoff = datetime.now(UTC) - older_than
+    for thread_id in idle_threads(cp, cutoff):
+        stats = cp.thread_stats(thread_id)
+        item = PruneItem(
+            thread_id=thread_id,
+            owner=threads.owner_of(thread_id, client=sessions),
+            last_activity=stats.last_activity,
+            checkpoints_before=stats.checkpoints,
+            bytes_before=stats.bytes,
+        )
+        skipped = _live_reason(thread_id, sessions)
+        if not skipped and stats.last_activity is not None and stats.last_activity >= cutoff:
+            skipped = "active again"
+        if not skipped and keep_latest and stats.checkpoints <= 1:
+            skipped = "only its latest checkpoint is left"
+        if skipped:
+            yield replace(
+                item, skipped=skipped, checkpoints_after=stats.checkpoints, bytes_after=stats.bytes
+            )
+            continue
+        if dry_run:
+            yield replace(item, checkpoints_after=1 if keep_latest else 0)
+            continue
+        if keep_latest:
+            cp.prune([thread_id], strategy="keep_latest")
+            after = cp.thread_stats(thread_id)
+            yield replace(item, checkpoints_after=after.checkpoints, bytes_after=after.bytes)
+        else:
+            delete_conversation(thread_id, force=True, checkpoints=checkpoints, sessions=sessions)
+            yield item
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` -> timedelta; ValueError says what is wrong."""
+    value = text.strip().lower()
+    if len(value) >= 2 and value[-1] in _UNITS and value[:-1].isdigit():
+        return timedelta(seconds=int(value[:-1]) * _UNITS[value[-1]])
+    raise ValueError(
+        f"{text!r} is not an age: give a whole number and a unit, e.g. 30d, 12h, 90m, 45s or 2w."
+    )

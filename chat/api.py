@@ -94,6 +94,12 @@ async def claim(request: HttpRequest, thread_id: str) -> bool:
     return True
 
 
+def timezone_of(data: dict) -> str:
+    """The optional IANA ``timezone`` a client sent with a message (the tools use it)."""
+    value = data.get("timezone")
+    return value if isinstance(value, str) and len(value) <= 64 else ""
+
+
 def new_thread_id() -> str:
     return uuid.uuid4().hex
 
@@ -118,7 +124,9 @@ async def post_chat(request: HttpRequest) -> JsonResponse:
     if not await claim(request, thread_id):
         return forbidden()
     try:
-        message_id = await runner.submit(thread_id, body["message"], user_email(request.user))
+        message_id = await runner.submit(
+            thread_id, body["message"], user_email(request.user), timezone_of(body)
+        )
     except runner.InvalidMessage as exc:
         return error(400, "invalid_message", str(exc))
     return JsonResponse({"thread_id": thread_id, "message_id": message_id}, status=202)
@@ -166,6 +174,8 @@ async def chat_stream(request: HttpRequest) -> HttpResponse:
     if not await claim(request, thread_id):  # like the websocket, a new id is a new thread
         return forbidden()
     last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or None
+    if last_id is not None and not events.validate_event_id(last_id):
+        last_id = None  # not one of our ids: start over with the history
     response = StreamingHttpResponse(
         event_stream(thread_id, last_id), content_type="text/event-stream"
     )

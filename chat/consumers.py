@@ -117,7 +117,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         kind = frame.get("type")
         try:
             if kind == "message":
-                await self.on_message(frame.get("message"))
+                await self.on_message(frame.get("message"), frame.get("timezone"))
             elif kind == "cancel":
                 await runner.cancel(self.thread_id)
             elif kind == "ping":
@@ -132,13 +132,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except UNAVAILABLE_ERRORS as exc:
             await self.close_redis_down(exc)
 
-    async def on_message(self, text: Any) -> None:
+    async def on_message(self, text: Any, timezone: Any = None) -> None:
         reason = check_message(text)
         if reason is not None:
             await self.send_error(reason)
             return
         try:
-            await runner.submit(self.thread_id, text, self.user_email)
+            zone = timezone if isinstance(timezone, str) and len(timezone) <= 64 else ""
+            await runner.submit(self.thread_id, text, self.user_email, zone)
         except runner.InvalidMessage as exc:
             await self.send_error(str(exc.args[0] if exc.args else exc))
 

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from chat import api, events, history, runner
 from chat.consumers import check_message, user_email
+from sessions_redis import pending as queue
 from sessions_redis import threads
 
 MARKDOWN_EXTENSIONS = ["fenced_code", "sane_lists", "nl2br"]
@@ -98,13 +99,13 @@ async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
     for message in conversation:
         if message["role"] == "assistant":
             message["html"] = render_markdown(message["content"])
-    pending = bool(conversation) and conversation[-1]["role"] == "user"
+    waiting = bool(await queue.apending(thread_id))  # a reply is on its way
     context = {
         "thread_id": thread_id,
         "conversation": conversation,
         "threads": await thread_summaries(request),
         "model_label": model_label(),
-        "pending": pending,
+        "pending": waiting,
         "max_message_bytes": 16 * 1024,
     }
     return render(request, "chat/thread.html", context)

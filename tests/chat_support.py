@@ -10,10 +10,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import AsyncClient
 
-from tests import chat_standin
-
-chat_standin.install()  # no-op for every engine module that exists
-
 
 async def signed_in_client(email: str) -> AsyncClient:
     """An AsyncClient with a real session (in Redis) of a user with ``email``."""

@@ -8,7 +8,7 @@ server from ``redis_factory`` and point the settings at it with ``use_redis``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis
@@ -103,3 +103,12 @@ def sessions_redis() -> redis.Redis:
 @pytest.fixture
 def checkpoints_redis() -> redis.Redis:
     return redis_clients.get_client("checkpoints")
+
+
+@pytest.fixture(autouse=True)
+async def _finish_chat_runs() -> AsyncIterator[None]:
+    """Let the test's background chat runs finish before its event loop closes."""
+    yield
+    from chat import runner
+
+    await runner.drain()

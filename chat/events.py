@@ -1,0 +1,97 @@
+"""Chat events of a thread: one Redis Stream for resuming, one channel-layer group for live.
+
+Every event of a run (``user``, ``token``, ``tool``, ``done``, ``error``,
+``cancelled``) is appended to ``thread_events:<thread_id>`` (db 0, capped at about
+``THREAD_EVENTS_MAXLEN`` entries, expiring after a day without activity) and then sent
+to the channel-layer group of the thread, so every open tab in any process sees it.
+The stream entry's id becomes the event's ``"id"``: the SSE endpoint sends it as the
+``id:`` line, and ``EventSource`` hands it back as ``Last-Event-ID`` to resume with
+:func:`read_since`.
+
+Events are JSON objects; the stream stores each as one field (``e``) so an entry reads
+back exactly as it was published.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from agenticpal.redis_clients import get_async_client
+from sessions_redis import keys
+
+THREAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
+READ_BATCH = 200  # events per XREAD; a resuming client gets the rest on the next call
+_FIELD = b"e"
+
+
+def validate_thread_id(thread_id: Any) -> bool:
+    """Thread ids are client-chosen: 1-64 letters, digits, ``_`` or ``-``."""
+    return isinstance(thread_id, str) and THREAD_ID.fullmatch(thread_id) is not None
+
+
+def validate_event_id(event_id: Any) -> bool:
+    """Event ids are Redis Stream ids (``<ms>-<seq>``), e.g. from ``Last-Event-ID``."""
+    return isinstance(event_id, str) and EVENT_ID.fullmatch(event_id) is not None
+
+
+def group_name(thread_id: str) -> str:
+    """The channel-layer group of a thread (every socket open on it joins)."""
+    return f"thread.{thread_id}"
+
+
+async def publish(thread_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Append ``event`` to the thread's stream, send it to its group; returns it with ``id``."""
+    key = keys.thread_events_key(thread_id)
+    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    async with get_async_client("sessions").pipeline(transaction=False) as pipe:
+        pipe.xadd(key, {_FIELD: data}, maxlen=keys.THREAD_EVENTS_MAXLEN, approximate=True)
+        pipe.expire(key, keys.THREAD_EVENTS_TTL_SECONDS)
+        entry_id, _ = await pipe.execute()
+    event = {**event, "id": entry_id.decode()}
+    await get_channel_layer().group_send(
+        group_name(thread_id), {"type": "chat.event", "event": event}
+    )
+    return event
+
+
+def _block_limit_ms() -> int | None:
+    """A blocking read must return before the client's socket timeout fires."""
+    timeout = settings.REDIS.get("SOCKET_TIMEOUT", 5)
+    return None if not timeout else max(100, int(timeout * 1000) - 1000)
+
+
+async def read_since(thread_id: str, last_id: str, block_ms: int = 0) -> list[dict[str, Any]]:
+    """The thread's events after ``last_id`` (``"0-0"``: from the start of the stream).
+
+    With ``block_ms``, waits up to that long (capped below the Redis socket timeout) for
+    the first one; returns ``[]`` when none came.
+    """
+    block = None
+    if block_ms:
+        limit = _block_limit_ms()
+        block = min(block_ms, limit) if limit else block_ms
+    reply = await get_async_client("sessions").xread(
+        {keys.thread_events_key(thread_id): last_id}, count=READ_BATCH, block=block
+    )
+    events = []
+    for _key, entries in reply or ():
+        for entry_id, fields in entries:
+            events.append({**json.loads(fields[_FIELD]), "id": entry_id.decode()})
+    return events
+
+
+async def last_id(thread_id: str) -> str:
+    """The id of the thread's latest event, ``"0-0"`` when it has none."""
+    reply = await get_async_client("sessions").xrevrange(keys.thread_events_key(thread_id), count=1)
+    return reply[0][0].decode() if reply else "0-0"
+
+
+async def delete(thread_id: str) -> None:
+    """Drop the thread's event stream (the thread is being deleted)."""
+    await get_async_client("sessions").unlink(keys.thread_events_key(thread_id))

@@ -1,0 +1,246 @@
+"""The assistant's LangGraph graph: a model node and a tool node over ``MessagesState``.
+
+::
+
+    START --(new user message?)--> agent --(tool calls?)--> tools --> agent --> END
+          \\--(already answered)--> END
+
+The entry router makes a re-run of an already answered message a no-op: the runner
+sends the user's message with its ``message_id`` as the LangChain message id, and
+``add_messages`` replaces a message with the same id in place instead of appending it.
+So after a crash between "checkpoint written" and "message acknowledged", running the
+message again finds it answered (it is not the last message) and stops; the
+conversation never holds the message or its reply twice.
+
+The chat model comes from ``settings.AGENTICPAL_MODEL`` through LangChain's
+``init_chat_model`` (``"openai:gpt-4.1-mini"`` needs ``pip install 'agenticpal[openai]'``);
+unset (or ``"offline"``) means the built-in :class:`~chat.offline_model.OfflineChatModel`.
+
+Compiled graphs are cached per event loop, because the checkpointer's async Redis
+client belongs to the loop that created it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+
+from chat.checkpoint import create_redis_checkpointer
+from chat.offline_model import DISPLAY_NAME, OfflineChatModel
+from chat.tools import TOOLS, default_timezone
+
+OFFLINE = "offline"
+DEFAULT_WORD_DELAY = 0.02  # seconds between the offline model's words: visible streaming
+
+SYSTEM_PROMPT = (
+    "You are AgenticPal, a concise assistant for Google Workspace users. "
+    "Answer in Markdown. The user's timezone is {timezone}; use the current_datetime "
+    "tool whenever the answer depends on the current date or time."
+)
+
+
+def model_name() -> str:
+    """``AGENTICPAL_MODEL`` as configured, ``"offline"`` when unset."""
+    return (settings.AGENTICPAL_MODEL or "").strip() or OFFLINE
+
+
+def model_display_name() -> str:
+    """What the UI shows as the model's name."""
+    name = model_name()
+    return DISPLAY_NAME if name == OFFLINE else name
+
+
+def make_model() -> BaseChatModel:
+    """The chat model named by ``AGENTICPAL_MODEL`` (the offline model when unset)."""
+    name = model_name()
+    if name == OFFLINE:
+        delay = getattr(settings, "AGENTICPAL_OFFLINE_WORD_DELAY", DEFAULT_WORD_DELAY)
+        return OfflineChatModel(word_delay=float(delay))
+    from langchain.chat_models import init_chat_model
+
+    try:
+        return init_chat_model(name)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"AGENTICPAL_MODEL={name!r} needs its provider package ({exc}). Install it, e.g. "
+            "`pip install 'agenticpal[openai]'` for openai:..., or unset AGENTICPAL_MODEL "
+            "to use the offline demo model."
+        ) from exc
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"AGENTICPAL_MODEL={name!r} is not a model LangChain knows ({exc}). Use "
+            "'provider:model', e.g. 'openai:gpt-4.1-mini', or unset it for the offline model."
+        ) from exc
+
+
+def route_start(state: MessagesState) -> str:
+    """Where a run picks up: an unanswered user message goes to the model, an unanswered
+    tool call (a run that stopped between the two nodes) to the tools, anything else ends."""
+    messages = state["messages"]
+    last = messages[-1] if messages else None
+    if isinstance(last, HumanMessage):
+        return "agent"
+    if isinstance(last, AIMessage) and last.tool_calls:
+        return "tools"
+    return END
+
+
+def build_graph(
+    model: BaseChatModel | None = None, checkpointer: BaseCheckpointSaver | None = None
+) -> CompiledStateGraph:
+    """Compile the agent graph around ``model`` (default: :func:`make_model`)."""
+    bound = (model or make_model()).bind_tools(TOOLS)
+
+    async def agent(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
+        system = SystemMessage(SYSTEM_PROMPT.format(timezone=default_timezone(config)))
+        response = await bound.ainvoke([system, *state["messages"]], config)
+        return {"messages": [response]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", ToolNode(TOOLS))
+    builder.add_conditional_edges(START, route_start, ["agent", "tools", END])
+    builder.add_conditional_edges("agent", tools_condition, ["tools", END])
+    builder.add_edge("tools", "agent")
+    return builder.compile(checkpointer=checkpointer)
+
+
+# --- turns: what the runner reads from and repairs in the checkpoint ---------------
+
+
+def message_text(content: Any) -> str:
+    """The text of a message's ``content`` (a string, or a list of content blocks)."""
+    if isinstance(content, BaseMessage):
+        content = content.content
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content or ():
+        if isinstance(part, str):
+            parts.append(part)
+        elif isinstance(part, dict) and part.get("type") == "text":
+            parts.append(str(part.get("text", "")))
+    return "".join(parts)
+
+
+def run_config(thread_id: str, timezone: str = "") -> RunnableConfig:
+    """The config of one run of ``thread_id`` (the user's timezone reaches the tools)."""
+    configurable: dict[str, Any] = {"thread_id": thread_id}
+    if timezone:
+        configurable["timezone"] = timezone
+    return {"configurable": configurable}
+
+
+def turn_of(messages: list[BaseMessage], message_id: str) -> list[BaseMessage] | None:
+    """The user message ``message_id`` and everything after it, or None if it is absent."""
+    for index, message in enumerate(messages):
+        if isinstance(message, HumanMessage) and message.id == message_id:
+            return messages[index:]
+    return None
+
+
+def final_reply(messages: list[BaseMessage], message_id: str) -> str:
+    """The text of the last assistant message answering ``message_id`` ("" if none)."""
+    for message in reversed(turn_of(messages, message_id) or []):
+        if isinstance(message, AIMessage) and message_text(message):
+            return message_text(message)
+    return ""
+
+
+async def settle_turn(
+    graph: CompiledStateGraph, config: RunnableConfig, message_id: str, *, stopped_text: str | None
+) -> None:
+    """Leave the checkpoint consistent after a run that did not finish.
+
+    ``stopped_text=None`` (the model failed): the whole turn is removed, the user's
+    message included, so the next turn does not build on half an answer.
+    Otherwise (the user stopped it): the user's message stays; tool calls without a
+    result are dropped, and the partial reply, if any, is kept as the answer.
+    """
+    state = await graph.aget_state(config)
+    turn = turn_of(state.values.get("messages", []), message_id)
+    if turn is None:
+        return  # the run stopped before its input was checkpointed
+    changes: list[BaseMessage] = []
+    if stopped_text is None:
+        changes = [RemoveMessage(id=m.id) for m in turn]
+    else:
+        answered = {m.tool_call_id for m in turn if isinstance(m, ToolMessage)}
+        for message in turn:
+            if isinstance(message, AIMessage) and message.tool_calls:
+                calls = {call["id"] for call in message.tool_calls}
+                if not calls <= answered:
+                    changes.append(RemoveMessage(id=message.id))
+                    changes += [
+                        RemoveMessage(id=m.id)
+                        for m in turn
+                        if isinstance(m, ToolMessage) and m.tool_call_id in calls
+                    ]
+        if stopped_text.strip():
+            changes.append(AIMessage(stopped_text, response_metadata={"stopped": True}))
+    if changes:
+        await graph.aupdate_state(config, {"messages": changes}, as_node="agent")
+
+
+# --- checkpointer and the per-loop graph cache -------------------------------------
+
+_savers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseCheckpointSaver] = (
+    weakref.WeakKeyDictionary()
+)
+_graphs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CompiledStateGraph] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def get_checkpointer() -> BaseCheckpointSaver:
+    """The web path's checkpointer for the running loop: Redis db 1, never a fallback.
+
+    Redis being down surfaces as ``CheckpointerUnavailableError`` (a redis
+    ``ConnectionError``: HTTP 503, socket close 1011), not as a silent in-memory saver.
+    """
+    loop = asyncio.get_running_loop()
+    saver = _savers.get(loop)
+    if saver is None:
+        saver = _savers[loop] = await create_redis_checkpointer()
+    return saver
+
+
+async def get_graph() -> CompiledStateGraph:
+    """The compiled graph (with the checkpointer) for the running event loop."""
+    loop = asyncio.get_running_loop()
+    graph = _graphs.get(loop)
+    if graph is None:
+        graph = _graphs[loop] = build_graph(checkpointer=await get_checkpointer())
+    return graph
+
+
+def reset() -> None:
+    """Forget cached graphs and savers (settings changed, or a test swapped the model)."""
+    _graphs.clear()
+    _savers.clear()
+
+
+@receiver(setting_changed)
+def _on_setting_changed(setting: str, **kwargs: Any) -> None:
+    if setting in {"REDIS", "AGENTICPAL_MODEL", "AGENTICPAL_OFFLINE_WORD_DELAY", "CHECKPOINTER"}:
+        reset()

@@ -1,0 +1,75 @@
+"""A thread's conversation as the UI and the API show it, read from its latest checkpoint.
+
+Messages come out as plain dicts, oldest first:
+
+* ``{"role": "user", "content": ...}``
+* ``{"role": "assistant", "content": ...}`` (``"stopped": true`` when the user stopped
+  it); assistant steps that only call tools are left out, their results are not:
+* ``{"role": "tool", "name": ..., "content": ...}``
+
+The checkpointer is read directly (one round trip), without compiling the graph, so
+the history works whatever chat model is configured.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+
+from chat import events
+from chat.graph import get_checkpointer, message_text
+from sessions_redis import pending
+
+TITLE_LENGTH = 60
+
+
+def as_dict(message: BaseMessage) -> dict[str, Any] | None:
+    """One message for the UI, or None for messages the UI does not show."""
+    text = message_text(message)
+    if isinstance(message, HumanMessage):
+        return {"role": "user", "content": text}
+    if isinstance(message, AIMessage):
+        if not text:
+            return None  # a step that only called tools
+        item: dict[str, Any] = {"role": "assistant", "content": text}
+        if message.response_metadata.get("stopped"):
+            item["stopped"] = True
+        return item
+    if isinstance(message, ToolMessage):
+        return {"role": "tool", "name": message.name or "tool", "content": text}
+    return None
+
+
+async def get_messages(thread_id: str) -> list[BaseMessage]:
+    """The LangChain messages of the thread's latest checkpoint (``[]`` for a new thread)."""
+    saver = await get_checkpointer()
+    found = await saver.aget_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+    if found is None:
+        return []
+    return list(found.checkpoint.get("channel_values", {}).get("messages", []))
+
+
+async def get_history(thread_id: str) -> list[dict[str, Any]]:
+    """The conversation so far, oldest first (see the module docstring for the shape)."""
+    return [item for m in await get_messages(thread_id) if (item := as_dict(m)) is not None]
+
+
+async def thread_title(thread_id: str) -> str:
+    """The first user message, shortened: what the thread list shows ("" when empty)."""
+    for message in await get_messages(thread_id):
+        if isinstance(message, HumanMessage):
+            text = " ".join(message_text(message).split())
+            return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 1] + "…"
+    return ""
+
+
+async def delete_thread(thread_id: str) -> None:
+    """Stop any run, drop queued messages, then the checkpoints and the event stream."""
+    from chat import runner  # runner imports this module's siblings; keep the cycle lazy
+
+    await pending.adiscard(thread_id)
+    await runner.forget(thread_id)
+    saver = await get_checkpointer()
+    await saver.adelete_thread(thread_id)
+    await events.delete(thread_id)

@@ -1,0 +1,366 @@
+"""Runs the graph for queued messages: one run per thread at a time, across processes.
+
+:func:`submit` puts the message in ``pending_msg:<thread_id>`` and tries the thread's
+run lock in the same MULTI/EXEC (see :mod:`sessions_redis.pending` for the protocol
+and its guarantees). The process that gets the lock runs the queue head first until
+it is empty, in a background task; a process that does not get it leaves the message
+to the holder, which is guaranteed to see it.
+
+One message's run:
+
+1. publish ``user``; stream the graph with the user's message (its id is the
+   message id, so a re-run after a crash replaces it instead of adding a second copy);
+2. publish each ``token`` of the model and each ``tool`` result as they come;
+3. once the graph has finished (its last checkpoint written) publish ``done``, then
+   acknowledge the message, which removes it from the queue and hands over the next one.
+
+A keeper task renews the lock every second and reads the cancel flag in the same
+round trip. Stopped by the user: ``cancelled``; the partial reply is kept. Model error:
+``error``; the turn is removed from the checkpoint. Both are acknowledged. Lock lost or
+Redis gone: the run stops without acknowledging, so the message is run again later.
+
+A worker that dies leaves its message at the head of the queue. :func:`recover`
+(called by every socket connect) and a :func:`submit` that finds the lock held by
+another process watch the lock and take over once it expires.
+
+Why hand-written: LangGraph runs a graph but has no cross-process queue or run lock
+without LangGraph Platform; this is the small piece that binds its runs to Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langgraph.graph.state import CompiledStateGraph
+
+from agenticpal.redis_clients import UNAVAILABLE_ERRORS, get_async_client
+from chat import events
+from chat.graph import final_reply, get_graph, message_text, run_config, settle_turn
+from chat.tools import resolve_timezone
+from sessions_redis import pending
+from sessions_redis.pending import PendingMessage
+
+logger = logging.getLogger("chat.runner")
+
+RENEW_INTERVAL_SECONDS = 1.0  # the lock lives keys.RUN_LOCK_TTL_MS; renewal is 20x as often
+WATCH_MARGIN_SECONDS = 0.05  # retry this long after the holder's lock would have expired
+STOP_WAIT_SECONDS = 10.0  # how long forget()/aclose() wait for a stopped run to finish
+
+GraphFactory = Callable[[], Awaitable[CompiledStateGraph]]
+
+
+class InvalidMessage(ValueError):
+    """The message cannot be queued; the argument says why, for the user."""
+
+
+@dataclass
+class _Run:
+    """The run loop of one thread in this process (it holds the thread's run lock)."""
+
+    token: str
+    task: asyncio.Task | None = None
+    message_id: str | None = None
+    graph_task: asyncio.Task | None = None
+    stop_reason: str | None = None  # "cancelled" or "lost"
+    partial: list[str] = field(default_factory=list)
+
+    def stop(self, reason: str) -> None:
+        if self.graph_task is not None and not self.graph_task.done():
+            self.stop_reason = self.stop_reason or reason
+            self.graph_task.cancel()
+
+
+class Runner:
+    """The runs of one process (and one event loop). Tests make two to act as two processes."""
+
+    def __init__(self, graph_factory: GraphFactory | None = None) -> None:
+        self._graph_factory = graph_factory or get_graph
+        self._runs: dict[str, _Run] = {}
+        self._watchers: dict[str, asyncio.Task] = {}
+        self._tasks: set[asyncio.Task] = set()  # strong references to background tasks
+
+    # --- entry points -----------------------------------------------------------------
+
+    async def submit(self, thread_id: str, text: str, email: str, timezone: str = "") -> str:
+        """Queue ``text`` (durably) and make sure a run will pick it up; returns its id."""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidMessage("The message is empty.")
+        if not resolve_timezone(timezone):
+            timezone = ""  # unknown or absent: the tools use the server's TIME_ZONE
+        message = PendingMessage(uuid.uuid4().hex, text, email, timezone)
+        token = pending.new_token()
+        async with get_async_client("sessions").pipeline(transaction=True) as pipe:
+            pending.push_command(pipe, thread_id, message)
+            pending.try_lock_command(pipe, thread_id, token)
+            _length, locked = await pipe.execute()
+        if locked:
+            self._start(thread_id, token)
+        elif thread_id not in self._runs:
+            self._watch(thread_id)  # the holder is another process, alive or not
+        return message.message_id
+
+    async def cancel(self, thread_id: str) -> bool:
+        """Stop the running message of ``thread_id`` (in whichever process runs it)."""
+        flagged = await pending.acancel(thread_id)
+        run = self._runs.get(thread_id)
+        if run is not None:
+            run.stop("cancelled")  # ours: no need to wait for the next renewal
+        return flagged
+
+    async def recover(self, thread_id: str) -> bool:
+        """Run messages left by a worker that died; True when this call started a run."""
+        if thread_id in self._runs:
+            return False
+        token = pending.new_token()
+        result = await pending.atry_lock_pending(thread_id, token)
+        if result == 1:
+            self._start(thread_id, token)
+            return True
+        if result < 0:
+            self._watch(thread_id)
+        return False
+
+    async def forget(self, thread_id: str) -> None:
+        """Stop this process's run of a thread being deleted and wait for it to end."""
+        watcher = self._watchers.pop(thread_id, None)
+        if watcher is not None:
+            watcher.cancel()
+        run = self._runs.get(thread_id)
+        if run is not None and run.task is not None:
+            run.stop("cancelled")
+            with contextlib.suppress(Exception, asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(run.task), STOP_WAIT_SECONDS)
+
+    async def drain(self, wait_seconds: float = STOP_WAIT_SECONDS) -> None:
+        """Wait for the runs in progress to finish and stop watching (tests, shutdown)."""
+        for watcher in list(self._watchers.values()):
+            watcher.cancel()
+        runs = [run.task for run in self._runs.values() if run.task is not None]
+        if runs:
+            await asyncio.wait(runs, timeout=wait_seconds)
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel every background task of this runner (their messages stay queued)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- background tasks -------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _start(self, thread_id: str, token: str) -> None:
+        run = _Run(token)
+        self._runs[thread_id] = run
+        run.task = self._spawn(self._run_queue(thread_id, run), f"chat-run:{thread_id}")
+
+    def _watch(self, thread_id: str) -> None:
+        if thread_id not in self._watchers:
+            task = self._spawn(self._watch_lock(thread_id), f"chat-watch:{thread_id}")
+            self._watchers[thread_id] = task
+
+    async def _watch_lock(self, thread_id: str) -> None:
+        """Take over the queue once the holder's lock expires (it died or finished)."""
+        try:
+            while thread_id not in self._runs:
+                token = pending.new_token()
+                result = await pending.atry_lock_pending(thread_id, token)
+                if result == 1:
+                    self._start(thread_id, token)
+                if result >= 0:
+                    return
+                await asyncio.sleep(-result / 1000 + WATCH_MARGIN_SECONDS)
+        except UNAVAILABLE_ERRORS as exc:
+            logger.warning("Stopped watching thread %s: Redis unavailable (%s)", thread_id, exc)
+        finally:
+            if self._watchers.get(thread_id) is asyncio.current_task():
+                del self._watchers[thread_id]
+
+    async def _run_queue(self, thread_id: str, run: _Run) -> None:
+        """Run the queue head first until it is empty (the lock is ours throughout)."""
+        try:
+            status, raw = await pending.aack_and_next(thread_id, run.token)
+            while status == "next" and raw is not None:
+                message = PendingMessage.decode(raw)
+                if not await self._run_one(thread_id, run, message):
+                    return  # the lock is gone: the message stays queued for its next run
+                status, raw = await pending.aack_and_next(thread_id, run.token, message, raw)
+            if status == "lost":
+                logger.warning("Run lock of thread %s expired between two messages", thread_id)
+        except UNAVAILABLE_ERRORS as exc:
+            logger.warning(
+                "Run of thread %s stopped: Redis unavailable (%s); its message stays queued",
+                thread_id,
+                exc,
+            )
+        except Exception:
+            logger.exception("Run of thread %s failed; its message stays queued", thread_id)
+        finally:
+            if self._runs.get(thread_id) is run:
+                del self._runs[thread_id]
+
+    async def _run_one(self, thread_id: str, run: _Run, message: PendingMessage) -> bool:
+        """Run one message to its end; False when the lock was lost (do not acknowledge)."""
+        mid = message.message_id
+        run.message_id, run.stop_reason, run.partial = mid, None, []
+        config = run_config(thread_id, message.timezone)
+        await events.publish(thread_id, {"type": "user", "message_id": mid, "text": message.text})
+        graph: CompiledStateGraph | None = None
+        run.graph_task = (
+            asyncio.current_task()
+            .get_loop()
+            .create_task(self._stream(thread_id, run, message, config))
+        )
+        keeper = asyncio.create_task(self._keep_lock(thread_id, run))
+        try:
+            graph = await run.graph_task
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling() or run.stop_reason is None:
+                raise  # this task itself is being cancelled (shutdown)
+        except UNAVAILABLE_ERRORS:
+            raise
+        except Exception as exc:
+            logger.warning("Model run of thread %s failed: %s", thread_id, exc, exc_info=True)
+            return await self._fail(thread_id, run, config, exc)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            run.graph_task = None
+
+        if run.stop_reason == "lost":
+            logger.warning(
+                "Run lock of thread %s was lost mid-run; message %s stays", thread_id, mid
+            )
+            return False
+        graph = graph or await self._graph_factory()
+        if run.stop_reason == "cancelled":
+            partial = "".join(run.partial)
+            await settle_turn(graph, config, mid, stopped_text=partial)
+            await events.publish(
+                thread_id, {"type": "cancelled", "message_id": mid, "content": partial}
+            )
+            return True
+        state = await graph.aget_state(config)
+        content = final_reply(state.values.get("messages", []), mid)
+        await events.publish(thread_id, {"type": "done", "message_id": mid, "content": content})
+        return True
+
+    async def _fail(self, thread_id: str, run: _Run, config: dict, exc: BaseException) -> bool:
+        """Model (or tool, or configuration) error: undo the turn, tell the user."""
+        mid = run.message_id or ""
+        with contextlib.suppress(Exception):
+            await settle_turn(await self._graph_factory(), config, mid, stopped_text=None)
+        reason = (
+            f"The assistant could not answer ({type(exc).__name__}: {exc}). "
+            "Your message was not kept; send it again."
+        )
+        await events.publish(thread_id, {"type": "error", "message_id": mid, "reason": reason})
+        return True
+
+    async def _stream(
+        self, thread_id: str, run: _Run, message: PendingMessage, config: dict
+    ) -> CompiledStateGraph:
+        """Stream the graph for ``message``, publishing tokens and tool results."""
+        graph = await self._graph_factory()
+        mid = message.message_id
+        inputs = {"messages": [HumanMessage(content=message.text, id=mid)]}
+        async for mode, payload in graph.astream(
+            inputs, config, stream_mode=["messages", "updates"]
+        ):
+            if mode == "messages":
+                chunk, meta = payload
+                if meta.get("langgraph_node") != "agent":
+                    continue
+                if isinstance(chunk, (AIMessageChunk, AIMessage)):
+                    text = message_text(chunk)
+                    if text:
+                        run.partial.append(text)
+                        await events.publish(
+                            thread_id, {"type": "token", "message_id": mid, "text": text}
+                        )
+            elif mode == "updates":
+                for node, update in (payload or {}).items():
+                    if node == "agent":
+                        run.partial = []  # that step's text is in the checkpoint now
+                    elif node == "tools":
+                        for result in (update or {}).get("messages", []):
+                            if isinstance(result, ToolMessage):
+                                await events.publish(
+                                    thread_id,
+                                    {
+                                        "type": "tool",
+                                        "message_id": mid,
+                                        "name": result.name,
+                                        "output": message_text(result),
+                                    },
+                                )
+        return graph
+
+    async def _keep_lock(self, thread_id: str, run: _Run) -> None:
+        """Renew the lock every second; stop the run when it is lost or flagged to stop."""
+        while True:
+            await asyncio.sleep(RENEW_INTERVAL_SECONDS)
+            try:
+                ours, flag = await pending.arenew(thread_id, run.token)
+            except UNAVAILABLE_ERRORS as exc:
+                logger.warning("Could not renew the run lock of %s: %s", thread_id, exc)
+                continue  # the lock may still be ours; the run finds out when it writes
+            if not ours:
+                run.stop("lost")
+                return
+            if flag is not None and flag in (run.message_id, "*"):
+                run.stop("cancelled")
+
+
+# --- the process's runner (one per event loop) -------------------------------------
+
+_runners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runner] = weakref.WeakKeyDictionary()
+
+
+def get_runner() -> Runner:
+    """The runner of the running event loop."""
+    loop = asyncio.get_running_loop()
+    runner = _runners.get(loop)
+    if runner is None:
+        runner = _runners[loop] = Runner()
+    return runner
+
+
+async def submit(thread_id: str, text: str, email: str, timezone: str = "") -> str:
+    return await get_runner().submit(thread_id, text, email, timezone)
+
+
+async def cancel(thread_id: str) -> bool:
+    return await get_runner().cancel(thread_id)
+
+
+async def recover(thread_id: str) -> bool:
+    return await get_runner().recover(thread_id)
+
+
+async def forget(thread_id: str) -> None:
+    await get_runner().forget(thread_id)
+
+
+async def drain(wait_seconds: float = STOP_WAIT_SECONDS) -> None:
+    """Let this loop's runs finish and stop its background tasks."""
+    loop = asyncio.get_running_loop()
+    runner = _runners.get(loop)
+    if runner is not None:
+        await runner.drain(wait_seconds)

@@ -511,7 +511,7 @@ def prune(
         if not skipped and stats.last_activity is not None and stats.last_activity >= cutoff:
             skipped = "active again"
         if not skipped and keep_latest and stats.checkpoints <= 1:
-            skipped = "only its latest checkpoint is left"
+            continue  # already trimmed: nothing to do, nothing to report
         if skipped:
             yield replace(
                 item, skipped=skipped, checkpoints_after=stats.checkpoints, bytes_after=stats.bytes

@@ -166,15 +166,19 @@ def test_rotate_command_re_encrypts_with_the_first_key_and_keeps_the_ttl(session
 def test_rotate_command_leaves_unreadable_credentials_and_fails(sessions_redis):
     save_with([OTHER])
     save_with([OLD], email="bob@example.com")
+    sessions_redis.set(keys.credentials_key("broken@example.com"), b"not json")
     before = sessions_redis.get(keys.credentials_key(EMAIL))
-    err = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()
     with (
         override_settings(CREDENTIALS_ENCRYPTION_KEYS=[NEW, OLD]),
         pytest.raises(CommandError, match="not in CREDENTIALS_ENCRYPTION_KEY"),
     ):
-        call_command("rotate_credentials_key", stdout=io.StringIO(), stderr=err)
-    assert "no configured key decrypts it" in err.getvalue()
+        call_command("rotate_credentials_key", stdout=out, stderr=err)
+    assert "Re-encrypted 1 credential(s); 2 unreadable." in out.getvalue()
+    assert f"{keys.credentials_key(EMAIL)}: no configured key decrypts it" in err.getvalue()
+    assert "broken@example.com: it is not a credentials record" in err.getvalue()
     assert sessions_redis.get(keys.credentials_key(EMAIL)) == before  # nothing lost
+    assert sessions_redis.get(keys.credentials_key("broken@example.com")) == b"not json"
     assert load_with([NEW], "bob@example.com").token == ACCESS_TOKEN
 
 
@@ -219,3 +223,11 @@ def test_without_a_configured_key_a_key_derived_from_secret_key_is_used(sessions
         assert credentials.load_credentials(EMAIL).token == ACCESS_TOKEN
     assert "CREDENTIALS_ENCRYPTION_KEY is not set" in caplog.text
     assert ACCESS_TOKEN.encode() not in sessions_redis.get(keys.credentials_key(EMAIL))
+
+
+def test_commands_say_how_to_fix_redis_being_down(private_redis):
+    private_redis.stop()
+    with pytest.raises(CommandError, match="make redis"):
+        rotate_with([NEW])
+    with override_settings(DEBUG=True), pytest.raises(CommandError, match="REDIS_URL"):
+        call_command("local_login_url", stdout=io.StringIO())

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
+from agenticpal.redis_clients import UNAVAILABLE_ERRORS, unavailable_message
 from sessions_redis.views import LOCAL_EMAIL, issue_login_token
 
 
@@ -26,7 +27,10 @@ class Command(BaseCommand):
     def handle(self, *args, base_url: str, email: str, **options) -> None:
         if not settings.DEBUG:
             raise CommandError("Local sign-in is disabled when DEBUG is off.")
-        token = issue_login_token(email)
+        try:
+            token = issue_login_token(email)
+        except UNAVAILABLE_ERRORS as exc:
+            raise CommandError(unavailable_message(exc)) from None
         url = base_url.rstrip("/") + reverse("local_login", args=[token])
         minutes = max(1, settings.LOGIN_TOKEN_TTL_SECONDS // 60)
         self.stdout.write(f"Sign in locally (single use, valid {minutes} min): {url}")

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -165,6 +166,35 @@ def final_reply(messages: list[BaseMessage], message_id: str) -> str:
         if isinstance(message, AIMessage) and message_text(message):
             return message_text(message)
     return ""
+
+
+TurnEvent = tuple[Literal["token", "step", "tool"], Any]
+
+
+async def stream_turn(
+    graph: CompiledStateGraph, config: RunnableConfig, message_id: str, text: str
+) -> AsyncIterator[TurnEvent]:
+    """Run one user message through ``graph``, yielding what a person should see:
+
+    ``("token", text)`` as the model writes, ``("step", None)`` when a model step is
+    complete (its text is then in the checkpoint) and ``("tool", ToolMessage)`` for each
+    tool result. The message's id is ``message_id``, so running it again is harmless.
+    """
+    inputs = {"messages": [HumanMessage(content=text, id=message_id)]}
+    async for mode, payload in graph.astream(inputs, config, stream_mode=["messages", "updates"]):
+        if mode == "messages":
+            chunk, meta = payload
+            is_model_text = meta.get("langgraph_node") == "agent" and isinstance(chunk, AIMessage)
+            if is_model_text and (piece := message_text(chunk)):
+                yield "token", piece
+            continue
+        for node, update in (payload or {}).items():
+            if node == "agent":
+                yield "step", None
+            elif node == "tools":
+                for result in (update or {}).get("messages", []):
+                    if isinstance(result, ToolMessage):
+                        yield "tool", result
 
 
 async def settle_turn(

@@ -38,12 +38,18 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langgraph.graph.state import CompiledStateGraph
 
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, get_async_client
 from chat import events
-from chat.graph import final_reply, get_graph, message_text, run_config, settle_turn
+from chat.graph import (
+    final_reply,
+    get_graph,
+    message_text,
+    run_config,
+    settle_turn,
+    stream_turn,
+)
 from chat.tools import resolve_timezone
 from sessions_redis import pending
 from sessions_redis.pending import PendingMessage
@@ -279,37 +285,17 @@ class Runner:
         """Stream the graph for ``message``, publishing tokens and tool results."""
         graph = await self._graph_factory()
         mid = message.message_id
-        inputs = {"messages": [HumanMessage(content=message.text, id=mid)]}
-        async for mode, payload in graph.astream(
-            inputs, config, stream_mode=["messages", "updates"]
-        ):
-            if mode == "messages":
-                chunk, meta = payload
-                if meta.get("langgraph_node") != "agent":
-                    continue
-                if isinstance(chunk, (AIMessageChunk, AIMessage)):
-                    text = message_text(chunk)
-                    if text:
-                        run.partial.append(text)
-                        await events.publish(
-                            thread_id, {"type": "token", "message_id": mid, "text": text}
-                        )
-            elif mode == "updates":
-                for node, update in (payload or {}).items():
-                    if node == "agent":
-                        run.partial = []  # that step's text is in the checkpoint now
-                    elif node == "tools":
-                        for result in (update or {}).get("messages", []):
-                            if isinstance(result, ToolMessage):
-                                await events.publish(
-                                    thread_id,
-                                    {
-                                        "type": "tool",
-                                        "message_id": mid,
-                                        "name": result.name,
-                                        "output": message_text(result),
-                                    },
-                                )
+        async for kind, value in stream_turn(graph, config, mid, message.text):
+            if kind == "token":
+                run.partial.append(value)
+                event = {"type": "token", "message_id": mid, "text": value}
+            elif kind == "tool":
+                output = message_text(value)
+                event = {"type": "tool", "message_id": mid, "name": value.name, "output": output}
+            else:
+                run.partial = []  # that step's text is in the checkpoint now
+                continue
+            await events.publish(thread_id, event)
         return graph
 
     async def _keep_lock(self, thread_id: str, run: _Run) -> None:

@@ -14,7 +14,8 @@ from typing import Annotated, Any, TypedDict
 import pytest
 import redis
 from django.test import override_settings
-from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.channels import DeltaChannel
+from langgraph.checkpoint.base import BaseCheckpointSaver, empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -421,3 +422,66 @@ def test_thread_index_lists_threads_newest_first(saver: RedisCheckpointer) -> No
     assert [t.thread_id for t in saver.list_threads()] == ["three", "one"]
     tid = str(uuid.uuid4())
     assert saver.get_tuple(cfg(tid)) is None
+
+
+# --- DeltaChannel: the parent walk in one call ------------------------------------------
+
+
+def _extend(state: list, writes: list) -> list:
+    return [*state, *(x for w in writes for x in w)]
+
+
+class DeltaState(TypedDict):
+    messages: Annotated[list, DeltaChannel(_extend, snapshot_frequency=4)]
+    other: Annotated[list, DeltaChannel(_extend, snapshot_frequency=7)]
+
+
+def delta_graph(checkpointer: Any) -> Any:
+    def agent(state: DeltaState) -> dict:
+        return {"messages": [f"reply {len(state['messages'])}"], "other": [len(state["other"])]}
+
+    def bookkeep(state: DeltaState) -> dict:
+        return {"messages": [f"done {len(state['messages'])}"]}
+
+    builder = StateGraph(DeltaState)
+    builder.add_node("agent", agent)
+    builder.add_node("bookkeep", bookkeep)
+    builder.add_edge(START, "agent")
+    builder.add_edge("agent", "bookkeep")
+    builder.add_edge("bookkeep", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+async def test_delta_channels_replay_like_the_in_memory_saver() -> None:
+    memory = InMemorySaver()
+    async with AsyncRedisCheckpointer.from_url(redis_clients.url_for("checkpoints")) as saver:
+        ours, theirs = delta_graph(saver), delta_graph(memory)
+        for turn in range(25):
+            for graph in (ours, theirs):
+                await graph.ainvoke({"messages": [f"user {turn}"], "other": []}, cfg("delta"))
+        mine = (await ours.aget_state(cfg("delta"))).values
+        assert mine == (await theirs.aget_state(cfg("delta"))).values
+        assert len(mine["messages"]) == 75
+        channels = ["messages", "other", "absent"]
+        async for tup in saver.alist(cfg("delta"), limit=12):
+            fast = await saver.aget_delta_channel_history(config=tup.config, channels=channels)
+            slow = await BaseCheckpointSaver.aget_delta_channel_history(
+                saver, config=tup.config, channels=channels
+            )
+            assert fast == slow
+        assert await saver.aget_delta_channel_history(config=cfg("nope"), channels=channels) == {
+            ch: {"writes": []} for ch in channels
+        }
+
+
+def test_delta_history_sync_matches_the_default_walk(saver: RedisCheckpointer) -> None:
+    graph = delta_graph(saver)
+    for turn in range(10):
+        graph.invoke({"messages": [f"user {turn}"], "other": []}, cfg("delta-sync"))
+    assert len(graph.get_state(cfg("delta-sync")).values["messages"]) == 30
+    for tup in saver.list(cfg("delta-sync"), limit=8):
+        fast = saver.get_delta_channel_history(config=tup.config, channels=["messages", "other"])
+        slow = BaseCheckpointSaver.get_delta_channel_history(
+            saver, config=tup.config, channels=["messages", "other"]
+        )
+        assert fast == slow

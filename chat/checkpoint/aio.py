@@ -11,7 +11,7 @@ per loop (``create_redis_checkpointer()`` does, on the per-loop client of
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -22,6 +22,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
     SerializerProtocol,
     get_checkpoint_id,
 )
@@ -183,6 +184,17 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
             if len(members) < size:
                 return
             high = f"({members[-1].decode()}"
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """``DeltaChannel`` replay: the whole parent walk is one script call."""
+        if not channels:
+            return {}
+        thread_id, ns, ks, args = self._delta_args(config, channels)
+        with self._guard("reading the history of", thread_id):
+            chain = await self._delta(keys=ks, args=args)
+        return self._decode_delta(thread_id, ns, channels, chain)
 
     async def aput(
         self,

@@ -56,6 +56,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
     PendingWrite,
     SerializerProtocol,
     get_serializable_checkpoint_metadata,
@@ -164,6 +165,84 @@ return 1
 """
 
 
+# Walks the parent chain of one checkpoint for ``DeltaChannel`` replay, in one call.
+# ARGV: ns, checkpoint id ('' = latest), channel names. For each ancestor, nearest
+# first: {id, writes of the channels still wanted, {channel, blob} seeds found there}.
+# A channel stops at the nearest ancestor holding a real (non-"empty") blob for it.
+DELTA_LUA = r"""
+local p = ARGV[1] .. '\0'
+local target = ARGV[2]
+if target == '' then
+  local r = redis.call('ZREVRANGEBYLEX', KEYS[1], '(' .. ARGV[1] .. '\1', '(' .. p, 'LIMIT', 0, 1)
+  if #r == 0 then return {} end
+  target = string.sub(r[1], #p + 1)
+end
+local want, left = {}, 0
+for i = 3, #ARGV do
+  if not want[ARGV[i]] then want[ARGV[i]] = true; left = left + 1 end
+end
+local function parse(rec)
+  local n, pos = struct.unpack('>I2', rec)
+  local refs = {}
+  for i = 1, n do
+    local l
+    l, pos = struct.unpack('>I2', rec, pos)
+    refs[i] = string.sub(rec, pos, pos + l - 1)
+    pos = pos + l
+  end
+  for _ = 1, 4 do
+    local l
+    l, pos = struct.unpack('>I4', rec, pos)
+    pos = pos + l
+  end
+  local l
+  l, pos = struct.unpack('>I4', rec, pos)
+  return refs, string.sub(rec, pos, pos + l - 1)
+end
+local rec = redis.call('HGET', KEYS[2], p .. target)
+if not rec then return {} end
+local _, current = parse(rec)
+local out, steps = {}, 0
+while current ~= '' and left > 0 and steps < 100000 do
+  steps = steps + 1
+  local m = p .. current
+  rec = redis.call('HGET', KEYS[2], m)
+  if not rec then break end
+  local refs, parent = parse(rec)
+  local seeds, done = {}, {}
+  for _, ref in ipairs(refs) do
+    local sep = string.find(ref, '\0', 1, true)
+    local ch = string.sub(ref, 1, sep - 1)
+    if want[ch] then
+      local blob = redis.call('HGET', KEYS[3], p .. ref)
+      if blob then
+        local tl = struct.unpack('>I2', blob)
+        if string.sub(blob, 3, 2 + tl) ~= 'empty' then
+          seeds[#seeds + 1] = ch
+          seeds[#seeds + 1] = blob
+          done[#done + 1] = ch
+        end
+      end
+    end
+  end
+  local writes = {}
+  local wf = redis.call('ZRANGEBYLEX', KEYS[5], '(' .. m .. '\0', '(' .. m .. '\1')
+  if #wf > 0 then
+    for _, w in ipairs(redis.call('HMGET', KEYS[4], unpack(wf))) do
+      if w then
+        local l1 = struct.unpack('>I4', w)
+        local l2 = struct.unpack('>I4', w, 5 + l1)
+        if want[string.sub(w, 9 + l1, 8 + l1 + l2)] then writes[#writes + 1] = w end
+      end
+    end
+  end
+  out[#out + 1] = {current, writes, seeds}
+  for _, ch in ipairs(done) do want[ch] = nil; left = left - 1 end
+  current = parent
+end
+return out
+"""
+
 # --- framing -----------------------------------------------------------------------
 
 
@@ -247,6 +326,7 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
         self._load = client.register_script(LOAD_LUA)
         self._put = client.register_script(PUT_LUA)
         self._put_writes = client.register_script(PUT_WRITES_LUA)
+        self._delta = client.register_script(DELTA_LUA)
 
     # --- keys ------------------------------------------------------------------------
 
@@ -439,17 +519,7 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
                 values[channel] = self.serde.loads_typed((btype, bdata))
             except Exception as exc:
                 raise self._fail(f"channel {channel!r}", thread_id, ns, cid, exc) from exc
-        pending: list[tuple[tuple[str, str, int], PendingWrite]] = []
-        for w in writes:
-            if w is None:
-                continue
-            try:
-                task_id, channel, task_path, widx, wtype, wbytes = _unframe(w, 0, 6)
-                tid, ch = task_id.decode(), channel.decode()
-                value = self.serde.loads_typed((wtype.decode(), wbytes))
-            except Exception as exc:
-                raise self._fail("pending writes", thread_id, ns, cid, exc) from exc
-            pending.append((writes_sort_key(task_path.decode(), tid, int(widx)), (tid, ch, value)))
+        pending = self._decode_writes(thread_id, ns, cid, writes)
         pending.sort(key=lambda item: item[0])
         parent_id = parent.decode()
         return CheckpointTuple(
@@ -471,6 +541,57 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
             ),
             pending_writes=[w for _, w in pending],
         )
+
+    def _delta_args(
+        self, config: RunnableConfig, channels: Sequence[str]
+    ) -> tuple[str, str, list[str], list[Any]]:
+        thread_id = str(config["configurable"]["thread_id"])
+        ns = self._ns(config)
+        cid = config["configurable"].get("checkpoint_id") or ""
+        return thread_id, ns, self.thread_keys(thread_id), [ns, cid, *channels]
+
+    def _decode_delta(
+        self, thread_id: str, ns: str, channels: Sequence[str], chain: list[Any]
+    ) -> dict[str, DeltaChannelHistory]:
+        """Per channel: writes oldest -> newest (each checkpoint's in writes_sort_key
+        order) from the seed's checkpoint on, and the seed value if one was found."""
+        writes: dict[str, list[PendingWrite]] = {ch: [] for ch in channels}
+        seeds: dict[str, Any] = {}
+        for raw_cid, raw_writes, raw_seeds in reversed(chain):
+            cid = _as_str(raw_cid)
+            for i in range(0, len(raw_seeds), 2):
+                ch = _as_str(raw_seeds[i])
+                try:
+                    seeds[ch] = self.serde.loads_typed(_untyped(raw_seeds[i + 1]))
+                except Exception as exc:
+                    raise self._fail(f"channel {ch!r}", thread_id, ns, cid, exc) from exc
+            for _, (tid, ch, value) in sorted(
+                self._decode_writes(thread_id, ns, cid, raw_writes), key=lambda kw: kw[0]
+            ):
+                writes[ch].append((tid, ch, value))
+        result: dict[str, DeltaChannelHistory] = {}
+        for ch in channels:
+            entry: DeltaChannelHistory = {"writes": writes[ch]}
+            if ch in seeds:
+                entry["seed"] = seeds[ch]
+            result[ch] = entry
+        return result
+
+    def _decode_writes(
+        self, thread_id: str, ns: str, cid: str, raw: Sequence[bytes | None]
+    ) -> list[tuple[tuple[str, str, int], PendingWrite]]:
+        pending: list[tuple[tuple[str, str, int], PendingWrite]] = []
+        for w in raw:
+            if w is None:
+                continue
+            try:
+                task_id, channel, task_path, widx, wtype, wbytes = _unframe(w, 0, 6)
+                tid, ch = task_id.decode(), channel.decode()
+                value = self.serde.loads_typed((wtype.decode(), wbytes))
+            except Exception as exc:
+                raise self._fail("pending writes", thread_id, ns, cid, exc) from exc
+            pending.append((writes_sort_key(task_path.decode(), tid, int(widx)), (tid, ch, value)))
+        return pending
 
     # --- list planning ---------------------------------------------------------------
 

@@ -5,7 +5,7 @@ Only I/O lives here; the layout and encoding are in ``chat.checkpoint.base``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -15,6 +15,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
     SerializerProtocol,
     get_checkpoint_id,
 )
@@ -171,6 +172,17 @@ class RedisCheckpointer(BaseRedisCheckpointer):
             if len(members) < size:
                 return
             high = f"({members[-1].decode()}"
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """``DeltaChannel`` replay: the whole parent walk is one script call."""
+        if not channels:
+            return {}
+        thread_id, ns, ks, args = self._delta_args(config, channels)
+        with self._guard("reading the history of", thread_id):
+            chain = self._delta(keys=ks, args=args)
+        return self._decode_delta(thread_id, ns, channels, chain)
 
     def put(
         self,

@@ -195,7 +195,12 @@ class SessionStore(SessionBase):
             )
             return self._created(status, record, value)
         written = store.update(
-            client, self.session_key, self._merge(data), loaded=self._raw, ttl=ttl
+            client,
+            self.session_key,
+            self._merge(data),
+            loaded=self._raw,
+            record=self._record if self._raw is not None else None,
+            ttl=ttl,
         )
         if written is None:
             raise UpdateError
@@ -220,7 +225,12 @@ class SessionStore(SessionBase):
             )
             return self._created(status, record, value)
         written = await store.aupdate(
-            client, self.session_key, self._merge(data), loaded=self._raw, ttl=ttl
+            client,
+            self.session_key,
+            self._merge(data),
+            loaded=self._raw,
+            record=self._record if self._raw is not None else None,
+            ttl=ttl,
         )
         if written is None:
             raise UpdateError

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 
 from redis.commands.core import AsyncScript, Script
@@ -155,11 +156,20 @@ def sha1(raw: bytes) -> str:
     return hashlib.sha1(raw).hexdigest()
 
 
+_stamps: tuple[int, int, str, str] = (-1, -1, "", "")  # (second, resolution, cutoff, now)
+
+
+def _touch_stamps() -> tuple[str, str]:
+    """(cutoff, now) for the touch script; formatted once per second, not per request."""
+    global _stamps
+    second, resolution = int(time.time()), last_accessed_resolution()
+    if _stamps[:2] != (second, resolution):
+        _stamps = (second, resolution, timestamp_before(resolution), timestamp())
+    return _stamps[2], _stamps[3]
+
+
 def _touch_args(session_id: str) -> tuple[list[str], list]:
-    return (
-        [keys.session_key(session_id)],
-        [default_ttl() * 1000, timestamp_before(last_accessed_resolution()), timestamp()],
-    )
+    return [keys.session_key(session_id)], [default_ttl() * 1000, *_touch_stamps()]
 
 
 def _write_args(
@@ -222,17 +232,23 @@ def update(
     change: Callable[[SessionRecord], None],
     *,
     loaded: bytes | None = None,
+    record: SessionRecord | None = None,
     ttl: int = 0,
 ) -> SessionRecord | None:
     """Apply ``change`` to the stored record without losing concurrent updates.
 
-    ``loaded`` is the value the caller already read (saves the first GET); ``ttl`` in
-    seconds, 0 keeps the current TTL. Returns the record as written, or ``None`` when
-    the session does not exist (or is unreadable).
+    ``loaded`` is the value the caller already read (saves the first GET) and
+    ``record`` that value already parsed (saves decoding it again; ``change`` may
+    modify it in place); ``ttl`` in seconds, 0 keeps the current TTL. Returns the
+    record as written, or ``None`` when the session does not exist (or is unreadable).
     """
     raw = loaded if loaded is not None else client.get(keys.session_key(session_id))
+    if loaded is None:
+        record = None
     for _ in range(MAX_ATTEMPTS):
-        if raw is None or (record := _parse_for_update(session_id, raw)) is None:
+        if record is None and (
+            raw is None or (record := _parse_for_update(session_id, raw)) is None
+        ):
             return None
         change(record)
         status, current = write(
@@ -242,7 +258,7 @@ def update(
             return record
         if status == -1:
             return None
-        raw = current
+        raw, record = current, None
     raise RuntimeError(f"Session {session_id} kept changing; gave up after {MAX_ATTEMPTS} tries.")
 
 
@@ -252,11 +268,16 @@ async def aupdate(
     change: Callable[[SessionRecord], None],
     *,
     loaded: bytes | None = None,
+    record: SessionRecord | None = None,
     ttl: int = 0,
 ) -> SessionRecord | None:
     raw = loaded if loaded is not None else await client.get(keys.session_key(session_id))
+    if loaded is None:
+        record = None
     for _ in range(MAX_ATTEMPTS):
-        if raw is None or (record := _parse_for_update(session_id, raw)) is None:
+        if record is None and (
+            raw is None or (record := _parse_for_update(session_id, raw)) is None
+        ):
             return None
         change(record)
         status, current = await awrite(
@@ -266,7 +287,7 @@ async def aupdate(
             return record
         if status == -1:
             return None
-        raw = current
+        raw, record = current, None
     raise RuntimeError(f"Session {session_id} kept changing; gave up after {MAX_ATTEMPTS} tries.")
 
 

@@ -1,0 +1,284 @@
+"""Session backend benchmark: ``sessions_redis.backend`` vs Django's cache backend on
+django-redis, side by side in one run, on one ``redis-server`` started here.
+
+    .venv/bin/python bench/sessions.py [--seconds 1.0] [--rounds 3] [--concurrency 16]
+
+What one "request" costs in each backend (the session part only, as the session
+middleware drives it):
+
+- read request: load the session and keep it alive. Here: one Lua call that reads
+  and renews the TTL. Cache backend: the only way to slide its expiry is
+  ``SESSION_SAVE_EVERY_REQUEST=True``, so load + save (GET, then GET + SET).
+- write request: load, change a value, save. Here: touch + compare-and-set. Cache
+  backend: GET, then GET + SET.
+
+Every figure is measured with one request in flight (x1) and with ``--concurrency``
+requests in flight (threads for sync, as a threaded WSGI server; tasks on one event
+loop for async, with ``aload``/``asave``, as an ASGI server; each request its own
+session). Async runs on uvloop when installed, as uvicorn[standard] serves the
+app. Each figure is the best of ``--rounds`` rounds of ``--seconds``, the two
+backends taking turns, so background load hurts both alike. Bytes per
+session is ``MEMORY USAGE`` of one signed-in session holding the same data in both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import django
+from django.conf import settings
+
+from agenticpal.redis_server import RedisServer
+
+USER_EMAIL = "someone@example.com"
+THREADS = ["0b9f2c9e-2f0e-4a53-9d7c-6f1f0c1e8a11", "5d1c7f8a-8c43-4d0b-b0f4-3c2d9e6a7b22"]
+AUTH = {
+    "_auth_user_id": "42",
+    "_auth_user_backend": "sessions_redis.oauth_state.GoogleOAuth2",
+    "_auth_user_hash": "3f2b8c0d9e1a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+}
+
+
+def configure(url: str) -> None:
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench-only-secret-key-0123456789-0123456789-0123456789",
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
+        DATABASES={},
+        USE_TZ=True,
+        REDIS={
+            "URL": url,
+            "SESSIONS_URL": f"{url}/0",
+            "CHECKPOINTS_URL": f"{url}/1",
+            "SOCKET_TIMEOUT": 5,
+            "CONNECT_TIMEOUT": 2,
+            "MAX_CONNECTIONS": 200,
+        },
+        SESSION_TTL_SECONDS=604_800,
+        SESSION_COOKIE_AGE=604_800,
+        SESSION_SAVE_EVERY_REQUEST=True,  # what the cache backend needs to slide expiry
+        SESSION_CACHE_ALIAS="sessions",
+        CACHES={
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "sessions": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": f"{url}/0",
+                "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            },
+        },
+    )
+    django.setup()
+
+
+# --- one request of each kind, per backend ------------------------------------------
+
+
+def new_sessions(store_class, count: int, *, email_in_record: bool) -> list[str]:
+    made = []
+    for _ in range(count):
+        session = store_class()
+        session.update(AUTH)
+        if email_in_record:
+            session.set_user_email(USER_EMAIL)
+        else:  # the cache backend keeps the same facts in Django's dict
+            session.update({"user_email": USER_EMAIL, "thread_ids": THREADS})
+        session.save()
+        if email_in_record:
+            from sessions_redis import threads
+
+            for thread_id in THREADS:
+                threads.add_thread(session.session_key, thread_id)
+        made.append(session.session_key)
+    return made
+
+
+def read_ours(store_class, key: str, _: int) -> None:
+    session = store_class(key)
+    session.get("_auth_user_id")  # load (and renew); not modified, so no save
+
+
+def read_cache(store_class, key: str, _: int) -> None:
+    session = store_class(key)
+    session.get("_auth_user_id")
+    session.save()  # SESSION_SAVE_EVERY_REQUEST: the middleware saves every request
+
+
+def write_any(store_class, key: str, i: int) -> None:
+    session = store_class(key)
+    session.get("_auth_user_id")
+    session["last_page"] = i
+    session.save()
+
+
+async def aread_ours(store_class, key: str, _: int) -> None:
+    session = store_class(key)
+    await session.aget("_auth_user_id")
+
+
+async def aread_cache(store_class, key: str, _: int) -> None:
+    session = store_class(key)
+    await session.aget("_auth_user_id")
+    await session.asave()
+
+
+async def awrite_any(store_class, key: str, i: int) -> None:
+    session = store_class(key)
+    await session.aget("_auth_user_id")
+    await session.aset("last_page", i)
+    await session.asave()
+
+
+# --- timing ----------------------------------------------------------------------------
+
+
+def rate_sync(
+    step: Callable, store_class, sessions: list[str], seconds: float, workers: int
+) -> float:
+    """Requests/s with ``workers`` threads (1: a plain loop) for ``seconds``."""
+    counts = [0] * workers
+    deadline = time.perf_counter() + seconds
+
+    def worker(n: int) -> None:
+        i = n
+        while time.perf_counter() < deadline:
+            step(store_class, sessions[i % len(sessions)], i)
+            i += workers
+            counts[n] += 1
+
+    started = time.perf_counter()
+    if workers == 1:
+        worker(0)
+    else:
+        pool = [threading.Thread(target=worker, args=(n,)) for n in range(workers)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
+async def rate_async(
+    step: Callable[..., Awaitable[None]],
+    store_class,
+    sessions: list[str],
+    seconds: float,
+    workers: int,
+) -> float:
+    """Requests/s with ``workers`` requests in flight on one event loop."""
+    counts = [0] * workers
+    deadline = time.perf_counter() + seconds
+
+    async def worker(n: int) -> None:
+        i = n
+        while time.perf_counter() < deadline:
+            await step(store_class, sessions[i % len(sessions)], i)
+            i += workers
+            counts[n] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(n) for n in range(workers)))
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def loop_factory() -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
+    """uvloop when installed (uvicorn[standard] serves the app on it), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None, "asyncio"
+    return uvloop.new_event_loop, "uvloop"
+
+
+def memory_usage(client, key: str) -> int:
+    return int(client.memory_usage(key, samples=0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of one round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per figure (best kept)")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    parser.add_argument("--sessions", type=int, default=200, help="distinct sessions used")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = RedisServer(Path(data_dir), appendonly=False).start()
+        try:
+            configure(server.url)
+            run(args, server)
+        finally:
+            server.stop()
+
+
+def run(args: argparse.Namespace, server: RedisServer) -> None:
+    from django.contrib.sessions.backends.cache import SessionStore as CacheStore
+    from django.core.cache import caches
+
+    from agenticpal.redis_clients import get_client
+    from sessions_redis import keys
+    from sessions_redis.backend import SessionStore as OurStore
+
+    ours = new_sessions(OurStore, args.sessions, email_in_record=True)
+    cache = new_sessions(CacheStore, args.sessions, email_in_record=False)
+    client = get_client("sessions")
+    bytes_ours = memory_usage(client, keys.session_key(ours[0]))
+    # django-redis names the key itself (":1:<session prefix><id>").
+    cache_key = caches[settings.SESSION_CACHE_ALIAS].make_key(CacheStore(cache[0]).cache_key)
+    bytes_cache = memory_usage(client, cache_key)
+
+    factory, loop_name = loop_factory()
+    steps = {
+        ("sync", "read"): (read_ours, read_cache),
+        ("sync", "write"): (write_any, write_any),
+        ("async", "read"): (aread_ours, aread_cache),
+        ("async", "write"): (awrite_any, awrite_any),
+    }
+    results: dict[tuple[str, str, int], tuple[float, float]] = {}
+    with asyncio.Runner(loop_factory=factory) as runner:
+        for (mode, kind), (mine, theirs) in steps.items():
+            for workers in (1, args.concurrency):
+                best = [0.0, 0.0]
+                for _ in range(args.rounds):  # the two backends take turns
+                    for n, (store_class, step, sessions) in enumerate(
+                        ((OurStore, mine, ours), (CacheStore, theirs, cache))
+                    ):
+                        if mode == "sync":
+                            rate = rate_sync(step, store_class, sessions, args.seconds, workers)
+                        else:
+                            rate = runner.run(
+                                rate_async(step, store_class, sessions, args.seconds, workers)
+                            )
+                        best[n] = max(best[n], rate)
+                results[(mode, kind, workers)] = (best[0], best[1])
+
+    c = args.concurrency
+    print(f"Sessions: sessions_redis vs cache backend + django-redis, Redis {server.version}, "
+          f"one server; best of {args.rounds} x {args.seconds}s; async on {loop_name}; "
+          f"x{c} = {c} requests in flight (threads for sync)")  # fmt: skip
+    print()
+    print("| cycles/s | sessions_redis | cache + django-redis | ratio |")
+    print("|---|---:|---:|---:|")
+    for (mode, kind, workers), (a, b) in results.items():
+        label = f"{kind} request, {mode}, x{workers}"
+        print(f"| {label} | {a:,.0f} | {b:,.0f} | {a / b:.2f}x |")
+    ratio = bytes_ours / bytes_cache
+    print(f"| bytes per session (MEMORY USAGE) | {bytes_ours} | {bytes_cache} | {ratio:.2f}x |")
+    print()
+    print(f"| sessions_redis: async / sync, same requests in flight | x1 | x{c} |")
+    print("|---|---:|---:|")
+    for kind in ("read", "write"):
+        cells = [results[("async", kind, w)][0] / results[("sync", kind, w)][0] for w in (1, c)]
+        print(f"| {kind} request | {cells[0]:.2f}x | {cells[1]:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 
 
 def test_healthz_ok(client) -> None:
@@ -17,6 +18,10 @@ def test_healthz_ok(client) -> None:
 @pytest.mark.django_db
 def test_healthz_and_pages_follow_redis_down_and_up(client, private_redis) -> None:
     assert client.get("/healthz").status_code == 200
+    # A signed-in browser: its pages need the session, which lives in Redis. (An
+    # anonymous first visit carries no cookie, so it never asks Redis anything.)
+    user = get_user_model().objects.create_user("alice", "alice@example.com", "pw")
+    client.force_login(user)
 
     private_redis.stop()
     response = client.get("/healthz")

@@ -174,3 +174,14 @@ def test_expire_at_browser_close_cookie_has_no_max_age(client, sessions_redis):
     assert "sessionid" not in client.get("/read").cookies  # nothing to slide
     key = keys.session_key(client.cookies["sessionid"].value)
     assert sessions_redis.ttl(key) > 604000  # the server side still expires
+
+
+@pytest.mark.urls(__name__)
+def test_a_hand_edited_record_is_a_fresh_session_not_a_500(client, sessions_redis, caplog):
+    client.get("/write")
+    old = client.cookies["sessionid"].value
+    sessions_redis.set(keys.session_key(old), b'{"session_id": "truncated', keepttl=True)
+    response = client.get("/write")
+    assert response.status_code == 200 and response.json() == {"visits": 1}
+    assert client.cookies["sessionid"].value != old
+    assert "unreadable" in caplog.text

@@ -19,7 +19,7 @@ from django.contrib import messages
 from django.contrib.admin.models import ADDITION
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.http import urlencode
 
 from chat import admin_service as service
@@ -178,5 +178,5 @@ class ConversationAdmin(RedisPagesAdmin):
 def _sessions_url() -> str | None:
     try:
         return reverse("admin:sessions_redis_redissession_changelist")
-    except Exception:  # the sessions admin is not installed
+    except NoReverseMatch:  # the sessions admin is not installed
         return None

@@ -29,7 +29,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.crypto import salted_hmac
 
 from sessions_redis import admin_service as service
@@ -299,7 +299,7 @@ def _conversation_links(thread_ids: list[str]) -> list[tuple[str, str | None]]:
     for thread_id in thread_ids:
         try:
             url = reverse("admin:chat_conversation_change", args=[thread_id])
-        except Exception:  # the chat admin is not installed, or the id is not routable
+        except NoReverseMatch:  # the chat admin is not installed, or the id is not routable
             url = None
         links.append((thread_id, url))
     return links

@@ -181,7 +181,7 @@ def test_detail_pretty_prints_the_record_with_secrets_redacted(admin_client, ses
     assert html.count("[redacted]") >= 5
     assert "cid.apps.googleusercontent.com" in html and "calendar" in html
     assert "oauth2.googleapis.com/token" in html
-    assert "thread-1" in html
+    assert 'href="/admin/chat/conversation/thread-1/"' in html  # its conversation's page
     assert "&quot;user_email&quot;: &quot;ann@example.com&quot;" in html  # indented JSON
 
 

@@ -14,11 +14,11 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.async_api import Page, async_playwright, expect
 
 from tests.e2e_support import LiveServer
 
@@ -26,13 +26,7 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with LiveServer() as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def chromium() -> str:
     if not Path(CHROMIUM).exists():
         pytest.fail(
             f"chromium not found at {CHROMIUM}: the browser test needs Debian's chromium. "
@@ -40,22 +34,32 @@ def browser() -> Iterator[Browser]:
             "runs it), or set CHROMIUM_PATH to a chromium binary.",
             pytrace=False,
         )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield browser
-        browser.close()
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def server(chromium: str) -> Iterator[LiveServer]:
+    with LiveServer() as live:
+        yield live
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
+async def page(chromium: str) -> AsyncIterator[Page]:
+    """A page of a fresh headless chromium context. Playwright's async API: the test
+    runs on pytest-asyncio's loop like the rest of the suite (the sync API would keep a
+    loop of its own running in this thread)."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, headless=True)
+        try:
+            context = await browser.new_context()
+            page = await context.new_page()
+            page.set_default_timeout(20_000)
+            yield page
+        finally:
+            await browser.close()
 
 
-def test_sign_in_chat_streamed_reply_and_history_after_reload(
+async def test_sign_in_chat_streamed_reply_and_history_after_reload(
     server: LiveServer, page: Page
 ) -> None:
     frames: list[dict] = []
@@ -65,32 +69,32 @@ def test_sign_in_chat_streamed_reply_and_history_after_reload(
 
     page.on("websocket", watch)
 
-    page.goto(server.login_url())
-    expect(page).to_have_url(f"{server.url}/")  # signed in, on the chat index
-    page.get_by_role("button", name="Start a new chat").click()
-    expect(page).to_have_url(re.compile(rf"{re.escape(server.url)}/chat/[A-Za-z0-9_-]+/$"))
+    await page.goto(server.login_url())
+    await expect(page).to_have_url(f"{server.url}/")  # signed in, on the chat index
+    await page.get_by_role("button", name="Start a new chat").click()
+    await expect(page).to_have_url(re.compile(rf"{re.escape(server.url)}/chat/[A-Za-z0-9_-]+/$"))
     chat = page.locator("#chat")
-    expect(chat).to_have_class(_has("live"))  # the websocket is open
+    await expect(chat).to_have_class(_has("live"))  # the websocket is open
 
-    page.locator("#message").fill("Hello, my name is Ada.")
-    page.locator("#message").press("Enter")
+    await page.locator("#message").fill("Hello, my name is Ada.")
+    await page.locator("#message").press("Enter")
 
-    expect(page.locator("li.msg.user").last).to_have_text("Hello, my name is Ada.")
+    await expect(page.locator("li.msg.user").last).to_have_text("Hello, my name is Ada.")
     reply = page.locator("li.msg.assistant").last
-    expect(reply).not_to_have_class(_has("streaming"), timeout=30_000)
+    await expect(reply).not_to_have_class(_has("streaming"), timeout=30_000)
     done = [f for f in frames if f.get("type") == "done"]
     assert done, f"no done event reached the page: {[f.get('type') for f in frames]}"
     tokens = [f for f in frames if f.get("type") == "token"]
     assert len(tokens) >= 2, "the reply was not streamed token by token"
     answer = done[-1]["content"]
-    expect(reply).to_contain_text(answer.split()[0])
-    expect(page.locator("#send")).to_be_enabled()
+    await expect(reply).to_contain_text(answer.split()[0])
+    await expect(page.locator("#send")).to_be_enabled()
 
-    page.reload()
-    expect(page.locator("li.msg.user")).to_have_text(["Hello, my name is Ada."])
-    expect(page.locator("li.msg.assistant")).to_have_count(1)
-    expect(page.locator("li.msg.assistant")).to_contain_text(answer.split()[0])
-    expect(chat).to_have_class(_has("live"))  # and the socket is back after the reload
+    await page.reload()
+    await expect(page.locator("li.msg.user")).to_have_text(["Hello, my name is Ada."])
+    await expect(page.locator("li.msg.assistant")).to_have_count(1)
+    await expect(page.locator("li.msg.assistant")).to_contain_text(answer.split()[0])
+    await expect(chat).to_have_class(_has("live"))  # and the socket is back after the reload
 
 
 def _has(css_class: str) -> re.Pattern:

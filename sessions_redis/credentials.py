@@ -11,6 +11,12 @@ The value is JSON in the seed's shape, with the secrets encrypted (see
 so ``redis-cli GET`` never shows a usable token. The key's TTL is the session TTL,
 renewed whenever the credentials are read (GETEX): they follow the user's sessions.
 
+The session record's ``credentials`` field (the seed's schema) holds a *reference*,
+not a copy: ``{"ref": "credentials:<email>", "token_uri", "client_id", "scopes"}``
+(:meth:`GoogleCredentials.reference`). One copy of the secrets means a refresh is
+written once and seen by every session, sign-out everywhere has one key to delete,
+and no session record ever carries a token, encrypted or not.
+
 Tools call :func:`google_credentials` / :func:`agoogle_credentials`. The hot path is
 one round trip (GETEX). When the access token is expired (or expires within a
 minute), one caller per user refreshes it under a short Redis lock (``SET NX PX``

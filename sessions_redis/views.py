@@ -4,6 +4,19 @@ The Google flow itself is social-auth's (``social:begin`` is a CSRF-protected PO
 :func:`oauth_complete` wraps its callback view only to turn refusals into pages a
 person can read: a refused OAuth state (logged to ``django.security``), a cancelled
 consent screen, Google not answering. Nothing is written on any of those paths.
+
+Signing out (both are POST with a CSRF token):
+
+- ``/logout/`` ends this browser's session (``session:<id>`` deleted, dropped from
+  ``user_sessions:<email>``). Other browsers and the Google credentials stay.
+- ``/logout/everywhere/`` revokes the grant at Google (the refresh token, so every
+  access token dies with it), deletes ``credentials:<email>`` and every session in
+  ``user_sessions:<email>``. If Google cannot be reached everything local is deleted
+  anyway and the page says how to revoke by hand.
+
+Local sign-in (``/login/local/<token>/``) works whenever ``DEBUG`` is on, whether or
+not Google is configured, and answers 404 when it is off: the token is single use
+(GETDEL) and expires after ``LOGIN_TOKEN_TTL_SECONDS``.
 """
 
 from __future__ import annotations

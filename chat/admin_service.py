@@ -10,7 +10,7 @@ knows the checkpointer's key layout.
   page is O(page) whatever the number of threads: no SCAN. Owners come from
   ``thread_owner:<id>`` in db 0 (one MGET per page).
 - **History** is the thread's checkpoints, newest first, with each one's step, source,
-  the writes its tasks produced, and the messages at that point (time travel).
+  what that step wrote, and the messages at that point (time travel).
 - **Fork** copies the *lineage* of one checkpoint (it and its ancestors, following
   ``parent_config``, so a thread that was already branched forks correctly) into a new
   thread with ``put``/``put_writes``, then gives the new thread to the owner. It is
@@ -251,8 +251,11 @@ class CheckpointView:
     source: str
     created_at: datetime | None
     messages: list[MessageView]
+    # What the step that made this checkpoint wrote (the parent's pending writes; for an
+    # "input" checkpoint, the input itself). Filled in by conversation_detail().
     writes: list[WriteView] = field(default_factory=list)
     fork_problem: str = ""  # why one cannot fork here ("" = one can)
+    own_writes: list[WriteView] = field(default_factory=list)  # of the tasks run from here
 
     @property
     def can_fork(self) -> bool:
@@ -288,13 +291,24 @@ def checkpoint_view(tup: CheckpointTuple) -> CheckpointView:
         source=str(tup.metadata.get("source", "")),
         created_at=_created(tup),
         messages=[message_view(m) for m in messages],
-        writes=[
+        writes=_input_writes(tup),
+        fork_problem=_fork_problem(messages),
+        own_writes=[
             WriteView(task_id[-8:], channel, _summary(value))
             for task_id, channel, value in tup.pending_writes or []
             if not channel.startswith("branch:")
         ],
-        fork_problem=_fork_problem(messages),
     )
+
+
+def _input_writes(tup: CheckpointTuple) -> list[WriteView]:
+    """The input an "input" checkpoint records (LangGraph keeps it in ``__start__``)."""
+    if tup.metadata.get("source") != "input":
+        return []
+    start = tup.checkpoint.get("channel_values", {}).get("__start__")
+    if isinstance(start, dict):
+        return [WriteView("input", str(k), _summary(v)) for k, v in start.items()]
+    return [WriteView("input", "__start__", _summary(start))] if start is not None else []
 
 
 @dataclass(frozen=True)
@@ -320,10 +334,15 @@ def conversation_detail(
     """A thread's checkpoint history, newest first; raises ConversationNotFound."""
     sessions = sessions or get_client("sessions")
     cp = saver(checkpoints)
-    history = [
+    views = [
         checkpoint_view(t)
         for t in cp.list(_config(thread_id), limit=limit)
         if not t.config["configurable"].get("checkpoint_ns")
+    ]
+    own = {v.checkpoint_id: v.own_writes for v in views}
+    history = [
+        v if v.writes or v.parent_id not in own else replace(v, writes=own[v.parent_id])
+        for v in views
     ]
     if not history:
         raise ConversationNotFound(f"Thread {thread_id!r} has no checkpoints (or was deleted).")

@@ -151,7 +151,12 @@ def test_detail_shows_each_checkpoint_with_step_source_writes_and_messages(admin
     assert html.count('<td class="field-step">') == len(detail.history)
     first_input = detail.history[-1]
     assert first_input.source == "input" and first_input.messages == []
-    assert any(w.channel == "messages" for c in detail.history for w in c.writes)
+    first_answer = next(c for c in reversed(detail.history) if c.step == 1)
+    assert [(w.channel, w.summary) for w in first_answer.writes] == [
+        ("messages", "assistant: " + first_answer.messages[-1].text)
+    ]  # what the agent step wrote
+    assert first_input.writes[0].summary == "user: My name is Ann"  # the input itself
+    assert "Written by this step" in html
     # The tool call turn: a checkpoint where the assistant asked for the tool is mid-turn.
     mid = [c for c in detail.history if c.fork_problem]
     assert mid and all("tool call" in c.fork_problem for c in mid)

@@ -150,3 +150,12 @@ def test_sign_out_everywhere_needs_a_signed_in_user(google):
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")
     assert len(google.calls) == 0
+
+
+def test_every_signed_in_page_offers_sign_out(three_sessions):
+    laptop, _, _ = three_sessions
+    page = laptop.get("/").content.decode()
+    assert 'action="/logout/"' in page
+    assert 'href="/login/"' in page  # the account page: sign out everywhere
+    assert 'action="/logout/everywhere/"' in laptop.get("/login/").content.decode()
+    assert 'action="/logout/"' not in Client().get("/login/").content.decode()

@@ -140,6 +140,8 @@ SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS = {
     "include_granted_scopes": "true",
 }
 SOCIAL_AUTH_LOGIN_ERROR_URL = "/login/"
+# Behind a TLS-terminating proxy: send Google an https:// redirect URI.
+SOCIAL_AUTH_REDIRECT_IS_HTTPS = env.bool("OAUTH_REDIRECT_IS_HTTPS", default=False)
 SOCIAL_AUTH_PIPELINE = (
     "social_core.pipeline.social_auth.social_details",
     "social_core.pipeline.social_auth.social_names",

@@ -72,6 +72,14 @@ def _safe_next(request: HttpRequest) -> str:
     return ""
 
 
+def redirect_uri(request: HttpRequest) -> str:
+    """The callback URL Google must know (what social-auth sends as ``redirect_uri``)."""
+    uri = request.build_absolute_uri(reverse("social:complete", args=[GOOGLE]))
+    if settings.SOCIAL_AUTH_REDIRECT_IS_HTTPS:
+        uri = uri.replace("http://", "https://", 1)
+    return uri
+
+
 def needs_google_again(user) -> bool:
     """A Google user whose credentials are gone (revoked, ``invalid_grant``, expired):
     the sign-in page asks them to sign in with Google again."""
@@ -99,7 +107,7 @@ def login_page(request: HttpRequest) -> HttpResponse:
             "google_again_message": credentials.SignInRequired.user_message,
             "debug": settings.DEBUG,
             "next": _safe_next(request),
-            "redirect_uri": request.build_absolute_uri(reverse("social:complete", args=[GOOGLE])),
+            "redirect_uri": redirect_uri(request),
             "scopes": [(scope, SCOPE_LABELS.get(scope, scope)) for scope in scopes],
             "local_command": f"python manage.py local_login_url {request.scheme}://{request.get_host()}",
         },

@@ -153,3 +153,17 @@ def test_no_sql_table_holds_a_token_or_the_client_secret(google):
             text = repr(cursor.fetchall())
             for secret in secrets:
                 assert secret not in text, f"{table} holds a secret"
+
+
+def test_redirect_uri_behind_a_tls_proxy(google, settings):
+    settings.SOCIAL_AUTH_REDIRECT_IS_HTTPS = True
+    params = auth_params(Client())
+    assert params["redirect_uri"] == "https://testserver/complete/google-oauth2/"
+
+
+def test_sign_in_page_shows_the_redirect_uri_to_register_when_google_is_not_configured(settings):
+    settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = ""
+    page = Client().get("/login/").content.decode()
+    assert "Google sign-in is not configured" in page
+    assert "http://testserver/complete/google-oauth2/" in page
+    assert "rotate_credentials_key --generate" in page

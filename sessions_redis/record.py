@@ -22,15 +22,21 @@ As stored (compact JSON, readable with ``redis-cli GET session:<id>``)::
 
 Timestamps are ISO-8601 UTC with a ``Z`` and whole seconds: one fixed width, so two
 of them compare correctly as strings (Lua does exactly that).
+
+(De)serialisation uses orjson: every request decodes a record and every save encodes
+one, and orjson does each in about a fifth of the standard library's time. Its
+output is the same compact UTF-8 JSON (keys in insertion order, non-string keys
+turned into strings as ``json`` does).
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 SEED_FIELDS = (
     "session_id",
@@ -90,14 +96,14 @@ class SessionRecord:
 
     def to_json(self) -> bytes:
         """Compact UTF-8 JSON, seed fields first (see the module docstring for why)."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_NON_STR_KEYS)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> SessionRecord:
         """Parse a stored value; :class:`InvalidRecord` says exactly what is wrong."""
         try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as exc:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
             raise InvalidRecord(f"not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise InvalidRecord(f"expected a JSON object, got {type(data).__name__}")

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+import httpx
 import pytest
 import requests
+import respx
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.test import Client
 
-from sessions_redis import keys, store
+from sessions_redis import credentials, keys, store
+from sessions_redis.manager import SessionManager
 from tests import oauth_support
 from tests.oauth_support import EMAIL, REFRESH_TOKEN, REVOKE_URL, callback, start_flow, stub_sign_in
+from tests.test_credentials import REFRESH, stored
 
 pytestmark = pytest.mark.django_db
 google = oauth_support.google
@@ -122,8 +127,6 @@ def test_token_google_already_forgot_counts_as_revoked(three_sessions, google):
 
 
 def test_sign_out_everywhere_for_a_local_account_asks_nothing_of_google(google, sessions_redis):
-    from django.contrib.auth import get_user_model
-
     user = get_user_model().objects.create(username="dev", email="dev@localhost")
     first, second = Client(), Client()
     first.force_login(user)
@@ -159,3 +162,20 @@ def test_every_signed_in_page_offers_sign_out(three_sessions):
     assert 'href="/login/"' in page  # the account page: sign out everywhere
     assert 'action="/logout/everywhere/"' in laptop.get("/login/").content.decode()
     assert 'action="/logout/"' not in Client().get("/login/").content.decode()
+
+
+async def test_async_revoke_and_delete_with_the_session_manager(google_settings, sessions_redis):
+    """The async building blocks: revoke + delete credentials, then every session."""
+    stored(expired=False)
+    manager = SessionManager()
+    for _ in range(3):
+        await manager.create_session(EMAIL)
+    other = await manager.create_session(BOB)
+    with respx.mock() as router:
+        route = router.post(REVOKE_URL).mock(return_value=httpx.Response(200))
+        assert await credentials.arevoke_and_delete(EMAIL) is True
+    assert parse_qs(route.calls[0].request.content.decode()) == {"token": [REFRESH]}
+    assert await manager.delete_all_for(EMAIL) == 3
+    assert await manager.list_sessions_for(EMAIL) == []
+    assert sessions_redis.exists(keys.credentials_key(EMAIL)) == 0
+    assert await manager.get_session(other.session_id) is not None

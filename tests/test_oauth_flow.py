@@ -167,3 +167,22 @@ def test_sign_in_page_shows_the_redirect_uri_to_register_when_google_is_not_conf
     assert "Google sign-in is not configured" in page
     assert "http://testserver/complete/google-oauth2/" in page
     assert "rotate_credentials_key --generate" in page
+
+
+def test_tokens_a_row_kept_from_before_are_stripped(google):
+    """A social-auth row written by the stock pipeline (tokens in extra_data) is cleaned."""
+    stub_sign_in(google)
+    first = Client()
+    callback(first, start_flow(first))
+    social = UserSocialAuth.objects.get()
+    social.extra_data = {**social.extra_data, "access_token": "old", "refresh_token": "old-r"}
+    social.save()
+
+    google.reset()
+    stub_sign_in(google)
+    second = Client()
+    assert callback(second, start_flow(second)).status_code == 302
+    social.refresh_from_db()
+    assert "access_token" not in social.extra_data
+    assert "refresh_token" not in social.extra_data
+    assert social.extra_data  # the non-secret fields stay

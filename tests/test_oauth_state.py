@@ -8,6 +8,7 @@ no credentials, no signed-in session).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import pytest
@@ -141,3 +142,25 @@ def test_state_is_consumed_even_when_the_code_exchange_fails(google, sessions_re
     assert sessions_redis.exists(keys.oauth_state_key(state)) == 0
     assert not get_user_model().objects.exists()
     assert sessions_redis.exists(keys.credentials_key(EMAIL)) == 0
+
+
+def test_racing_callbacks_consume_a_state_exactly_once():
+    """GETDEL: of N concurrent consumers of one state, exactly one gets it."""
+    oauth_state.store_state("raced", backend="google-oauth2", binding="browser")
+    barrier = threading.Barrier(20)
+    outcomes: list[str] = []
+
+    def consume() -> None:
+        barrier.wait()
+        try:
+            oauth_state.consume_state("raced", backend="google-oauth2", binding="browser")
+            outcomes.append("ok")
+        except oauth_state.OAuthStateError as exc:
+            outcomes.append(exc.reason)
+
+    threads = [threading.Thread(target=consume) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(outcomes) == ["ok"] + ["unknown"] * 19

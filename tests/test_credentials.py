@@ -269,3 +269,20 @@ async def test_async_google_unreachable_keeps_the_credentials(agoogle, sessions_
     with pytest.raises(RefreshFailed, match="Could not reach Google"):
         await credentials.agoogle_credentials(EMAIL)
     assert sessions_redis.exists(keys.credentials_key(EMAIL)) == 1
+
+
+def commands_during(sessions_redis, action) -> dict[str, int]:
+    """Redis commands the server ran during ``action`` (INFO commandstats, our server only)."""
+    sessions_redis.config_resetstat()
+    action()
+    stats = sessions_redis.info("commandstats")
+    ignored = {"cmdstat_info", "cmdstat_config|resetstat"}
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items() if k not in ignored}
+
+
+def test_valid_credentials_cost_one_round_trip(google, sessions_redis):
+    stored(expired=False)
+    credentials.google_credentials(EMAIL)  # warm the connection pool
+    assert commands_during(sessions_redis, lambda: credentials.google_credentials(EMAIL)) == {
+        "getex": 1
+    }

@@ -5,8 +5,8 @@ side in one process.
         [--official-url redis://host:port] [--json out.json]
 
 The workload: a two-node graph (``agent`` appends the assistant's reply, ``bookkeep``
-appends a short status message) over a ``messages`` channel with ``add_messages``; every
-turn sends one user message. ``--threads`` conversations run concurrently on one event
+appends a short status message) over a ``messages`` channel; every turn sends one user
+message. ``--threads`` conversations run concurrently on one event
 loop, ``--turns`` turns each, after a short warm-up conversation per saver.
 
 Savers:
@@ -19,10 +19,17 @@ Savers:
 - the AWS ``AsyncValkeySaver`` (``langgraph-checkpoint-aws[valkey]``) if importable, on
   the same local server, db 2.
 
-Per saver: turns/s, p50/p99 latency of one turn, p99 over the first ten turns of every
-conversation against p99 over the last ten (does a turn get slower as history grows?),
+Per saver: turns/s, p50/p99 latency of one turn, p99 (and p50) over the first ten turns
+of every conversation against the last ten (does a turn get slower as history grows?),
 and Redis bytes per turn (``used_memory`` growth over the run, and for our saver also
 ``MEMORY USAGE`` of the thread keys). Numbers are noisy on a busy machine.
+
+Two workloads (``--workload``, default both). ``messages``: the usual ``add_messages``
+channel; every step hands the saver the whole message list, so a turn costs more as the
+conversation grows, with every saver including ``InMemorySaver`` (LangGraph serialises
+and reduces the full list). ``delta``: the same messages in a ``DeltaChannel``; a step
+stores only its new messages and a snapshot every 100 updates, and loading a thread
+replays the writes since the last snapshot (``get_delta_channel_history``).
 """
 
 from __future__ import annotations
@@ -30,14 +37,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -46,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import django
 from django.conf import settings
 from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.channels import DeltaChannel
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
@@ -85,18 +92,32 @@ def configure(url: str) -> None:
 # --- the workload -------------------------------------------------------------------
 
 
-class State(TypedDict):
+def _extend_messages(state: list, writes: list) -> list:
+    """``add_messages`` folded over a batch of writes (DeltaChannel's reducer shape)."""
+    return add_messages(state, [m for w in writes for m in (w if isinstance(w, list) else [w])])
+
+
+class FullState(TypedDict):
     messages: Annotated[list, add_messages]
 
 
-def build_graph(checkpointer: Any) -> Any:
-    def agent(state: State) -> dict:
-        return {"messages": [AIMessage(REPLY + str(len(state["messages"])))]}
+class DeltaState(TypedDict):
+    messages: Annotated[list, DeltaChannel(_extend_messages)]
 
-    def bookkeep(state: State) -> dict:
-        return {"messages": [AIMessage(f"turn {len(state['messages']) // 3} done")]}
 
-    builder = StateGraph(State)
+WORKLOADS = {"messages": FullState, "delta": DeltaState}
+
+
+def build_graph(checkpointer: Any, workload: str) -> Any:
+    def agent(state: dict) -> dict:
+        n = len(state["messages"])
+        return {"messages": [AIMessage(REPLY + str(n), id=f"a{n}")]}
+
+    def bookkeep(state: dict) -> dict:
+        n = len(state["messages"])
+        return {"messages": [AIMessage(f"turn {n // 3} done", id=f"b{n}")]}
+
+    builder = StateGraph(WORKLOADS[workload])
     builder.add_node("agent", agent)
     builder.add_node("bookkeep", bookkeep)
     builder.add_edge(START, "agent")
@@ -108,7 +129,8 @@ def build_graph(checkpointer: Any) -> Any:
 async def converse(graph: Any, thread_id: str, turns: int, lat: list[list[float]]) -> None:
     config = {"configurable": {"thread_id": thread_id}}
     for turn in range(turns):
-        message = HumanMessage(f"Turn {turn}: what is on my calendar next week, and why?")
+        text = f"Turn {turn}: what is on my calendar next week, and why?"
+        message = HumanMessage(text, id=f"u{turn}")
         t0 = time.perf_counter()
         await graph.ainvoke({"messages": [message]}, config)
         lat[turn].append(time.perf_counter() - t0)
@@ -116,6 +138,7 @@ async def converse(graph: Any, thread_id: str, turns: int, lat: list[list[float]
 
 @dataclass
 class Result:
+    workload: str
     saver: str
     turns: int
     seconds: float
@@ -124,9 +147,10 @@ class Result:
     p99_ms: float
     p99_first10_ms: float
     p99_last10_ms: float
+    p50_first10_ms: float
+    p50_last10_ms: float
     bytes_per_turn: int | None
     key_bytes_per_turn: int | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -135,6 +159,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run_one(
+    workload: str,
     name: str,
     saver: Any,
     threads: int,
@@ -142,7 +167,7 @@ async def run_one(
     memory: Callable[[], Any] | None = None,
     key_bytes: Callable[[list[str]], Any] | None = None,
 ) -> Result:
-    graph = build_graph(saver)
+    graph = build_graph(saver, workload)
     await converse(graph, f"warmup-{uuid.uuid4()}", 5, [[] for _ in range(5)])
     before = await memory() if memory else None
     lat: list[list[float]] = [[] for _ in range(turns)]
@@ -155,6 +180,7 @@ async def run_one(
     window = min(10, turns)
     used = (await memory() - before) // total if memory else None
     return Result(
+        workload=workload,
         saver=name,
         turns=total,
         seconds=round(elapsed, 3),
@@ -163,6 +189,8 @@ async def run_one(
         p99_ms=round(pct(flat, 0.99), 2),
         p99_first10_ms=round(pct([x for t in lat[:window] for x in t], 0.99), 2),
         p99_last10_ms=round(pct([x for t in lat[-window:] for x in t], 0.99), 2),
+        p50_first10_ms=round(pct([x for t in lat[:window] for x in t], 0.5), 2),
+        p50_last10_ms=round(pct([x for t in lat[-window:] for x in t], 0.5), 2),
         bytes_per_turn=used,
         key_bytes_per_turn=(await key_bytes(ids)) // total if key_bytes else None,
     )
@@ -233,12 +261,13 @@ def valkey_skip_reason() -> str | None:
 
 
 def table(results: list[Result], turns: int) -> str:
+    """One markdown table for one workload; ratios against its InMemorySaver row."""
     base = next((r for r in results if r.saver == "InMemorySaver"), None)
     last = f"{max(1, turns - 9)}-{turns}"
     rows = [
         f"| saver | turns/s | vs InMemorySaver | p50 ms | p99 ms | p99 turns 1-10 | "
-        f"p99 turns {last} | growth | Redis bytes/turn |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"p99 turns {last} | growth | p50 turns 1-10 / {last} | Redis bytes/turn |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         ratio = f"{r.turns_per_s / base.turns_per_s:.2f}x" if base else "-"
@@ -248,7 +277,8 @@ def table(results: list[Result], turns: int) -> str:
             mem += f" (keys: {r.key_bytes_per_turn:,})"
         rows.append(
             f"| {r.saver} | {r.turns_per_s:,.0f} | {ratio} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-            f"{r.p99_first10_ms:.2f} | {r.p99_last10_ms:.2f} | {growth} | {mem} |"
+            f"{r.p99_first10_ms:.2f} | {r.p99_last10_ms:.2f} | {growth} | "
+            f"{r.p50_first10_ms:.2f} / {r.p50_last10_ms:.2f} | {mem} |"
         )
     return "\n".join(rows)
 
@@ -258,40 +288,30 @@ async def main(args: argparse.Namespace, server: RedisServer) -> list[Result]:
 
     from agenticpal.redis_clients import url_for
 
-    results = [await run_one("InMemorySaver", InMemorySaver(), args.threads, args.turns)]
-    async with ours(url_for("checkpoints")) as (saver, memory, key_bytes):
-        await saver.client.flushdb()
-        results.append(
-            await run_one(
-                "AsyncRedisCheckpointer (db 1)", saver, args.threads, args.turns, memory, key_bytes
-            )
-        )
-    if args.official_url:
-        async with official(args.official_url) as (saver, memory, _):
-            results.append(
-                await run_one(
-                    f"official AsyncRedisSaver ({mask_password(args.official_url)})",
-                    saver,
-                    args.threads,
-                    args.turns,
-                    memory,
-                )
-            )
-    else:
+    results: list[Result] = []
+    reason = valkey_skip_reason()
+    if not args.official_url:
         print(
             "skip: official langgraph-checkpoint-redis saver: needs RediSearch/RedisJSON "
             "(Redis 8 or Redis Stack, db 0); pass --official-url redis://host:port to include it"
         )
-    reason = valkey_skip_reason()
     if reason:
         print(f"skip: AWS AsyncValkeySaver: {reason}")
-    else:
-        async with aws_valkey(with_db(server.url, VALKEY_DB)) as (saver, memory, _):
-            results.append(
-                await run_one(
-                    "AWS AsyncValkeySaver (db 2)", saver, args.threads, args.turns, memory
-                )
-            )
+    shape = (args.threads, args.turns)
+    for workload in args.workload:
+        results.append(await run_one(workload, "InMemorySaver", InMemorySaver(), *shape))
+        async with ours(url_for("checkpoints")) as (saver, memory, key_bytes):
+            await saver.client.flushdb()
+            name = "AsyncRedisCheckpointer (db 1)"
+            results.append(await run_one(workload, name, saver, *shape, memory, key_bytes))
+        if args.official_url:
+            async with official(args.official_url) as (saver, memory, _):
+                name = f"official AsyncRedisSaver ({mask_password(args.official_url)})"
+                results.append(await run_one(workload, name, saver, *shape, memory))
+        if not reason:
+            async with aws_valkey(with_db(server.url, VALKEY_DB)) as (saver, memory, _):
+                name = "AWS AsyncValkeySaver (db 2)"
+                results.append(await run_one(workload, name, saver, *shape, memory))
     return results
 
 
@@ -299,9 +319,17 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=4, help="concurrent conversations")
     parser.add_argument("--turns", type=int, default=150, help="turns per conversation")
+    parser.add_argument(
+        "--workload",
+        choices=sorted(WORKLOADS),
+        action="append",
+        help="messages: add_messages channel (every step stores the whole list); "
+        "delta: the same messages in a DeltaChannel. Repeatable; default both.",
+    )
     parser.add_argument("--official-url", help="a Redis 8 / Redis Stack server (db 0 is used)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    args.workload = args.workload or ["messages", "delta"]
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp), appendonly=True).start()
         try:
@@ -313,16 +341,25 @@ def cli() -> None:
             results = asyncio.run(main(args, server))
         finally:
             server.stop()
-    print()
-    print(table(results, args.turns))
-    print()
-    ours_ = next(r for r in results if r.saver.startswith("AsyncRedisCheckpointer"))
-    base = results[0]
-    ratio = ours_.turns_per_s / base.turns_per_s
-    growth = ours_.p99_last10_ms / ours_.p99_first10_ms
-    print(f"throughput vs InMemorySaver: {ratio:.2f}x (target >= 0.70x)")
-    print(f"p99 last 10 turns / first 10 turns: {growth:.2f}x (target <= 1.20x)")
-    print(f"p50 growth (for reference): {statistics.median([ours_.p50_ms]):.2f} ms p50 overall")
+    for workload in args.workload:
+        rows = [r for r in results if r.workload == workload]
+        print(f"\n### workload: {workload}\n")
+        print(table(rows, args.turns))
+        mine = next(r for r in rows if r.saver.startswith("AsyncRedisCheckpointer"))
+        ratio = mine.turns_per_s / rows[0].turns_per_s
+        growth = mine.p99_last10_ms / mine.p99_first10_ms
+        base = rows[0]
+        print(
+            f"\nours: throughput {ratio:.2f}x InMemorySaver (target >= 0.70x) "
+            f"{'ok' if ratio >= 0.7 else 'MISSED'}; p99 last 10 turns / first 10 turns "
+            f"{growth:.2f}x (target <= 1.20x) {'ok' if growth <= 1.2 else 'MISSED'}; "
+            f"InMemorySaver's own growth {base.p99_last10_ms / base.p99_first10_ms:.2f}x"
+        )
+        print(
+            f"ours: p50 latency added over InMemorySaver: "
+            f"{mine.p50_first10_ms - base.p50_first10_ms:+.2f} ms at turns 1-10, "
+            f"{mine.p50_last10_ms - base.p50_last10_ms:+.2f} ms at the last ten turns"
+        )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
         print(f"wrote {args.json}")

@@ -30,9 +30,9 @@ refresh is six EXPIREs and deleting a thread is one UNLINK::
     checkpoint:threads     ZSET  thread id -> last activity (ms): the thread index for the
                                  admin and pruning (no SCAN anywhere).
 
-Hot paths are one round trip each: ``put``, ``put_writes`` and ``get_tuple`` are Lua
-scripts (atomic; the pending-write rule is applied inside Redis, so there is no
-read-modify-write race). On Redis Cluster the thread index is a different slot, so it is
+Hot paths are one round trip each: ``put``, ``put_writes``, ``get_tuple`` and the
+``DeltaChannel`` parent walk (``get_delta_channel_history``) are Lua scripts (atomic; the
+pending-write rule is applied inside Redis, so there is no read-modify-write race). On Redis Cluster the thread index is a different slot, so it is
 updated by a separate command right after the script (not atomic with it there).
 """
 

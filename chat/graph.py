@@ -176,9 +176,9 @@ async def stream_turn(
 ) -> AsyncIterator[TurnEvent]:
     """Run one user message through ``graph``, yielding what a person should see:
 
-    ``("token", text)`` as the model writes, ``("step", None)`` when a model step is
-    complete (its text is then in the checkpoint) and ``("tool", ToolMessage)`` for each
-    tool result. The message's id is ``message_id``, so running it again is harmless.
+    ``("token", text)`` as the model writes, ``("step", AIMessage)`` when a model step
+    is complete (its text is then in the checkpoint) and ``("tool", ToolMessage)`` for
+    each tool result. The message's id is ``message_id``, so running it again is harmless.
     """
     inputs = {"messages": [HumanMessage(content=text, id=message_id)]}
     async for mode, payload in graph.astream(inputs, config, stream_mode=["messages", "updates"]):
@@ -190,7 +190,8 @@ async def stream_turn(
             continue
         for node, update in (payload or {}).items():
             if node == "agent":
-                yield "step", None
+                step = [m for m in (update or {}).get("messages", []) if isinstance(m, AIMessage)]
+                yield "step", step[-1] if step else None
             elif node == "tools":
                 for result in (update or {}).get("messages", []):
                     if isinstance(result, ToolMessage):

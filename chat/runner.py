@@ -75,8 +75,9 @@ class _Run:
     task: asyncio.Task | None = None
     message_id: str | None = None
     graph_task: asyncio.Task | None = None
-    stop_reason: str | None = None  # "cancelled" or "lost"
-    partial: list[str] = field(default_factory=list)
+    stop_reason: str | None = None  # "cancelled", "discarded" (thread deleted) or "lost"
+    partial: list[str] = field(default_factory=list)  # text of the model step under way
+    reply: str = ""  # text of the last finished model step
 
     def stop(self, reason: str) -> None:
         if self.graph_task is not None and not self.graph_task.done():
@@ -141,7 +142,7 @@ class Runner:
             watcher.cancel()
         run = self._runs.get(thread_id)
         if run is not None and run.task is not None:
-            run.stop("cancelled")
+            run.stop("discarded")
             with contextlib.suppress(Exception, asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(asyncio.shield(run.task), STOP_WAIT_SECONDS)
 
@@ -223,15 +224,11 @@ class Runner:
     async def _run_one(self, thread_id: str, run: _Run, message: PendingMessage) -> bool:
         """Run one message to its end; False when the lock was lost (do not acknowledge)."""
         mid = message.message_id
-        run.message_id, run.stop_reason, run.partial = mid, None, []
+        run.message_id, run.stop_reason, run.partial, run.reply = mid, None, [], ""
         config = run_config(thread_id, message.timezone)
         await events.publish(thread_id, {"type": "user", "message_id": mid, "text": message.text})
         graph: CompiledStateGraph | None = None
-        run.graph_task = (
-            asyncio.current_task()
-            .get_loop()
-            .create_task(self._stream(thread_id, run, message, config))
-        )
+        run.graph_task = asyncio.create_task(self._stream(thread_id, run, message, config))
         keeper = asyncio.create_task(self._keep_lock(thread_id, run))
         try:
             graph = await run.graph_task
@@ -249,11 +246,24 @@ class Runner:
                 await keeper
             run.graph_task = None
 
+        if run.stop_reason is None:
+            # The graph finished between two renewals: one more look at the lock and the
+            # flag, so a thread deleted meanwhile is not brought back by a "done".
+            ours, flag = await pending.arenew(thread_id, run.token)
+            run.stop_reason = "lost" if not ours else ("discarded" if flag == "*" else None)
         if run.stop_reason == "lost":
             logger.warning(
                 "Run lock of thread %s was lost mid-run; message %s stays", thread_id, mid
             )
             return False
+        if run.stop_reason == "discarded":
+            # The thread was deleted while this run could still write: delete what the
+            # run wrote since then (checkpoints, events); write nothing else.
+            graph = graph or await self._graph_factory()
+            if graph.checkpointer is not None:
+                await graph.checkpointer.adelete_thread(thread_id)
+            await events.delete(thread_id)
+            return True
         graph = graph or await self._graph_factory()
         if run.stop_reason == "cancelled":
             partial = "".join(run.partial)
@@ -262,8 +272,10 @@ class Runner:
                 thread_id, {"type": "cancelled", "message_id": mid, "content": partial}
             )
             return True
-        state = await graph.aget_state(config)
-        content = final_reply(state.values.get("messages", []), mid)
+        content = run.reply
+        if not content:  # an answered message run again: the graph had nothing to do
+            state = await graph.aget_state(config)
+            content = final_reply(state.values.get("messages", []), mid)
         await events.publish(thread_id, {"type": "done", "message_id": mid, "content": content})
         return True
 
@@ -294,6 +306,8 @@ class Runner:
                 event = {"type": "tool", "message_id": mid, "name": value.name, "output": output}
             else:
                 run.partial = []  # that step's text is in the checkpoint now
+                if value is not None and message_text(value):
+                    run.reply = message_text(value)
                 continue
             await events.publish(thread_id, event)
         return graph
@@ -310,7 +324,9 @@ class Runner:
             if not ours:
                 run.stop("lost")
                 return
-            if flag is not None and flag in (run.message_id, "*"):
+            if flag == "*":
+                run.stop("discarded")  # the thread is being deleted
+            elif flag is not None and flag == run.message_id:
                 run.stop("cancelled")
 
 

@@ -1,0 +1,135 @@
+"""sessions_redis.pending: the durable queue, the run lock and the cancel flag, on real Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from agenticpal.redis_clients import get_async_client
+from sessions_redis import keys, pending
+from sessions_redis.pending import PendingMessage
+
+
+def message(n: int, text: str = "") -> PendingMessage:
+    text = text or f"message {n}"
+    return PendingMessage(f"m{n}", text, "ada@example.com", "Europe/Paris", "2026-01-01T00:00:00Z")
+
+
+async def push(thread_id: str, msg: PendingMessage, token: str) -> bool:
+    """What chat.runner.submit does: queue and try the lock in one MULTI/EXEC."""
+    async with get_async_client("sessions").pipeline(transaction=True) as pipe:
+        pending.push_command(pipe, thread_id, msg)
+        pending.try_lock_command(pipe, thread_id, token)
+        _length, locked = await pipe.execute()
+    return bool(locked)
+
+
+def test_message_round_trips_through_json():
+    original = PendingMessage("id-1", "héllo ✓ “quoted”", "ada@example.com", "Asia/Tokyo")
+    raw = original.encode()
+    assert PendingMessage.decode(raw) == original
+    assert PendingMessage.decode(raw.decode()) == original
+    # Unknown fields from a newer writer are ignored, missing optional ones defaulted.
+    assert (
+        PendingMessage.decode(b'{"message_id":"x","text":"t","user_email":"e","new":1}').text == "t"
+    )
+
+
+async def test_pushed_message_is_stored_before_anything_runs(sessions_redis):
+    assert await push("q1", message(1), "token-a")
+    stored = sessions_redis.lrange(keys.pending_message_key("q1"), 0, -1)
+    assert [PendingMessage.decode(raw) for raw in stored] == [message(1)]
+    assert sessions_redis.get(keys.run_lock_key("q1")) == b"token-a"
+    assert 0 < sessions_redis.pttl(keys.run_lock_key("q1")) <= keys.RUN_LOCK_TTL_MS
+
+
+async def test_only_the_first_pusher_gets_the_lock_and_order_is_kept():
+    assert await push("q2", message(1), "token-a")
+    assert not await push("q2", message(2), "token-b")
+    assert not await push("q2", message(3), "token-c")
+    assert [m.message_id for m in await pending.apending("q2")] == ["m1", "m2", "m3"]
+    assert pending.pending("q2") == await pending.apending("q2")
+    assert await pending.alock_owner("q2") == "token-a"
+
+
+async def test_ack_and_next_walks_the_queue_then_releases_the_lock(sessions_redis):
+    await push("q3", message(1), "tok")
+    await push("q3", message(2), "other")
+    status, raw = await pending.aack_and_next("q3", "tok")  # peek the head
+    assert status == "next" and PendingMessage.decode(raw) == message(1)
+    status, raw2 = await pending.aack_and_next("q3", "tok", message(1), raw)
+    assert status == "next" and PendingMessage.decode(raw2).message_id == "m2"
+    assert status == "next" and len(await pending.apending("q3")) == 1
+    status, raw3 = await pending.aack_and_next("q3", "tok", message(2), raw2)
+    assert (status, raw3) == ("released", None)
+    assert sessions_redis.exists(keys.pending_message_key("q3"), keys.run_lock_key("q3")) == 0
+
+
+async def test_a_push_during_a_run_is_seen_by_the_holder():
+    """No gap between "queue empty" and "lock released": the holder sees every push."""
+    await push("q4", message(1), "tok")
+    status, raw = await pending.aack_and_next("q4", "tok")
+    assert not await push("q4", message(2), "late")  # the lock is still held
+    status, raw = await pending.aack_and_next("q4", "tok", message(1), raw)
+    assert status == "next" and PendingMessage.decode(raw).message_id == "m2"
+
+
+async def test_a_lost_lock_is_reported_and_the_queue_is_left_alone(sessions_redis):
+    await push("q5", message(1), "tok")
+    await push("q5", message(2), "x")
+    sessions_redis.set(keys.run_lock_key("q5"), "someone-else")
+    assert await pending.aack_and_next("q5", "tok") == ("lost", None)
+    assert await pending.arenew("q5", "tok") == (False, None)
+    assert len(await pending.apending("q5")) == 2
+
+
+async def test_renew_extends_the_lock_and_reports_the_cancel_flag(sessions_redis):
+    await push("q6", message(1), "tok")
+    sessions_redis.pexpire(keys.run_lock_key("q6"), 500)
+    assert await pending.arenew("q6", "tok") == (True, None)
+    assert sessions_redis.pttl(keys.run_lock_key("q6")) > 1_000
+    assert await pending.acancel("q6")
+    assert await pending.arenew("q6", "tok") == (True, "m1")
+    assert 0 < sessions_redis.ttl(keys.cancel_run_key("q6")) <= keys.CANCEL_FLAG_TTL_SECONDS
+
+
+async def test_acknowledging_the_cancelled_message_clears_its_flag(sessions_redis):
+    await push("q7", message(1), "tok")
+    _, raw = await pending.aack_and_next("q7", "tok")
+    await pending.acancel("q7")
+    await pending.aack_and_next("q7", "tok", message(1), raw)
+    assert sessions_redis.exists(keys.cancel_run_key("q7")) == 0
+
+
+async def test_cancel_without_a_run_does_nothing(sessions_redis):
+    assert not await pending.acancel("q8")
+    assert sessions_redis.exists(keys.cancel_run_key("q8")) == 0
+
+
+@pytest.mark.parametrize("held", [False, True])
+async def test_try_lock_pending(sessions_redis, held):
+    assert await pending.atry_lock_pending("q9", "tok") == 0  # nothing waiting
+    await push("q9", message(1), "dead")
+    if not held:
+        sessions_redis.delete(keys.run_lock_key("q9"))  # the dead worker's lock expired
+        assert await pending.atry_lock_pending("q9", "tok") == 1
+        assert await pending.alock_owner("q9") == "tok"
+    else:
+        waited = await pending.atry_lock_pending("q9", "tok")
+        assert -keys.RUN_LOCK_TTL_MS <= waited < 0  # minus the ms left on the holder's lock
+        assert await pending.alock_owner("q9") == "dead"
+
+
+async def test_discard_drops_the_queue_and_flags_a_running_message(sessions_redis):
+    await push("q10", message(1), "tok")
+    await push("q10", message(2), "x")
+    assert await pending.adiscard("q10")
+    assert await pending.apending("q10") == []
+    assert await pending.arenew("q10", "tok") == (True, "*")
+    assert not await pending.adiscard("q11")  # nothing running there
+
+
+async def test_release_only_with_the_right_token():
+    await push("q12", message(1), "tok")
+    assert not await pending.arelease("q12", "not-mine")
+    assert await pending.arelease("q12", "tok")
+    assert await pending.alock_owner("q12") is None

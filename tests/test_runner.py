@@ -1,0 +1,339 @@
+"""chat.runner: durable queue, one run per thread across runners and event loops, order,
+crash recovery without duplicates, cancel and model errors — real Redis, real graph."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from django.test import override_settings
+from langchain_core.messages import AIMessage, HumanMessage
+
+from agenticpal.redis_clients import get_async_client
+from agenticpal.redis_clients import get_client as sessions_redis_client
+from chat import history
+from chat.graph import build_graph, get_checkpointer, run_config, stream_turn
+from chat.offline_model import OfflineChatModel
+from chat.runner import InvalidMessage, Runner
+from sessions_redis import keys
+from sessions_redis.pending import PendingMessage
+from tests.chat_support import (
+    ScriptedModel,
+    all_events,
+    assert_runs_do_not_overlap,
+    events_until,
+    eventually,
+    runner_with,
+)
+
+EMAIL = "ada@example.com"
+
+pytestmark = pytest.mark.usefixtures("fast_model")
+
+
+@pytest.fixture
+def fast_model():
+    with override_settings(AGENTICPAL_OFFLINE_WORD_DELAY=0):
+        yield
+
+
+async def idle(runner: Runner, thread_id: str, sessions_redis, wait: float = 10) -> None:
+    """Wait until the thread's queue is empty and its lock free, then drain the runner."""
+    busy = (keys.pending_message_key(thread_id), keys.run_lock_key(thread_id))
+    await eventually(lambda: not sessions_redis.exists(*busy), wait)
+    await runner.drain()
+
+
+def roles(messages: list[dict]) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"]) for m in messages]
+
+
+async def test_empty_message_is_refused_and_nothing_is_queued(sessions_redis):
+    runner = Runner()
+    with pytest.raises(InvalidMessage):
+        await runner.submit("r-empty", "  \n ", EMAIL)
+    assert sessions_redis.exists(keys.pending_message_key("r-empty")) == 0
+
+
+async def test_message_is_durable_before_the_run_and_removed_after_it(sessions_redis):
+    gate = asyncio.Event()
+    runner = runner_with(ScriptedModel(gate=gate))
+    mid = await runner.submit("r-durable", "hello", EMAIL, timezone="Asia/Tokyo")
+
+    queued = sessions_redis.lrange(keys.pending_message_key("r-durable"), 0, -1)
+    assert len(queued) == 1
+    stored = PendingMessage.decode(queued[0])
+    assert (stored.message_id, stored.text, stored.user_email) == (mid, "hello", EMAIL)
+    assert stored.timezone == "Asia/Tokyo"
+    assert sessions_redis.exists(keys.run_lock_key("r-durable"))
+
+    await events_until("r-durable", "user")  # the run has started: still queued
+    assert sessions_redis.llen(keys.pending_message_key("r-durable")) == 1
+    gate.set()
+    seen = await events_until("r-durable", "done")
+    await idle(runner, "r-durable", sessions_redis)
+    assert seen[0]["type"] == "user" and seen[-1]["message_id"] == mid
+    conversation = await history.get_history("r-durable")
+    assert conversation[0] == {"role": "user", "content": "hello"}
+    assert conversation[-1] == {"role": "assistant", "content": seen[-1]["content"]}
+
+
+async def test_unknown_timezone_is_dropped_not_stored(sessions_redis):
+    runner = runner_with(ScriptedModel(gate=asyncio.Event()))
+    await runner.submit("r-tz", "hi", EMAIL, timezone="Mars/Olympus")
+    raw = sessions_redis.lindex(keys.pending_message_key("r-tz"), 0)
+    assert PendingMessage.decode(raw).timezone == ""
+    await runner.aclose()
+
+
+async def test_tokens_stream_word_by_word():
+    runner = Runner()
+    await runner.submit("r-words", "hello there", EMAIL)
+    seen = await events_until("r-words", "done")
+    tokens = [e["text"] for e in seen if e["type"] == "token"]
+    assert len(tokens) > 5
+    assert all(len(t.split()) == 1 for t in tokens)  # one word per event
+    assert "".join(tokens) == seen[-1]["content"]
+    await runner.drain()
+
+
+async def test_second_message_is_queued_and_runs_next_in_order(sessions_redis):
+    gate = asyncio.Event()
+    model = ScriptedModel(gate=gate)
+    runner = runner_with(model)
+    first = await runner.submit("r-order", "first", EMAIL)
+    second = await runner.submit("r-order", "second", EMAIL)
+    third = await runner.submit("r-order", "third", EMAIL)
+    queued = sessions_redis.lrange(keys.pending_message_key("r-order"), 0, -1)
+    assert [PendingMessage.decode(r).message_id for r in queued] == [first, second, third]
+    await events_until("r-order", "user")
+    gate.set()
+    seen = await events_until("r-order", "done", count=3)
+    await idle(runner, "r-order", sessions_redis)
+    assert assert_runs_do_not_overlap(seen) == [first, second, third]
+    users = [m["content"] for m in await history.get_history("r-order") if m["role"] == "user"]
+    assert users == ["first", "second", "third"]
+    assert model.calls == ["first", "second", "third"]
+
+
+async def test_a_second_runner_never_runs_a_thread_held_by_another(sessions_redis):
+    """Two runners are two processes: only the lock holder runs, the other's message too."""
+    gate = asyncio.Event()
+    model_a, model_b = ScriptedModel(gate=gate), ScriptedModel()
+    a, b = runner_with(model_a), runner_with(model_b)
+    await a.submit("r-two", "from a", EMAIL)
+    await events_until("r-two", "user")
+    await b.submit("r-two", "from b", EMAIL)
+    assert not await b.recover("r-two")
+    gate.set()
+    seen = await events_until("r-two", "done", count=2)
+    await idle(a, "r-two", sessions_redis)
+    await b.drain()
+    assert len(assert_runs_do_not_overlap(seen)) == 2
+    assert model_a.calls == ["from a", "from b"] and model_b.calls == []
+
+
+def _submit_from_another_loop(thread_id: str, texts: list[str], started: threading.Event) -> None:
+    """A second "process": its own event loop, Redis pools, channel layer and runner."""
+
+    async def main() -> None:
+        runner = Runner()
+        started.set()
+        for text in texts:
+            await runner.submit(thread_id, text, EMAIL)
+            await asyncio.sleep(0.003)
+        queue = keys.pending_message_key(thread_id)
+        await eventually(lambda: not sessions_redis_client().exists(queue), 30)
+        await runner.drain()
+        await get_async_client("sessions").aclose()
+        await get_async_client("checkpoints").aclose()
+
+    asyncio.run(main())
+
+
+async def test_two_event_loops_share_one_thread_without_overlapping_runs(sessions_redis):
+    here = [f"here {n}" for n in range(6)]
+    there = [f"there {n}" for n in range(6)]
+    started = threading.Event()
+    other = threading.Thread(target=_submit_from_another_loop, args=("r-loops", there, started))
+    other.start()
+    runner = Runner()
+    started.wait(5)
+    for text in here:
+        await runner.submit("r-loops", text, EMAIL)
+        await asyncio.sleep(0.003)
+    seen = await events_until("r-loops", "done", count=12, wait=30)
+    await asyncio.to_thread(other.join, 30)
+    await idle(runner, "r-loops", sessions_redis)
+    assert len(assert_runs_do_not_overlap(seen)) == 12
+    conversation = await history.get_history("r-loops")
+    users = [m["content"] for m in conversation if m["role"] == "user"]
+    assert sorted(users) == sorted(here + there)  # each once
+    assert [m["role"] for m in conversation] == ["user", "assistant"] * 12
+    assert [u for u in users if u.startswith("here")] == here  # each sender's order kept
+    assert [u for u in users if u.startswith("there")] == there
+
+
+# --- crash recovery ---------------------------------------------------------------------
+
+
+async def leave_as_a_dead_worker(sessions_redis, thread_id: str, text: str, lock_ms: int) -> str:
+    """Queue a message as a worker that then died: its lock runs out in ``lock_ms``."""
+    msg = PendingMessage(f"dead-{thread_id}", text, EMAIL)
+    sessions_redis.rpush(keys.pending_message_key(thread_id), msg.encode())
+    if lock_ms:
+        sessions_redis.set(keys.run_lock_key(thread_id), "dead-worker", px=lock_ms)
+    return msg.message_id
+
+
+@pytest.mark.parametrize("died", ["before the run", "after the checkpoint", "mid tool call"])
+async def test_a_dead_workers_message_is_recovered_once_without_duplicates(sessions_redis, died):
+    thread_id = "r-crash"
+    text = "what time is it?"
+    mid = await leave_as_a_dead_worker(sessions_redis, thread_id, text, lock_ms=300)
+    graph = build_graph(model=OfflineChatModel(), checkpointer=await get_checkpointer())
+    config = run_config(thread_id)
+    if died == "after the checkpoint":  # the answer is in, only the ack was missing
+        async for _ in stream_turn(graph, config, mid, text):
+            pass
+    elif died == "mid tool call":  # the model asked for a tool; the worker died there
+        call = {"name": "current_datetime", "args": {}, "id": "call-1"}
+        await graph.aupdate_state(
+            config,
+            {"messages": [HumanMessage(text, id=mid), AIMessage("", tool_calls=[call])]},
+            as_node="agent",
+        )
+
+    a, b = Runner(), Runner()  # two processes notice (socket connects)
+    assert not await a.recover(thread_id)  # the dead lock still holds for a moment
+    assert not await b.recover(thread_id)
+    seen = await events_until(thread_id, "done")
+    await idle(a, thread_id, sessions_redis)
+    await b.drain()
+
+    users = [e for e in await all_events(thread_id) if e["type"] == "user"]
+    assert [e["message_id"] for e in users] == [mid]  # recovered once
+    conversation = await history.get_history(thread_id)
+    assert [m["role"] for m in conversation] == ["user", "tool", "assistant"]
+    assert conversation[0]["content"] == text
+    assert conversation[-1]["content"] == seen[-1]["content"]
+
+
+async def test_the_next_submit_runs_a_dead_workers_message_first(sessions_redis):
+    dead = await leave_as_a_dead_worker(sessions_redis, "r-next", "left behind", lock_ms=0)
+    runner = Runner()
+    new = await runner.submit("r-next", "new one", EMAIL)
+    seen = await events_until("r-next", "done", count=2)
+    await idle(runner, "r-next", sessions_redis)
+    assert assert_runs_do_not_overlap(seen) == [dead, new]
+
+
+async def test_a_run_that_loses_its_lock_stops_and_leaves_the_message(sessions_redis):
+    gate = asyncio.Event()
+    runner = runner_with(ScriptedModel(gate=gate))
+    await runner.submit("r-lost", "hello", EMAIL)
+    await events_until("r-lost", "user")
+    sessions_redis.set(keys.run_lock_key("r-lost"), "another-worker", px=60_000)
+    await eventually(lambda: "r-lost" not in runner._runs, 5)
+    types = [e["type"] for e in await all_events("r-lost")]
+    assert "done" not in types and "error" not in types
+    assert sessions_redis.llen(keys.pending_message_key("r-lost")) == 1  # not acknowledged
+    gate.set()
+    await runner.drain()
+
+
+# --- cancel and errors ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["same runner", "another runner"])
+async def test_cancel_stops_the_run_keeps_the_partial_reply_and_the_queue_moves_on(
+    sessions_redis, where
+):
+    runner = runner_with(ScriptedModel(word_delay=0.1))
+    mid = await runner.submit("r-stop", "tell me a long story", EMAIL)
+    await events_until("r-stop", "token", count=2)
+    stopper = runner if where == "same runner" else Runner()
+    assert await stopper.cancel("r-stop")
+    seen = await events_until("r-stop", "cancelled", wait=5)
+    cancelled = seen[-1]
+    assert cancelled["message_id"] == mid
+    tokens = "".join(e["text"] for e in seen if e["type"] == "token")
+    assert cancelled["content"] == tokens and tokens
+    assert "done" not in [e["type"] for e in seen]
+
+    await runner.submit("r-stop", "and now?", EMAIL)
+    await events_until("r-stop", "done", after=cancelled["id"])
+    await idle(runner, "r-stop", sessions_redis)
+    await stopper.drain()
+    conversation = await history.get_history("r-stop")
+    assert conversation[:2] == [
+        {"role": "user", "content": "tell me a long story"},
+        {"role": "assistant", "content": tokens, "stopped": True},
+    ]
+    assert [m["role"] for m in conversation[2:]] == ["user", "assistant"]
+    assert sessions_redis.exists(keys.cancel_run_key("r-stop")) == 0
+
+
+async def test_cancel_with_nothing_running_is_harmless():
+    assert not await Runner().cancel("r-nothing")
+
+
+async def test_model_error_is_an_error_event_and_the_conversation_stays_consistent(
+    sessions_redis,
+):
+    good = Runner()
+    await good.submit("r-fail", "My name is Ada", EMAIL)
+    await events_until("r-fail", "done")
+    await idle(good, "r-fail", sessions_redis)
+    before = await history.get_history("r-fail")
+
+    failing = runner_with(ScriptedModel(fail_after=2))
+    mid = await failing.submit("r-fail", "tell me something", EMAIL)
+    seen = await events_until("r-fail", "error")
+    await idle(failing, "r-fail", sessions_redis)
+    error = seen[-1]
+    assert error["message_id"] == mid
+    assert "the model exploded" in error["reason"] and "send it again" in error["reason"]
+    assert await history.get_history("r-fail") == before  # the failed turn left no trace
+
+    await good.submit("r-fail", "what is my name?", EMAIL)
+    seen = await events_until("r-fail", "done", after=error["id"])
+    await idle(good, "r-fail", sessions_redis)
+    assert "Ada" in seen[-1]["content"]
+    assert [m["role"] for m in await history.get_history("r-fail")] == ["user", "assistant"] * 2
+
+
+async def test_a_misconfigured_model_is_an_error_event_not_a_stuck_queue(sessions_redis):
+    with override_settings(AGENTICPAL_MODEL="no-such-provider:some-model"):
+        runner = Runner()
+        await runner.submit("r-conf", "hello", EMAIL)
+        seen = await events_until("r-conf", "error")
+        await idle(runner, "r-conf", sessions_redis)
+    assert "AGENTICPAL_MODEL" in seen[-1]["reason"]
+    assert await history.get_history("r-conf") == []
+
+
+async def test_delete_thread_stops_the_run_and_removes_everything(
+    sessions_redis, checkpoints_redis
+):
+    from chat import runner as runner_module
+
+    await runner_module.submit("r-del", "first", EMAIL)
+    done = await events_until("r-del", "done")
+    gate = asyncio.Event()
+    await runner_module.drain()
+    model = ScriptedModel(gate=gate)
+    blocked = runner_with(model)  # another process, in the middle of a run
+    await blocked.submit("r-del", "second", EMAIL)
+    await blocked.submit("r-del", "third", EMAIL)
+    await events_until("r-del", "user", after=done[-1]["id"])
+    await eventually(lambda: model.calls)
+    await history.delete_thread("r-del")
+    await asyncio.sleep(1.5)  # the other process sees the flag at its next lock renewal
+    gate.set()
+    await blocked.drain()
+    assert await history.get_history("r-del") == []
+    assert sessions_redis.exists(keys.pending_message_key("r-del")) == 0
+    assert sessions_redis.exists(keys.thread_events_key("r-del")) == 0
+    assert not [k for k in checkpoints_redis.scan_iter(match="*r-del*")]

@@ -36,7 +36,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
-from social_core.exceptions import AuthCanceled, SocialAuthBaseException
+from social_core.exceptions import AuthCanceled, AuthProviderError, SocialAuthBaseException
 from social_django import views as social_views
 
 from agenticpal.redis_clients import get_client
@@ -47,6 +47,8 @@ logger = logging.getLogger("agenticpal.auth")
 security_logger = logging.getLogger("django.security.oauth_state")
 
 GOOGLE = "google-oauth2"
+# social-core's AuthProviderError codes that mean "Google did not answer" (not "said no").
+UNREACHABLE_CODES = frozenset({"connection_failed", "timeout", "tls_error"})
 LOCAL_USERNAME = "developer"
 LOCAL_EMAIL = "developer@localhost"
 # What the Google scopes give the assistant, for the sign-in page.
@@ -150,6 +152,13 @@ def oauth_complete(request: HttpRequest, backend: str) -> HttpResponse:
             "Google did not grant access. AgenticPal needs it to work with your Calendar, "
             "Gmail and Tasks; you can try again whenever you like.",
         )
+    except AuthProviderError as exc:
+        logger.warning("Google unreachable during sign-in: %s (%s)", exc, exc.code)
+        if exc.code in UNREACHABLE_CODES:
+            return _refused(
+                request, "Google could not be reached", "Please try again in a moment.", status=502
+            )
+        return _refused(request, "Sign-in did not complete", f"Google answered: {exc}")
     except SocialAuthBaseException as exc:
         logger.warning("Google sign-in failed: %s", exc)
         return _refused(request, "Sign-in did not complete", f"Google answered: {exc}")

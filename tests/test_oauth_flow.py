@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 from django.contrib.auth import get_user_model
 from django.test import Client
 from social_django.models import UserSocialAuth
@@ -186,3 +187,16 @@ def test_tokens_a_row_kept_from_before_are_stripped(google):
     assert "access_token" not in social.extra_data
     assert "refresh_token" not in social.extra_data
     assert social.extra_data  # the non-secret fields stay
+
+
+@pytest.mark.parametrize("error", [requests.ConnectionError, requests.Timeout])
+def test_google_unreachable_at_callback_shows_a_page_and_writes_nothing(
+    google, sessions_redis, error
+):
+    google.add("POST", TOKEN_URL, body=error("no route to host"))
+    client = Client()
+    response = callback(client, start_flow(client))
+    assert response.status_code == 502
+    assert b"Google could not be reached" in response.content
+    assert not get_user_model().objects.exists()
+    assert sessions_redis.exists(keys.credentials_key(EMAIL)) == 0

@@ -106,6 +106,11 @@ def route_start(state: MessagesState) -> str:
     return END
 
 
+def route_after_agent(state: MessagesState) -> str:
+    """The tools when the model asked for them; also safe on an emptied conversation."""
+    return tools_condition(state) if state["messages"] else END
+
+
 def build_graph(
     model: BaseChatModel | None = None, checkpointer: BaseCheckpointSaver | None = None
 ) -> CompiledStateGraph:
@@ -121,7 +126,7 @@ def build_graph(
     builder.add_node("agent", agent)
     builder.add_node("tools", ToolNode(TOOLS))
     builder.add_conditional_edges(START, route_start, ["agent", "tools", END])
-    builder.add_conditional_edges("agent", tools_condition, ["tools", END])
+    builder.add_conditional_edges("agent", route_after_agent, ["tools", END])
     builder.add_edge("tools", "agent")
     return builder.compile(checkpointer=checkpointer)
 

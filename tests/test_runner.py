@@ -337,3 +337,22 @@ async def test_delete_thread_stops_the_run_and_removes_everything(
     assert sessions_redis.exists(keys.pending_message_key("r-del")) == 0
     assert sessions_redis.exists(keys.thread_events_key("r-del")) == 0
     assert not [k for k in checkpoints_redis.scan_iter(match="*r-del*")]
+
+
+async def test_model_error_on_the_first_turn_leaves_an_empty_conversation(sessions_redis):
+    failing = runner_with(ScriptedModel(fail_after=0))
+    await failing.submit("r-fail-first", "hello", EMAIL)
+    await events_until("r-fail-first", "error")
+    await idle(failing, "r-fail-first", sessions_redis)
+    assert await history.get_history("r-fail-first") == []
+    good = Runner()
+    seen = await events_until_done_after_submit(good, "r-fail-first", "hello again")
+    await idle(good, "r-fail-first", sessions_redis)
+    assert seen[-1]["type"] == "done"
+    assert [m["role"] for m in await history.get_history("r-fail-first")] == ["user", "assistant"]
+
+
+async def events_until_done_after_submit(runner: Runner, thread_id: str, text: str) -> list[dict]:
+    after = (await all_events(thread_id))[-1]["id"]
+    await runner.submit(thread_id, text, EMAIL)
+    return await events_until(thread_id, "done", after=after)

@@ -8,9 +8,10 @@ sessions through one-time local sign-in URLs, then:
 
 1. ``--clients`` websocket clients connect at once, each to a thread of its own, and
    each sends ``--messages`` messages one after the other (the next after ``done``).
-   Reported: connections that failed, messages lost (sent without a ``done`` for
-   them), time to first token and to ``done`` (p50/p99, from sending the frame), and
-   the server's RSS.
+   Reported: connections that failed, ``done`` events seen, messages lost (read back
+   from every thread's history afterwards: a sent message missing there, or without
+   an answer after it, is lost), time to first token and to ``done`` (p50/p99, from
+   sending the frame), and the server's RSS.
 2. ``--idle`` websockets are opened (each on a new thread, after its ``history``
    event) and held open; the server's RSS is read while they are all open.
 
@@ -62,10 +63,13 @@ class Results:
     errors: list[str] = field(default_factory=list)
     ttft_ms: list[float] = field(default_factory=list)
     ttd_ms: list[float] = field(default_factory=list)
+    threads: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> (cookie, sent)
+    stored: int = 0  # answered user messages found in the threads' histories afterwards
 
     @property
     def lost(self) -> int:
-        return self.sent - self.done
+        """Sent messages that are not in their thread's history with an answer."""
+        return self.sent - self.stored
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -103,15 +107,23 @@ async def mint_sessions(server: LiveServer, count: int) -> list[str]:
         async with limit, httpx.AsyncClient(base_url=server.url, timeout=60) as client:
             return await asign_in(client, url, csrf=False)
 
-    return list(await asyncio.gather(*(one(u) for u in urls)))
+    # The first sign-in creates the local user; racing it would create it twice.
+    first = await one(urls[0])
+    return [first, *await asyncio.gather(*(one(u) for u in urls[1:]))]
 
 
 async def chat_client(
-    server: LiveServer, cookie: str, messages: int, start: asyncio.Event, results: Results
+    server: LiveServer,
+    cookie: str,
+    messages: int,
+    start: asyncio.Event,
+    results: Results,
+    wait_seconds: float,
 ) -> None:
     await start.wait()
+    thread_id = uuid.uuid4().hex
     try:
-        ws_cm = ws_connect(server, uuid.uuid4().hex, cookie, open_timeout=30, max_size=2**22)
+        ws_cm = ws_connect(server, thread_id, cookie, open_timeout=30, max_size=2**22)
         ws = await ws_cm.__aenter__()
     except Exception as exc:
         results.failed.append(f"connect: {exc!r}")
@@ -127,8 +139,9 @@ async def chat_client(
             sent_at = time.perf_counter()
             await ws.send(json.dumps({"type": "message", "message": text}))
             results.sent += 1
+            results.threads[thread_id] = (cookie, i + 1)
             first_token = None
-            async with asyncio.timeout(60):
+            async with asyncio.timeout(wait_seconds):
                 while True:
                     event = json.loads(await ws.recv())
                     kind = event.get("type")
@@ -147,6 +160,29 @@ async def chat_client(
     finally:
         with contextlib.suppress(Exception):
             await ws_cm.__aexit__(None, None, None)
+
+
+async def count_stored(server: LiveServer, results: Results) -> None:
+    """Read every thread back (``GET /api/threads/<id>``, from the checkpoints) and count
+    the user messages that are there with an answer after them."""
+    limit = asyncio.Semaphore(16)
+
+    async def one(thread_id: str, cookie: str) -> int:
+        async with limit, httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            client.cookies.set("sessionid", cookie)
+            response = await client.get(f"/api/threads/{thread_id}")
+            if response.status_code != 200:
+                results.errors.append(f"history of {thread_id}: HTTP {response.status_code}")
+                return 0
+            roles = [m["role"] for m in response.json()["messages"] if m["role"] != "tool"]
+            return sum(
+                1
+                for i, role in enumerate(roles)
+                if role == "user" and i + 1 < len(roles) and roles[i + 1] == "assistant"
+            )
+
+    counts = await asyncio.gather(*(one(t, c) for t, (c, _n) in results.threads.items()))
+    results.stored = sum(counts)
 
 
 async def open_idle(
@@ -181,7 +217,7 @@ def mb(kb: int) -> float:
 
 async def run(args: argparse.Namespace) -> int:
     fd_limit = raise_fd_limit(2 * (args.clients + args.idle) + 256)
-    with LiveServer() as server:
+    with LiveServer(app=args.app) as server:
         print(f"server pid {server.pid} on {server.url}; open-files limit {fd_limit}", flush=True)
         t0 = time.perf_counter()
         cookies = await mint_sessions(server, args.sessions or args.clients)
@@ -192,7 +228,9 @@ async def run(args: argparse.Namespace) -> int:
         start = asyncio.Event()
         tasks = [
             asyncio.create_task(
-                chat_client(server, cookies[i % len(cookies)], args.messages, start, results)
+                chat_client(
+                    server, cookies[i % len(cookies)], args.messages, start, results, args.wait
+                )
             )
             for i in range(args.clients)
         ]
@@ -203,6 +241,7 @@ async def run(args: argparse.Namespace) -> int:
         chat_seconds = time.perf_counter() - t0
         rss_chat = server.rss_kb()
         print(f"chat phase: {chat_seconds:.1f}s", flush=True)
+        await count_stored(server, results)
 
         idle_opened, idle_failed, rss_idle = 0, [], 0
         if args.idle:
@@ -214,7 +253,7 @@ async def run(args: argparse.Namespace) -> int:
                 print(f"idle phase: opened in {time.perf_counter() - t0:.1f}s", flush=True)
 
     ttft_p99 = percentile(results.ttft_ms, 99)
-    ok_chat = not results.failed and results.lost == 0 and not results.errors
+    ok_chat = not results.failed and results.lost == 0 and results.done == results.sent
     ok_ttft = ttft_p99 <= TARGET_TTFT_P99_MS
     ok_idle = not args.idle or (not idle_failed and mb(rss_idle) <= TARGET_IDLE_RSS_MB)
 
@@ -225,8 +264,9 @@ async def run(args: argparse.Namespace) -> int:
         ("Concurrent chat clients", f"{args.clients} ({args.messages} messages each)", ""),
         ("Connections OK / failed", f"{results.connected} / {len(results.failed)}",
          f"0 failed: {mark(not results.failed)}"),
-        ("Messages sent / done / lost", f"{results.sent} / {results.done} / {results.lost}",
-         f"0 lost: {mark(results.lost == 0 and not results.errors)}"),
+        ("Messages sent / done seen / stored / lost",
+         f"{results.sent} / {results.done} / {results.stored} / {results.lost}",
+         f"0 lost: {mark(results.lost == 0)}"),
         ("Time to first token p50 / p99",
          f"{percentile(results.ttft_ms, 50):.1f} / {ttft_p99:.1f} ms",
          f"p99 <= {TARGET_TTFT_P99_MS:.0f} ms: {mark(ok_ttft)}"),
@@ -263,6 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=200, help="concurrent chat clients")
     parser.add_argument("--messages", type=int, default=3, help="messages per chat client")
     parser.add_argument("--idle", type=int, default=1000, help="idle sockets to hold (0: skip)")
+    parser.add_argument(
+        "--wait", type=float, default=120, help="seconds to wait for a message's done event"
+    )
+    parser.add_argument(
+        "--app",
+        default="agenticpal.asgi:application",
+        help="the ASGI application uvicorn serves (to measure a variant)",
+    )
     parser.add_argument(
         "--sessions", type=int, default=0, help="signed-in sessions to share (default: one each)"
     )

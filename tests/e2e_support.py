@@ -76,6 +76,7 @@ class LiveServer:
     workdir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     uvicorn_args: list[str] = field(default_factory=list)
+    app: str = "agenticpal.asgi:application"
     host: str = "127.0.0.1"
     port: int = 0
     redis: RedisServer | None = None
@@ -100,7 +101,7 @@ class LiveServer:
                 raise LiveServerError(f"migrate failed:\n{migrate.stdout}{migrate.stderr}")
             self.port = self.port or free_port()
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "agenticpal.asgi:application",
+                [sys.executable, "-m", "uvicorn", self.app,
                  "--host", self.host, "--port", str(self.port), "--lifespan", "off",
                  "--no-server-header", "--ws-max-size", "65536", *self.uvicorn_args],
                 env=self.env, cwd=BASE_DIR, start_new_session=True,

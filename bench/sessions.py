@@ -1,7 +1,7 @@
 """Session backend benchmark: ``sessions_redis.backend`` vs Django's cache backend on
 django-redis, side by side in one run, on one ``redis-server`` started here.
 
-    .venv/bin/python bench/sessions.py [--seconds 1.0] [--rounds 3] [--concurrency 16]
+    .venv/bin/python bench/sessions.py [--seconds 0.3] [--rounds 7] [--concurrency 16]
 
 What one "request" costs in each backend (the session part only, as the session
 middleware drives it):
@@ -16,8 +16,9 @@ Every figure is measured with one request in flight (x1) and with ``--concurrenc
 requests in flight (threads for sync, as a threaded WSGI server; tasks on one event
 loop for async, with ``aload``/``asave``, as an ASGI server; each request its own
 session). Async runs on uvloop when installed, as uvicorn[standard] serves the
-app. Each figure is the best of ``--rounds`` rounds of ``--seconds``, the two
-backends taking turns, so background load hurts both alike. Bytes per
+app. Each figure is the best of ``--rounds`` short rounds of ``--seconds``, the two
+backends taking turns: many short rounds let both find a quiet moment, so other
+load on the machine distorts the ratios less. Bytes per
 session is ``MEMORY USAGE`` of one signed-in session holding the same data in both.
 """
 
@@ -204,8 +205,8 @@ def memory_usage(client, key: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=1.0, help="length of one round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per figure (best kept)")
+    parser.add_argument("--seconds", type=float, default=0.3, help="length of one round")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds per figure (best kept)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument("--sessions", type=int, default=200, help="distinct sessions used")
     args = parser.parse_args()

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,13 +15,6 @@ from cryptography.fernet import Fernet
 from django.test import Client, override_settings
 
 from sessions_redis import credentials
-
-# The URLconf imports the chat app; while its engine modules are still being written the
-# transport tests' stand-in fills the gap (a no-op once they exist or the stand-in is gone).
-with contextlib.suppress(ImportError):
-    from tests import chat_standin
-
-    chat_standin.install()
 
 TOKEN_URL = credentials.TOKEN_URI
 REVOKE_URL = credentials.REVOKE_URI

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import random
+import socket
 import threading
 import uuid
 from typing import Annotated, Any, TypedDict
@@ -23,6 +25,7 @@ from redis.crc import key_slot
 
 from agenticpal import redis_clients
 from agenticpal.config import with_db
+from agenticpal.redis_server import free_port
 from chat.checkpoint import (
     AsyncRedisCheckpointer,
     CheckpointDecodeError,
@@ -135,8 +138,25 @@ def test_tags_are_injective_and_spread_threads_over_slots() -> None:
     assert len(slots) > 150
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is valid too."""
+    for _ in range(200):
+        port = free_port()
+        if port <= 55535:
+            return port
+        with socket.socket() as sock:
+            candidate = random.randint(20000, 55535)
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
+    raise RuntimeError("no free port below 55536 for a Redis Cluster node")
+
+
 def test_works_on_a_real_redis_cluster(redis_factory, tmp_path) -> None:
     server = redis_factory(
+        port=_cluster_port(),
         appendonly=False,
         extra_args=[
             "--cluster-enabled",

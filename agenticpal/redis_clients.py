@@ -5,6 +5,10 @@ clients (``redis.asyncio``) are bound to the event loop that made them, so there
 one pool per database *per running loop*; a loop that closes takes its pool with it.
 Changing ``settings.REDIS`` (``override_settings`` in tests) drops every cached pool.
 
+Async connections pack commands with hiredis, as sync ones already do: redis-py's
+``redis.asyncio`` packs in pure Python, which made one ``EVALSHA`` about a third
+slower than necessary (:class:`HiredisPackingConnection`).
+
 Nothing here runs at import time: clients are built on first use.
 """
 
@@ -49,6 +53,24 @@ def display_url(purpose: Purpose = "sessions") -> str:
     return mask_password(url_for(purpose))
 
 
+class HiredisPackingConnection(aioredis.Connection):
+    """``redis.asyncio``'s TCP connection with the sync client's hiredis command packer."""
+
+    _packer = redis.connection.HiredisRespSerializer() if redis.utils.HIREDIS_AVAILABLE else None
+
+    def pack_command(self, *args):
+        if self._packer is None:
+            return super().pack_command(*args)
+        return self._packer.pack(*args)
+
+
+def _async_pool(url: str) -> aioredis.ConnectionPool:
+    pool = aioredis.ConnectionPool.from_url(url, **_pool_kwargs())
+    if pool.connection_class is aioredis.Connection:  # not unix:// or rediss://
+        pool.connection_class = HiredisPackingConnection
+    return pool
+
+
 def _pool_kwargs() -> dict:
     conf = settings.REDIS
     return {
@@ -79,8 +101,7 @@ def get_async_client(purpose: Purpose = "sessions") -> aioredis.Redis:
         per_loop = _async[loop] = {}
     client = per_loop.get(purpose)
     if client is None:
-        pool = aioredis.ConnectionPool.from_url(url_for(purpose), **_pool_kwargs())
-        client = per_loop[purpose] = aioredis.Redis(connection_pool=pool)
+        client = per_loop[purpose] = aioredis.Redis(connection_pool=_async_pool(url_for(purpose)))
     return client
 
 
@@ -95,7 +116,7 @@ def async_client_for_url(url: str) -> aioredis.Redis:
     For callers that were handed a URL (``SessionManager(redis_url=...)``, the seed's
     API) instead of using the settings; the caller owns it and must ``aclose()`` it.
     """
-    return aioredis.Redis(connection_pool=aioredis.ConnectionPool.from_url(url, **_pool_kwargs()))
+    return aioredis.Redis(connection_pool=_async_pool(url))
 
 
 def unavailable_message(exc: BaseException | None = None, purpose: Purpose = "sessions") -> str:

@@ -245,3 +245,14 @@ def test_unknown_fields_survive_a_django_save(sessions_redis):
     again.save()
     data = stored(sessions_redis, session.session_key)
     assert data["added_by_v2"] == {"x": [1, 2]} and data["django"] == {"a": 2}
+
+
+async def test_async_round_trip_of_a_large_non_ascii_session(sessions_redis):
+    session = SessionStore()
+    await session.aset("notes", "é" * 100_000)  # beyond redis-py's 6000-byte packing cutoff
+    await session.aset("n", 1.5)
+    await session.asave()
+    again = SessionStore(session.session_key)
+    assert await again.aget("notes") == "é" * 100_000
+    assert await again.aget("n") == 1.5
+    assert stored(sessions_redis, session.session_key)["django"]["n"] == 1.5

@@ -22,7 +22,9 @@ installed, as uvicorn[standard] serves the app. Each figure is the best of
 short rounds let both find a quiet moment, so other load on the machine distorts
 the ratios less. Bytes per session is ``MEMORY USAGE`` of one signed-in session
 holding the same facts in both (the seed's record also carries its id and two
-timestamps, which the cache backend does not store at all).
+timestamps, which the cache backend does not store at all). Round trips and Redis
+server time per request come from ``INFO commandstats`` over 2,000 sync requests:
+they do not depend on load on the client machine.
 """
 
 from __future__ import annotations
@@ -216,6 +218,26 @@ def loop_factory() -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]
     return uvloop.new_event_loop, "uvloop"
 
 
+def server_cost(client, step: Callable, store_class, sessions: list[str], n: int = 2000):
+    """(round trips, Redis server µs) per request, from ``INFO commandstats``.
+
+    This backend sends only ``EVALSHA`` (whose time includes the commands its script
+    runs, which commandstats also lists); the cache backend sends plain commands.
+    """
+    client.config_resetstat()
+    for i in range(n):
+        step(store_class, sessions[i % len(sessions)], i)
+    stats = {
+        name.removeprefix("cmdstat_"): value
+        for name, value in client.info("commandstats").items()
+        if not name.startswith(("cmdstat_config", "cmdstat_info"))
+    }
+    top = {"evalsha": stats["evalsha"]} if "evalsha" in stats else stats
+    calls = sum(v["calls"] for v in top.values())
+    usec = sum(v["usec"] for v in top.values())
+    return calls / n, usec / n
+
+
 def memory_usage(client, key: str) -> int:
     return int(client.memory_usage(key, samples=0))
 
@@ -252,6 +274,14 @@ def run(args: argparse.Namespace, server: RedisServer) -> None:
     # django-redis names the key itself (":1:<session prefix><id>").
     cache_key = caches[settings.SESSION_CACHE_ALIAS].make_key(CacheStore(cache[0]).cache_key)
     bytes_cache = memory_usage(client, cache_key)
+
+    costs = {
+        kind: [server_cost(client, s, c, k) for s, c, k in pairs]
+        for kind, pairs in (
+            ("read", ((read_ours, OurStore, ours), (read_cache, CacheStore, cache))),
+            ("write", ((write_any, OurStore, ours), (write_any, CacheStore, cache))),
+        )
+    }
 
     factory, loop_name = loop_factory()
     steps = {
@@ -292,6 +322,11 @@ def run(args: argparse.Namespace, server: RedisServer) -> None:
         print(f"| {label} | {a:,.0f} | {b:,.0f} | {a / b:.2f}x |")
     ratio = bytes_ours / bytes_cache
     print(f"| bytes per session (MEMORY USAGE) | {bytes_ours} | {bytes_cache} | {ratio:.2f}x |")
+    for kind, ((trips_a, us_a), (trips_b, us_b)) in costs.items():
+        print(f"| {kind} request: Redis round trips | {trips_a:.0f} | {trips_b:.0f} | "
+              f"{trips_a / trips_b:.2f}x |")  # fmt: skip
+        print(f"| {kind} request: Redis server µs (commandstats) | {us_a:.1f} | {us_b:.1f} | "
+              f"{us_a / us_b:.2f}x |")  # fmt: skip
     print()
     print(f"| sessions_redis, async (aload/asave) / | x1 | x{c} |")
     print("|---|---:|---:|")

@@ -33,11 +33,14 @@ async twins sit next to their sync function and share the same scripts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
 from collections.abc import Callable
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from redis.commands.core import AsyncScript, Script
 
 from sessions_redis import keys
@@ -136,6 +139,8 @@ _atouch, _awrite, _adelete, _adelete_all = (
 CREATE = object()  # ``expected`` for a write that must not overwrite anything
 
 
+# Read on every request: looked up once, forgotten when a test overrides them.
+@functools.cache
 def last_accessed_resolution() -> int:
     from django.conf import settings
 
@@ -146,10 +151,18 @@ def last_accessed_resolution() -> int:
     )
 
 
+@functools.cache
 def default_ttl() -> int:
     from django.conf import settings
 
     return getattr(settings, "SESSION_TTL_SECONDS", keys.SESSION_TTL_SECONDS)
+
+
+@receiver(setting_changed)
+def _forget_settings(setting: str, **kwargs) -> None:
+    if setting in ("SESSION_TTL_SECONDS", "SESSION_LAST_ACCESSED_RESOLUTION"):
+        last_accessed_resolution.cache_clear()
+        default_ttl.cache_clear()
 
 
 def sha1(raw: bytes) -> str:

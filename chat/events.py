@@ -49,10 +49,16 @@ async def publish(thread_id: str, event: dict[str, Any]) -> dict[str, Any]:
     """Append ``event`` to the thread's stream, send it to its group; returns it with ``id``."""
     key = keys.thread_events_key(thread_id)
     data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-    async with get_async_client("sessions").pipeline(transaction=False) as pipe:
-        pipe.xadd(key, {_FIELD: data}, maxlen=keys.THREAD_EVENTS_MAXLEN, approximate=True)
-        pipe.expire(key, keys.THREAD_EVENTS_TTL_SECONDS)
-        entry_id, _ = await pipe.execute()
+    client = get_async_client("sessions")
+    if event.get("type") == "token":  # the hot path: one command; the run's ends set the TTL
+        entry_id = await client.xadd(
+            key, {_FIELD: data}, maxlen=keys.THREAD_EVENTS_MAXLEN, approximate=True
+        )
+    else:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, {_FIELD: data}, maxlen=keys.THREAD_EVENTS_MAXLEN, approximate=True)
+            pipe.expire(key, keys.THREAD_EVENTS_TTL_SECONDS)
+            entry_id, _ = await pipe.execute()
     event = {**event, "id": entry_id.decode()}
     await get_channel_layer().group_send(
         group_name(thread_id), {"type": "chat.event", "event": event}

@@ -34,6 +34,7 @@ import contextlib
 import logging
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,11 +79,57 @@ class _Run:
     stop_reason: str | None = None  # "cancelled", "discarded" (thread deleted) or "lost"
     partial: list[str] = field(default_factory=list)  # text of the model step under way
     reply: str = ""  # text of the last finished model step
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # the message's run ended
 
     def stop(self, reason: str) -> None:
-        if self.graph_task is not None and not self.graph_task.done():
-            self.stop_reason = self.stop_reason or reason
-            self.graph_task.cancel()
+        """Ask the message being run to stop (the first reason wins)."""
+        task = self.graph_task
+        if self.stop_reason is None and task is not None and not task.done():
+            self.stop_reason = reason
+            task.cancel()
+
+    def insist(self) -> None:
+        """Cancel again: redis-py can swallow a cancellation that lands inside a command."""
+        task = self.graph_task
+        if self.stop_reason is not None and task is not None and not task.done():
+            task.cancel()
+
+
+class _Outbox:
+    """The events of a run, published in order by one sender task.
+
+    The model never waits for Redis: it queues its tokens here. While one publish is in
+    flight, tokens that arrive are joined into the next event, so a busy server sends
+    fewer, longer token events instead of falling behind; an idle one sends every word.
+    """
+
+    def __init__(self) -> None:
+        self._items: deque[dict[str, Any]] = deque()
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def put(self, event: dict[str, Any]) -> None:
+        self._items.append(event)
+        self._ready.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.set()
+
+    async def send(self, thread_id: str) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._items:
+                event = self._items.popleft()
+                if event["type"] == "token":
+                    texts = [event["text"]]
+                    while self._items and self._items[0]["type"] == "token":
+                        texts.append(self._items.popleft()["text"])
+                    event = {**event, "text": "".join(texts)}
+                await events.publish(thread_id, event)
+            if self._closed:
+                return
 
 
 class Runner:
@@ -93,6 +140,7 @@ class Runner:
         self._runs: dict[str, _Run] = {}
         self._watchers: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()  # strong references to background tasks
+        self._closing = False
 
     # --- entry points -----------------------------------------------------------------
 
@@ -157,11 +205,13 @@ class Runner:
 
     async def aclose(self) -> None:
         """Cancel every background task of this runner (their messages stay queued)."""
+        self._closing = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait(tasks, timeout=STOP_WAIT_SECONDS)
+        self._closing = False  # usable again (tests drain and reuse a runner)
 
     # --- background tasks -------------------------------------------------------------
 
@@ -184,7 +234,7 @@ class Runner:
     async def _watch_lock(self, thread_id: str) -> None:
         """Take over the queue once the holder's lock expires (it died or finished)."""
         try:
-            while thread_id not in self._runs:
+            while thread_id not in self._runs and not self._closing:
                 token = pending.new_token()
                 result = await pending.atry_lock_pending(thread_id, token)
                 if result == 1:
@@ -202,7 +252,7 @@ class Runner:
         """Run the queue head first until it is empty (the lock is ours throughout)."""
         try:
             status, raw = await pending.aack_and_next(thread_id, run.token)
-            while status == "next" and raw is not None:
+            while status == "next" and raw is not None and not self._closing:
                 message = PendingMessage.decode(raw)
                 if not await self._run_one(thread_id, run, message):
                     return  # the lock is gone: the message stays queued for its next run
@@ -225,6 +275,7 @@ class Runner:
         """Run one message to its end; False when the lock was lost (do not acknowledge)."""
         mid = message.message_id
         run.message_id, run.stop_reason, run.partial, run.reply = mid, None, [], ""
+        run.finished = asyncio.Event()
         config = run_config(thread_id, message.timezone)
         await events.publish(thread_id, {"type": "user", "message_id": mid, "text": message.text})
         graph: CompiledStateGraph | None = None
@@ -232,6 +283,8 @@ class Runner:
         keeper = asyncio.create_task(self._keep_lock(thread_id, run))
         try:
             graph = await run.graph_task
+            if run.stop_reason == "cancelled":
+                run.stop_reason = None  # the stop came too late: the answer is complete
         except asyncio.CancelledError:
             if asyncio.current_task().cancelling() or run.stop_reason is None:
                 raise  # this task itself is being cancelled (shutdown)
@@ -241,9 +294,9 @@ class Runner:
             logger.warning("Model run of thread %s failed: %s", thread_id, exc, exc_info=True)
             return await self._fail(thread_id, run, config, exc)
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            # Not keeper.cancel(): a cancel can be lost inside a Redis call (see insist).
+            run.finished.set()
+            await keeper
             run.graph_task = None
 
         if run.stop_reason is None:
@@ -294,28 +347,53 @@ class Runner:
     async def _stream(
         self, thread_id: str, run: _Run, message: PendingMessage, config: dict
     ) -> CompiledStateGraph:
-        """Stream the graph for ``message``, publishing tokens and tool results."""
+        """Stream the graph for ``message``; tokens and tool results go out via an outbox."""
         graph = await self._graph_factory()
         mid = message.message_id
-        async for kind, value in stream_turn(graph, config, mid, message.text):
-            if kind == "token":
-                run.partial.append(value)
-                event = {"type": "token", "message_id": mid, "text": value}
-            elif kind == "tool":
-                output = message_text(value)
-                event = {"type": "tool", "message_id": mid, "name": value.name, "output": output}
-            else:
-                run.partial = []  # that step's text is in the checkpoint now
-                if value is not None and message_text(value):
-                    run.reply = message_text(value)
-                continue
-            await events.publish(thread_id, event)
+        outbox = _Outbox()
+        sender = self._spawn(outbox.send(thread_id), f"chat-send:{thread_id}")
+        try:
+            async with contextlib.aclosing(stream_turn(graph, config, mid, message.text)) as turn:
+                async for kind, value in turn:
+                    if run.stop_reason is not None:
+                        raise asyncio.CancelledError  # asked to stop: do not wait for a cancel
+                    if sender.done():
+                        sender.result()  # publishing failed (Redis gone): stop the run
+                    if kind == "token":
+                        run.partial.append(value)
+                        outbox.put({"type": "token", "message_id": mid, "text": value})
+                    elif kind == "tool":
+                        outbox.put(
+                            {
+                                "type": "tool",
+                                "message_id": mid,
+                                "name": value.name,
+                                "output": message_text(value),
+                            }
+                        )
+                    else:
+                        run.partial = []  # that step's text is in the checkpoint now
+                        if value is not None and message_text(value):
+                            run.reply = message_text(value)
+        finally:
+            # Every token is out before "done", "cancelled" or "error", even if this task
+            # is cancelled again meanwhile (the sender is shielded and waited for).
+            outbox.close()
+            while not sender.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(sender)
+            if not sender.cancelled() and sender.exception() is not None:
+                raise sender.exception()
         return graph
 
     async def _keep_lock(self, thread_id: str, run: _Run) -> None:
-        """Renew the lock every second; stop the run when it is lost or flagged to stop."""
+        """Renew the lock every second until the message's run ends; stop the run when
+        the lock is lost or the message is flagged to stop."""
         while True:
-            await asyncio.sleep(RENEW_INTERVAL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.finished.wait(), RENEW_INTERVAL_SECONDS)
+                return
+            run.insist()
             try:
                 ours, flag = await pending.arenew(thread_id, run.token)
             except UNAVAILABLE_ERRORS as exc:
@@ -323,7 +401,7 @@ class Runner:
                 continue  # the lock may still be ours; the run finds out when it writes
             if not ours:
                 run.stop("lost")
-                return
+                continue
             if flag == "*":
                 run.stop("discarded")  # the thread is being deleted
             elif flag is not None and flag == run.message_id:

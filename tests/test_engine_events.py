@@ -17,7 +17,7 @@ async def test_publish_appends_to_the_stream_and_reaches_the_group(sessions_redi
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(events.group_name("ev-1"), channel)
-    published = await events.publish("ev-1", {"type": "token", "message_id": "m", "text": "hé "})
+    published = await events.publish("ev-1", {"type": "user", "message_id": "m", "text": "hé "})
 
     received = await layer.receive(channel)
     assert received == {"type": "chat.event", "event": published}

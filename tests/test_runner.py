@@ -88,7 +88,7 @@ async def test_unknown_timezone_is_dropped_not_stored(sessions_redis):
 
 
 async def test_tokens_stream_word_by_word():
-    runner = Runner()
+    runner = runner_with(ScriptedModel(word_delay=0.01))  # a model that writes, not a burst
     await runner.submit("r-words", "hello there", EMAIL)
     seen = await events_until("r-words", "done")
     tokens = [e["text"] for e in seen if e["type"] == "token"]

@@ -59,6 +59,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/sessions.py
 	$(PY) bench/checkpointer.py
 	$(PY) bench/chat_ws.py
+	$(PY) bench/admin_sessions.py
 
 clean:
 	rm -rf $(VENV) var/static .pytest_cache

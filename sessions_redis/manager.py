@@ -51,6 +51,7 @@ class SessionManager:
         self, user_email: str, credentials: dict[str, Any] | None = None
     ) -> SessionRecord:
         """A new session for ``user_email`` with the default TTL (``SESSION_TTL_SECONDS``)."""
+        _refuse_secrets(credentials)
         for _ in range(10):
             record = SessionRecord(
                 session_id=new_session_id(), user_email=user_email, credentials=credentials
@@ -90,7 +91,8 @@ class SessionManager:
         return await threads.aadd_thread(session_id, thread_id, client=self.client)
 
     async def set_credentials(self, session_id: str, credentials: dict[str, Any] | None) -> bool:
-        """Replace the session's ``credentials`` (the sign-in code calls this)."""
+        """Replace the session's ``credentials`` with a reference (no secrets, see below)."""
+        _refuse_secrets(credentials)
 
         def change(record: SessionRecord) -> None:
             record.credentials = credentials
@@ -110,3 +112,18 @@ class SessionManager:
         if self._own_client is not None:
             await self._own_client.aclose()
             self._own_client = None
+
+
+SECRET_FIELDS = frozenset({"token", "refresh_token", "client_secret", "id_token"})
+
+
+def _refuse_secrets(credentials: dict[str, Any] | None) -> None:
+    """A session record never holds a usable token: it keeps a *reference* to the
+    encrypted ``credentials:<email>`` record (``GoogleCredentials.reference()``)."""
+    leaked = sorted(SECRET_FIELDS & set(credentials or {}))
+    if leaked:
+        raise ValueError(
+            f"Session records keep a reference to the user's credentials, not secrets "
+            f"({', '.join(leaked)}): store them with sessions_redis.credentials and pass "
+            "GoogleCredentials.reference(email) here."
+        )

@@ -82,7 +82,8 @@ async def test_list_sessions_for_prunes_expired_ids(sessions_redis):
 async def test_set_credentials(sessions_redis):
     manager = SessionManager()
     session = await manager.create_session("a@example.com")
-    assert await manager.set_credentials(session.session_id, {"token": "t", "scopes": ["gmail"]})
+    reference = {"ref": "credentials:a@example.com", "scopes": ["gmail"]}
+    assert await manager.set_credentials(session.session_id, reference)
     assert (await manager.get_session(session.session_id)).credentials["scopes"] == ["gmail"]
 
 
@@ -101,3 +102,15 @@ async def test_a_manager_session_is_a_django_session_and_back(sessions_redis):
     await django_side.asave()
     again = await manager.get_session(session.session_id)
     assert again.django == {"k": "v"} and again.user_email == "a@example.com"
+
+
+async def test_a_session_record_refuses_raw_google_secrets():
+    manager = SessionManager()
+    with pytest.raises(ValueError, match="reference"):
+        await manager.create_session("a@example.com", {"token": "ya29.x", "scopes": []})
+    session = await manager.create_session("a@example.com")
+    with pytest.raises(ValueError, match="refresh_token"):
+        await manager.set_credentials(session.session_id, {"refresh_token": "1//x"})
+    reference = {"ref": "credentials:a@example.com", "scopes": ["openid"]}
+    assert await manager.set_credentials(session.session_id, reference)
+    assert (await manager.get_session(session.session_id)).credentials == reference

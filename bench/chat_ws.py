@@ -288,9 +288,11 @@ async def run(args: argparse.Namespace) -> int:
         ]
         await asyncio.sleep(0.1)
         t0 = time.perf_counter()
+        cpu0 = server.cpu_seconds()
         start.set()
         await asyncio.gather(*tasks)
         chat_seconds = time.perf_counter() - t0
+        chat_cpu = server.cpu_seconds() - cpu0
         rss_chat = server.rss_kb()
         print(f"chat phase: {chat_seconds:.1f}s", flush=True)
         await count_stored(server, results)
@@ -340,7 +342,9 @@ async def run(args: argparse.Namespace) -> int:
          f"{percentile(later, 50):.1f} / {percentile(later, 99):.1f} ms", ""),
         ("Time to done p50 / p99",
          f"{percentile(results.ttd_ms, 50):.0f} / {percentile(results.ttd_ms, 99):.0f} ms", ""),
-        ("Chat phase wall time", f"{chat_seconds:.1f} s", ""),
+        ("Chat phase wall time / server CPU",
+         f"{chat_seconds:.1f} s / {chat_cpu:.1f} s ({100 * chat_cpu / chat_seconds:.0f}% of a core)",
+         ""),
         ("Server RSS: idle start / after chats", f"{mb(rss_start):.0f} / {mb(rss_chat):.0f} MB", ""),
     ]  # fmt: skip
     if args.idle:

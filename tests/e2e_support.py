@@ -194,6 +194,11 @@ class LiveServer:
                 return int(line.split()[1])
         raise LiveServerError("VmRSS missing from /proc status")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server has used (``/proc/<pid>/stat``)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     # --- signing in ------------------------------------------------------------------
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:

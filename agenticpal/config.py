@@ -41,6 +41,20 @@ def positive_int(name: str, default: int) -> int:
     return value
 
 
+def seconds(name: str, default: float) -> float:
+    """A duration in seconds that may be fractional or 0 (e.g. ``0.02``)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, got {raw!r}.") from None
+    if not 0 <= value < 3600:
+        raise ImproperlyConfigured(f"{name} must be between 0 and 3600 seconds, got {value}.")
+    return value
+
+
 def redis_url(name: str, default: str | None) -> str | None:
     """Validate a Redis URL: scheme, host, port and db must make sense."""
     raw = os.environ.get(name, "").strip() or default

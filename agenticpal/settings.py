@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agenticpal.config import env, positive_int, read_dotenv, redis_url, with_db
+from agenticpal.config import env, positive_int, read_dotenv, redis_url, seconds, with_db
 from sessions_redis import keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -112,6 +112,8 @@ CHANNEL_LAYERS = {
 
 # --- Assistant -------------------------------------------------------------
 AGENTICPAL_MODEL = env.str("AGENTICPAL_MODEL", default="")
+# The offline demo model's pause between words (visible streaming); 0 for none.
+AGENTICPAL_OFFLINE_WORD_DELAY = seconds("AGENTICPAL_OFFLINE_WORD_DELAY", 0.02)
 # "agenticpal" (core Redis, db 1) or "official" (langgraph-checkpoint-redis; needs
 # Redis 8 / Redis Stack modules and db 0).
 CHECKPOINTER = env.str("CHECKPOINTER", default="agenticpal")

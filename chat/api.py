@@ -14,6 +14,7 @@ last event of the thread at that moment: nothing falls between the two.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -147,8 +148,13 @@ async def event_stream(thread_id: str, last_id: str | None) -> AsyncIterator[byt
             yield sse(
                 {"type": "history", "id": last_id, "thread_id": thread_id, "messages": messages}
             )
+        task = asyncio.current_task()
         while True:
             batch = await events.read_since(thread_id, last_id, block_ms=SSE_BLOCK_MS)
+            if task is not None and task.cancelling():
+                # The client went away and Django cancelled the response, but redis-py can
+                # swallow a CancelledError raised inside a command: stop here ourselves.
+                raise asyncio.CancelledError
             if not batch:
                 yield b": keep-alive\n\n"
                 continue

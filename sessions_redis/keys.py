@@ -69,6 +69,7 @@ def lock_key(name: str) -> str:
 def login_token_key(token: str) -> str:
     return f"{LOGIN_TOKEN_PREFIX}{token}"
 
+
 # Sessions: how stale ``last_accessed`` may get before a read rewrites it (see
 # sessions_redis.store); setting SESSION_LAST_ACCESSED_RESOLUTION overrides it.
 SESSION_LAST_ACCESSED_RESOLUTION_SECONDS: Final = 60
@@ -87,6 +88,7 @@ def checkpoint_hash_tag(thread_id: str) -> str:
 
 def checkpoint_thread_key(thread_id: str, kind: str) -> str:
     return f"{CHECKPOINT_PREFIX}{checkpoint_hash_tag(thread_id)}:{kind}"
+
 
 # Chat runs (db 0, see sessions_redis.pending and chat.events). One thread's run state:
 # the pending_msg: queue above, a run lock (lock:thread_run:<thread>), a cancel flag and

@@ -257,9 +257,14 @@ def local_login(request: HttpRequest, token: str) -> HttpResponse:
     user_model = get_user_model()
     user = user_model.objects.filter(email=email).order_by("pk").first()
     if user is None:
+        # Two first sign-ins at once (two tabs, a script) must not both create the user:
+        # get_or_create on the unique username, which retries the read on a collision.
         username = LOCAL_USERNAME if email == LOCAL_EMAIL else email
-        user = user_model(username=username, email=email)
-        user.set_unusable_password()
-        user.save()
+        user, created = user_model.objects.get_or_create(
+            username=username, defaults={"email": email}
+        )
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return redirect(settings.LOGIN_REDIRECT_URL)

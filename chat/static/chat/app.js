@@ -26,6 +26,14 @@
   var seenUsers = {}; // message_id of user messages already shown
 
   // --- formatting -----------------------------------------------------------
+  function browserTimezone() {
+    try {
+      return Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
   function escapeHtml(s) {
     return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
       .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
@@ -215,7 +223,7 @@
       showStatus("The message is longer than 16 KB; shorten it.", "error");
       return;
     }
-    if (send({type: "message", message: text})) {
+    if (send({type: "message", message: text, timezone: browserTimezone()})) {
       e.preventDefault();
       input.value = "";
     } // else: the socket is down, let the browser POST the form (works without the socket)

@@ -37,6 +37,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 
 from agenticpal.redis_clients import get_client
 from chat.checkpoint.sync import RedisCheckpointer
+from chat.messages import message_text
 from sessions_redis import keys, store, threads
 
 DEFAULT_PAGE_SIZE = 50
@@ -67,15 +68,6 @@ def _config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
     if checkpoint_id:
         conf["checkpoint_id"] = checkpoint_id
     return {"configurable": conf}
-
-
-def _text(message: BaseMessage) -> str:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return " ".join(
-        part.get("text", "") if isinstance(part, dict) else str(part) for part in content
-    )
 
 
 def _messages(tup: CheckpointTuple | None) -> list[BaseMessage]:
@@ -126,7 +118,7 @@ def _rows(
         stats = cp.thread_stats(thread_id)
         messages = _messages(cp.get_tuple(_config(thread_id)))
         human = [m for m in messages if isinstance(m, HumanMessage)]
-        title = " ".join(_text(human[0]).split()) if human else ""
+        title = " ".join(message_text(human[0]).split()) if human else ""
         rows.append(
             ConversationRow(
                 thread_id=thread_id,
@@ -223,7 +215,7 @@ def message_view(message: BaseMessage) -> MessageView:
     elif isinstance(message, ToolMessage):
         detail = f"result of {message.name or message.tool_call_id}"
     role = {"human": "user", "ai": "assistant"}.get(message.type, message.type)
-    return MessageView(role, _text(message), detail)
+    return MessageView(role, message_text(message), detail)
 
 
 @dataclass(frozen=True)

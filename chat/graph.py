@@ -47,6 +47,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from chat.checkpoint import create_redis_checkpointer
+from chat.messages import message_text
 from chat.offline_model import DISPLAY_NAME, OfflineChatModel
 from chat.tools import TOOLS, default_timezone
 
@@ -132,21 +133,6 @@ def build_graph(
 
 
 # --- turns: what the runner reads from and repairs in the checkpoint ---------------
-
-
-def message_text(content: Any) -> str:
-    """The text of a message's ``content`` (a string, or a list of content blocks)."""
-    if isinstance(content, BaseMessage):
-        content = content.content
-    if isinstance(content, str):
-        return content
-    parts = []
-    for part in content or ():
-        if isinstance(part, str):
-            parts.append(part)
-        elif isinstance(part, dict) and part.get("type") == "text":
-            parts.append(str(part.get("text", "")))
-    return "".join(parts)
 
 
 def run_config(thread_id: str, timezone: str = "") -> RunnableConfig:

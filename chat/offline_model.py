@@ -36,6 +36,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from chat.messages import message_text
 from chat.tools import resolve_timezone
 
 DISPLAY_NAME = "AgenticPal offline demo model"
@@ -64,15 +65,6 @@ class Reply:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _text(message: BaseMessage) -> str:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return " ".join(
-        part.get("text", "") if isinstance(part, dict) else str(part) for part in content
-    )
-
-
 def _quote(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return f"“{text if len(text) <= limit else text[: limit - 1] + '…'}”"
@@ -98,12 +90,12 @@ def plan_reply(messages: Sequence[BaseMessage], tool_names: Sequence[str] = ()) 
     """The deterministic reply to a conversation (the whole brain of the model)."""
     last = messages[-1] if messages else None
     if isinstance(last, ToolMessage):
-        result = _text(last)
+        result = message_text(last)
         if result.startswith("Unknown timezone"):
             return Reply(f"I could not look that up. {result}")
         return Reply(f"It is **{result}**.")
 
-    said = [_text(m) for m in messages if isinstance(m, HumanMessage)]
+    said = [message_text(m) for m in messages if isinstance(m, HumanMessage)]
     if not said:
         return Reply(f"Hello! I am the **{DISPLAY_NAME}**. Ask me anything.")
     question, earlier = said[-1], said[:-1]

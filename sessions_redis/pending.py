@@ -193,10 +193,9 @@ async def atry_lock_pending(thread_id: str, token: str) -> int:
     )
 
 
-async def acancel(thread_id: str) -> bool:
-    """Flag the running message of ``thread_id`` for cancellation; False if none runs."""
-    client = get_async_client("sessions")
-    script = client.register_script(_CANCEL)
+async def _flag_run(thread_id: str, source: bytes | str) -> bool:
+    """Run a script over the thread's queue, run lock and cancel flag (see the callers)."""
+    script = get_async_client("sessions").register_script(source)
     return bool(
         await script(
             keys=[
@@ -207,22 +206,16 @@ async def acancel(thread_id: str) -> bool:
             args=[keys.CANCEL_FLAG_TTL_SECONDS],
         )
     )
+
+
+async def acancel(thread_id: str) -> bool:
+    """Flag the running message of ``thread_id`` for cancellation; False if none runs."""
+    return await _flag_run(thread_id, _CANCEL)
 
 
 async def adiscard(thread_id: str) -> bool:
     """Drop every pending message of ``thread_id`` and stop its run; True if one was running."""
-    client = get_async_client("sessions")
-    script = client.register_script(_DISCARD)
-    return bool(
-        await script(
-            keys=[
-                keys.pending_message_key(thread_id),
-                keys.run_lock_key(thread_id),
-                keys.cancel_run_key(thread_id),
-            ],
-            args=[keys.CANCEL_FLAG_TTL_SECONDS],
-        )
-    )
+    return await _flag_run(thread_id, _DISCARD)
 
 
 async def alock_owner(thread_id: str) -> str | None:

@@ -53,7 +53,7 @@ format: $(VENV)/.dev
 
 lock: | $(UV)
 	$(UV) pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 -q -o requirements/base.txt
-	$(UV) pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 -q --extra dev --extra official-saver -o requirements/dev.txt
+	$(UV) pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 -q --extra dev --extra official-saver --extra aws-saver -o requirements/dev.txt
 
 bench: $(VENV)/.dev
 	$(PY) bench/sessions.py

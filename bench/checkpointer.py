@@ -31,7 +31,9 @@ and Redis bytes per turn, measured the same way for every Redis saver (each has 
 database of its own): the growth over the measured run of the sum of
 ``MEMORY USAGE <key> SAMPLES 0`` over every key of that database (a SCAN: this is a
 bench), and the growth of ``used_memory``. The 1-minute load average is printed in the
-header: numbers are noisy on a busy machine.
+header: numbers are noisy on a busy machine. The last column counts Python's full
+(generation-2) garbage collections during the measured run and the longest pause: with
+long message lists they cost tens of milliseconds each, whatever the saver.
 
 The saver-only section (``--saver-reps``, 0 skips it) asks whether a saver's own cost
 grows with history, without LangGraph: per saver, ``--saver-reps`` threads of 150
@@ -170,6 +172,35 @@ class Result:
     p50_last10_ms: float
     key_bytes_per_turn: int | None = None
     used_memory_per_turn: int | None = None
+    gc_full_collections: int = 0
+    gc_longest_ms: float = 0.0
+
+
+class FullCollections:
+    """Python's generation-2 garbage collections (and their pauses) while active.
+
+    A full collection walks every live object; with hundreds of messages per thread it
+    stops the event loop for tens of milliseconds, whatever the saver, and it lands on
+    the late turns: it explains most of the p99 of turns 141-150."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._t0 = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._t0)
+
+    def __enter__(self) -> FullCollections:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -195,9 +226,10 @@ async def run_one(
     before = await redis_bytes(client) if client is not None else None
     lat: list[list[float]] = [[] for _ in range(turns)]
     ids = [f"bench-{uuid.uuid4()}" for _ in range(threads)]
-    t0 = time.perf_counter()
-    await asyncio.gather(*(converse(graph, tid, turns, lat) for tid in ids))
-    elapsed = time.perf_counter() - t0
+    with FullCollections() as collections:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(converse(graph, tid, turns, lat) for tid in ids))
+        elapsed = time.perf_counter() - t0
     total = threads * turns
     flat = [x for per_turn in lat for x in per_turn]
     window = min(10, turns)
@@ -215,6 +247,8 @@ async def run_one(
         p99_last10_ms=round(pct(last, 0.99), 2),
         p50_first10_ms=round(pct(first, 0.5), 2),
         p50_last10_ms=round(pct(last, 0.5), 2),
+        gc_full_collections=len(collections.pauses),
+        gc_longest_ms=round(max(collections.pauses, default=0) * 1000, 1),
     )
     if client is not None and before is not None:
         after = await redis_bytes(client)
@@ -370,8 +404,8 @@ def table(results: list[Result], turns: int) -> str:
     rows = [
         f"| saver | turns/s | vs InMemorySaver | p50 ms | p99 ms | p99 turns 1-10 / {last} | "
         f"p99 growth | p50 turns 1-10 / {last} | p50 growth | Redis bytes/turn (keys) | "
-        "used_memory/turn |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "used_memory/turn | full GCs (longest ms) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         ratio = f"{r.turns_per_s / base.turns_per_s:.2f}x" if base else "-"
@@ -382,7 +416,8 @@ def table(results: list[Result], turns: int) -> str:
         rows.append(
             f"| {r.saver} | {r.turns_per_s:,.0f} | {ratio} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
             f"{r.p99_first10_ms:.2f} / {r.p99_last10_ms:.2f} | {g99} | "
-            f"{r.p50_first10_ms:.2f} / {r.p50_last10_ms:.2f} | {g50} | {keyb} | {used} |"
+            f"{r.p50_first10_ms:.2f} / {r.p50_last10_ms:.2f} | {g50} | {keyb} | {used} | "
+            f"{r.gc_full_collections} ({r.gc_longest_ms:.0f}) |"
         )
     return "\n".join(rows)
 

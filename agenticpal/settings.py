@@ -103,10 +103,20 @@ SESSION_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+# channels-redis's pub/sub layer, publishing without its per-process lock (see
+# agenticpal/channel_layer.py); a Redis that stops answering fails a publish in time.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS["SESSIONS_URL"]]},
+        "BACKEND": "agenticpal.channel_layer.RedisPubSubChannelLayer",
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS["SESSIONS_URL"],
+                    "socket_timeout": REDIS["SOCKET_TIMEOUT"],
+                    "socket_connect_timeout": REDIS["CONNECT_TIMEOUT"],
+                }
+            ]
+        },
     }
 }
 

@@ -33,8 +33,10 @@ def redis_settings(url: str) -> dict:
         },
         "CHANNEL_LAYERS": {
             "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                "CONFIG": {"hosts": [with_db(url, keys.SESSIONS_DB)]},
+                "BACKEND": "agenticpal.channel_layer.RedisPubSubChannelLayer",
+                "CONFIG": {
+                    "hosts": [{"address": with_db(url, keys.SESSIONS_DB), "socket_timeout": 5}]
+                },
             }
         },
     }

@@ -24,6 +24,7 @@ import json
 import logging
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, get_async_client
@@ -92,6 +93,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await runner.recover(thread_id)
         except UNAVAILABLE_ERRORS as exc:
             await self.close_redis_down(exc)
+
+    async def dispatch(self, message: dict) -> None:
+        """Channels' dispatch without its ``aclose_old_connections()`` per message.
+
+        Channels 4.3 closes stale database connections before every handler, through
+        the single sync thread, so each token event of each socket queued behind all
+        the others there. The close is for handlers that use the ORM; these do not:
+        the user was loaded by ``AuthMiddlewareStack`` before ``connect`` (in
+        ``database_sync_to_async``, which closes stale connections itself), sessions
+        and threads live in Redis, and every event is forwarded as is. A handler that
+        starts using the ORM must go through ``database_sync_to_async``.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         if self.group is not None:

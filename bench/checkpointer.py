@@ -1,8 +1,9 @@
 """Checkpointer benchmark: a chat-shaped LangGraph workload on several savers, side by
 side in one process.
 
-    .venv/bin/python bench/checkpointer.py [--threads 4] [--turns 150]
-        [--official-url redis://host:port] [--json out.json]
+    .venv/bin/python bench/checkpointer.py [--threads 4] [--turns 150] [--warmup 10]
+        [--saver-reps 20] [--workload messages|delta] [--official-url redis://host:port]
+        [--json out.json]
 
 The workload: a two-node graph (``agent`` appends the assistant's reply, ``bookkeep``
 appends a short status message) over a ``messages`` channel; every turn sends one user
@@ -21,7 +22,8 @@ Savers:
   ``--official-url`` (it needs RediSearch + RedisJSON: Redis 8 or Redis Stack, db 0);
 - the AWS ``AsyncValkeySaver`` (``langgraph-checkpoint-aws[valkey]``, optional: not a
   project dependency) if importable: async, built on its own ``valkey.asyncio`` client
-  from a URL, on the same local server, db 2. (It uses ``KEYS`` in ``delete_thread``
+  from a URL with a pool of 200 connections like ours (its default 10 runs out under
+  this workload), on the same local server, db 2. (It uses ``KEYS`` in ``delete_thread``
   only, which this workload does not call; it has no ``get_delta_channel_history``, so
   ``DeltaChannel`` replay uses LangGraph's default walk, one ``get_tuple`` per ancestor.)
 

@@ -28,7 +28,13 @@ from langgraph.checkpoint.base import (
 )
 
 from agenticpal import redis_clients
-from chat.checkpoint.base import BaseRedisCheckpointer, ThreadInfo, ThreadStats, now_ms
+from chat.checkpoint.base import (
+    BaseRedisCheckpointer,
+    ThreadInfo,
+    ThreadStats,
+    _as_str,
+    now_ms,
+)
 from sessions_redis import keys
 
 BATCH = 100
@@ -131,6 +137,10 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
                 members = await self.client.zrange(idx_key, 0, -1)
             pairs = self._group_members(members, before_id)
             pages = _aiter([pairs[i : i + BATCH] for i in range(0, len(pairs), BATCH)])
+        elif not filter:
+            async for tup in self._ns_range(thread_id, ns, before_id, remaining):
+                yield tup
+            return
         else:
             pages = self._ns_pages(thread_id, idx_key, ns, before_id, remaining, bool(filter))
         async for page in pages:
@@ -161,6 +171,26 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
                             return
                         remaining[0] -= 1
                     yield loaded[key]
+
+    async def _ns_range(
+        self, thread_id: str, ns: str, before_id: str | None, remaining: list[int | None]
+    ) -> AsyncIterator[CheckpointTuple]:
+        """One namespace, no filter: each page is one script call (ids and records)."""
+        high, low = self._lex_bounds(ns, before_id)
+        while True:
+            size = BATCH if remaining[0] is None else min(BATCH, remaining[0])
+            if size <= 0:
+                return
+            ks, args = self._range_args(thread_id, ns, high, low, size)
+            with self._guard("listing", thread_id):
+                entries = await self._load(keys=ks, args=args)
+            for entry in entries:
+                if remaining[0] is not None:
+                    remaining[0] -= 1
+                yield self._decode(thread_id, ns, entry)
+            if len(entries) < size:
+                return
+            high = f"({ns}\0{_as_str(entries[-1][0])}"
 
     async def _ns_pages(
         self,

@@ -101,13 +101,18 @@ class ThreadStats:
 # --- Lua ---------------------------------------------------------------------------
 # KEYS for every script: idx, cp, blobs, writes, wix, runs [, thread index].
 
+# ARGV: ns, mode, ... Mode '' = the latest checkpoint; 'r' = the newest ARGV[5] in the
+# ZREVRANGEBYLEX range ARGV[3] .. ARGV[4] (``list`` in one round trip); otherwise the
+# checkpoint ids ARGV[3..].
 LOAD_LUA = r"""
 local p = ARGV[1] .. '\0'
 local cids = {}
-if ARGV[2] == '' then
-  local r = redis.call('ZREVRANGEBYLEX', KEYS[1], '(' .. ARGV[1] .. '\1', '(' .. p, 'LIMIT', 0, 1)
+if ARGV[2] == '' or ARGV[2] == 'r' then
+  local hi, lo, n = '(' .. ARGV[1] .. '\1', '(' .. p, 1
+  if ARGV[2] == 'r' then hi, lo, n = ARGV[3], ARGV[4], tonumber(ARGV[5]) end
+  local r = redis.call('ZREVRANGEBYLEX', KEYS[1], hi, lo, 'LIMIT', 0, n)
   if #r == 0 then return {} end
-  cids[1] = string.sub(r[1], #p + 1)
+  for i = 1, #r do cids[i] = string.sub(r[i], #p + 1) end
 else
   for i = 3, #ARGV do cids[#cids + 1] = ARGV[i] end
 end
@@ -460,6 +465,12 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
         if cids is None:
             return self.thread_keys(thread_id), [ns, ""]
         return self.thread_keys(thread_id), [ns, "1", *cids]
+
+    def _range_args(
+        self, thread_id: str, ns: str, high: str, low: str, count: int
+    ) -> tuple[list[str], list[Any]]:
+        """The newest ``count`` checkpoints of one namespace in a lex range, loaded."""
+        return self.thread_keys(thread_id), [ns, "r", high, low, count]
 
     # --- decoding --------------------------------------------------------------------
 

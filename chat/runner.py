@@ -8,9 +8,12 @@ to the holder, which is guaranteed to see it.
 
 One message's run:
 
-1. publish ``user``; stream the graph with the user's message (its id is the
-   message id, so a re-run after a crash replaces it instead of adding a second copy);
-2. publish each ``token`` of the model and each ``tool`` result as they come;
+1. queue ``user`` for publishing and, without waiting for it, stream the graph with
+   the user's message (its id is the message id, so a re-run after a crash replaces
+   it instead of adding a second copy);
+2. publish the model's ``token`` events and each ``tool`` result as they come, in
+   order, through the run's outbox: the first token at once, then the words of each
+   ``TOKEN_WINDOW_SECONDS`` (50 ms) joined into one event;
 3. once the graph has finished (its last checkpoint written) publish ``done``, then
    acknowledge the message, which removes it from the queue and hands over the next one.
 
@@ -60,6 +63,7 @@ logger = logging.getLogger("chat.runner")
 RENEW_INTERVAL_SECONDS = 1.0  # the lock lives keys.RUN_LOCK_TTL_MS; renewal is 20x as often
 WATCH_MARGIN_SECONDS = 0.05  # retry this long after the holder's lock would have expired
 STOP_WAIT_SECONDS = 10.0  # how long forget()/aclose() wait for a stopped run to finish
+TOKEN_WINDOW_SECONDS = 0.05  # after a run's first token event, at most one per this long
 
 GraphFactory = Callable[[], Awaitable[CompiledStateGraph]]
 
@@ -96,17 +100,22 @@ class _Run:
 
 
 class _Outbox:
-    """The events of a run, published in order by one sender task.
+    """The events of one message's run, published in order by one sender task.
 
-    The model never waits for Redis: it queues its tokens here. While one publish is in
-    flight, tokens that arrive are joined into the next event, so a busy server sends
-    fewer, longer token events instead of falling behind; an idle one sends every word.
+    Neither the run nor the model waits for Redis: events are queued here. The first
+    token event goes out at once; after it, at most one token event per ``window``
+    seconds, carrying every word that arrived meanwhile — a reply still streams (about
+    20 updates a second) but costs a fraction of the publishes and socket frames of one
+    event per word, which is what bounds a busy server. Other events (``user``,
+    ``tool``) go out as soon as the tokens before them have; closing flushes at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, window: float = 0.0) -> None:
         self._items: deque[dict[str, Any]] = deque()
         self._ready = asyncio.Event()
         self._closed = False
+        self._window = window
+        self._pause: asyncio.Future | None = None
 
     def put(self, event: dict[str, Any]) -> None:
         self._items.append(event)
@@ -115,28 +124,73 @@ class _Outbox:
     def close(self) -> None:
         self._closed = True
         self._ready.set()
+        if self._pause is not None and not self._pause.done():
+            self._pause.set_result(None)  # no more words to wait for: flush now
 
     async def send(self, thread_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        tokens_after = 0.0  # loop time before which the next token event waits
         while True:
             await self._ready.wait()
             self._ready.clear()
             while self._items:
-                event = self._items.popleft()
+                event = self._items[0]
                 if event["type"] == "token":
-                    texts = [event["text"]]
-                    while self._items and self._items[0]["type"] == "token":
-                        texts.append(self._items.popleft()["text"])
-                    event = {**event, "text": "".join(texts)}
+                    delay = tokens_after - loop.time()
+                    if delay > 0 and not self._closed:
+                        await self._sleep(loop, delay)
+                    event = self._join_tokens()
+                    tokens_after = loop.time() + self._window
+                else:
+                    self._items.popleft()
                 await events.publish(thread_id, event)
             if self._closed:
                 return
+
+    def _join_tokens(self) -> dict[str, Any]:
+        """The token events at the head of the queue, as one."""
+        first = self._items.popleft()
+        texts = [first["text"]]
+        while self._items and self._items[0]["type"] == "token":
+            texts.append(self._items.popleft()["text"])
+        return first if len(texts) == 1 else {**first, "text": "".join(texts)}
+
+    async def _sleep(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        """Wait ``delay`` seconds, or less if the outbox is closed meanwhile."""
+        self._pause = pause = loop.create_future()
+        timer = loop.call_later(delay, _resolve, pause)
+        try:
+            await pause
+        finally:
+            timer.cancel()
+            self._pause = None
+
+    async def drain(self, sender: asyncio.Task) -> None:
+        """Close, wait until every queued event is out (even if the caller is cancelled
+        meanwhile: the sender is shielded) and raise the sender's error if it failed."""
+        self.close()
+        while not sender.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(sender)
+        if not sender.cancelled() and sender.exception() is not None:
+            raise sender.exception()
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class Runner:
     """The runs of one process (and one event loop). Tests make two to act as two processes."""
 
-    def __init__(self, graph_factory: GraphFactory | None = None) -> None:
+    def __init__(
+        self,
+        graph_factory: GraphFactory | None = None,
+        token_window: float = TOKEN_WINDOW_SECONDS,
+    ) -> None:
         self._graph_factory = graph_factory or get_graph
+        self._token_window = token_window
         self._runs: dict[str, _Run] = {}
         self._watchers: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()  # strong references to background tasks
@@ -277,9 +331,15 @@ class Runner:
         run.message_id, run.stop_reason, run.partial, run.reply = mid, None, [], ""
         run.finished = asyncio.Event()
         config = run_config(thread_id, message.timezone)
-        await events.publish(thread_id, {"type": "user", "message_id": mid, "text": message.text})
+        # The user's message goes out through the run's outbox, ahead of its tokens:
+        # the graph starts without waiting for that publish.
+        outbox = _Outbox(self._token_window)
+        sender = self._spawn(outbox.send(thread_id), f"chat-send:{thread_id}")
+        outbox.put({"type": "user", "message_id": mid, "text": message.text})
         graph: CompiledStateGraph | None = None
-        run.graph_task = asyncio.create_task(self._stream(thread_id, run, message, config))
+        run.graph_task = asyncio.create_task(
+            self._stream(thread_id, run, message, config, outbox, sender)
+        )
         keeper = asyncio.create_task(self._keep_lock(thread_id, run))
         try:
             graph = await run.graph_task
@@ -298,6 +358,9 @@ class Runner:
             run.finished.set()
             await keeper
             run.graph_task = None
+            # Every event of the run is out before its end is published. (The stream
+            # drains the outbox itself; this covers a stop before the stream started.)
+            await outbox.drain(sender)
 
         if run.stop_reason is None:
             # The graph finished between two renewals: one more look at the lock and the
@@ -345,14 +408,18 @@ class Runner:
         return True
 
     async def _stream(
-        self, thread_id: str, run: _Run, message: PendingMessage, config: dict
+        self,
+        thread_id: str,
+        run: _Run,
+        message: PendingMessage,
+        config: dict,
+        outbox: _Outbox,
+        sender: asyncio.Task,
     ) -> CompiledStateGraph:
-        """Stream the graph for ``message``; tokens and tool results go out via an outbox."""
-        graph = await self._graph_factory()
+        """Stream the graph for ``message``; tokens and tool results go out via ``outbox``."""
         mid = message.message_id
-        outbox = _Outbox()
-        sender = self._spawn(outbox.send(thread_id), f"chat-send:{thread_id}")
         try:
+            graph = await self._graph_factory()
             async with contextlib.aclosing(stream_turn(graph, config, mid, message.text)) as turn:
                 async for kind, value in turn:
                     if run.stop_reason is not None:
@@ -377,13 +444,8 @@ class Runner:
                             run.reply = message_text(value)
         finally:
             # Every token is out before "done", "cancelled" or "error", even if this task
-            # is cancelled again meanwhile (the sender is shielded and waited for).
-            outbox.close()
-            while not sender.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(sender)
-            if not sender.cancelled() and sender.exception() is not None:
-                raise sender.exception()
+            # is cancelled again meanwhile.
+            await outbox.drain(sender)
         return graph
 
     async def _keep_lock(self, thread_id: str, run: _Run) -> None:

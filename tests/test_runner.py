@@ -87,13 +87,13 @@ async def test_unknown_timezone_is_dropped_not_stored(sessions_redis):
     await runner.aclose()
 
 
-async def test_tokens_stream_word_by_word():
+async def test_tokens_stream_as_they_come():
     runner = runner_with(ScriptedModel(word_delay=0.01))  # a model that writes, not a burst
     await runner.submit("r-words", "hello there", EMAIL)
     seen = await events_until("r-words", "done")
     tokens = [e["text"] for e in seen if e["type"] == "token"]
-    assert len(tokens) > 5
-    assert all(len(t.split()) == 1 for t in tokens)  # one word per event
+    assert len(tokens) > 2  # words are joined per 50 ms (tests/test_streaming_runner.py)
+    assert len(tokens[0].split()) == 1  # the first word goes out at once
     assert "".join(tokens) == seen[-1]["content"]
     await runner.drain()
 

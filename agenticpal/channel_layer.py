@@ -13,7 +13,8 @@ can be in flight at once. This module is that one change, as small subclasses:
 * :class:`ConcurrentPublishShard` — ``publish`` takes the lock only when the client
   does not exist yet (first use, or after ``flush``), never across the round trip;
   its pool (:func:`blocking_pool`) is bounded and waits for a free connection, and
-  packs commands with hiredis like the project's other async clients;
+  packs commands with hiredis like the project's other async clients; ``flush``
+  re-cancels a receiver task that swallowed its cancellation (Redis gone);
 * :class:`RedisPubSubChannelLayer` — the upstream layer building its per-loop layer
   with those shards. Everything else (subscriptions, receiving, serialisation, flush)
   is upstream's.
@@ -74,6 +75,19 @@ class ConcurrentPublishShard(pubsub.RedisSingleShardConnection):
             return
         self._redis = aioredis.Redis(connection_pool=blocking_pool(self.host))
         self._pubsub = self._redis.pubsub()
+
+    async def flush(self) -> None:
+        """Upstream's flush, after making sure the receiver task has really stopped.
+
+        Upstream cancels the receiver once and awaits it; a cancellation that lands
+        inside a redis-py call while the server is gone can be swallowed (the receiver
+        logs the error and loops on), and the flush then waits forever.
+        """
+        task = self._receive_task
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+        await super().flush()
 
     async def publish(self, channel: str, message: bytes) -> None:
         client = self._redis

@@ -12,7 +12,8 @@ can be in flight at once. This module is that one change, as small subclasses:
 
 * :class:`ConcurrentPublishShard` — ``publish`` takes the lock only when the client
   does not exist yet (first use, or after ``flush``), never across the round trip;
-  its pool (:func:`blocking_pool`) is bounded and waits for a free connection, and
+  its pool (:func:`agenticpal.redis_clients.channel_layer_pool`) is bounded and
+  waits for a free connection, and
   packs commands with hiredis like the project's other async clients; ``flush``
   re-cancels a receiver task that swallowed its cancellation (Redis gone);
 * :class:`RedisPubSubChannelLayer` — the upstream layer building its per-loop layer
@@ -34,34 +35,12 @@ without the lock.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from channels_redis import pubsub
 from channels_redis.utils import _wrap_close
 from redis import asyncio as aioredis
 
-from agenticpal.redis_clients import HiredisPackingConnection
-
-DEFAULT_MAX_CONNECTIONS = 50  # per shard and event loop, the subscriber's one included
-
-
-def blocking_pool(host: dict[str, Any]) -> aioredis.BlockingConnectionPool:
-    """The shard's pool for an ``{"address": url, ...}`` host.
-
-    Upstream's pool suits one command at a time; publishing concurrently needs a bound
-    that makes a burst wait for a free connection instead of failing with
-    ``MaxConnectionsError`` (redis-py's plain pool raises past ``max_connections``).
-    ``max_connections`` (default 50) and ``timeout`` (how long a publish waits for a
-    connection; default the socket timeout, else 5 s) may be set in the host.
-    """
-    options = dict(host)
-    address = options.pop("address")
-    options.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)
-    options.setdefault("timeout", options.get("socket_timeout") or 5)
-    pool = aioredis.BlockingConnectionPool.from_url(address, **options)
-    if pool.connection_class is aioredis.Connection:  # TCP: pack commands with hiredis
-        pool.connection_class = HiredisPackingConnection
-    return pool
+from agenticpal.redis_clients import channel_layer_pool
 
 
 class ConcurrentPublishShard(pubsub.RedisSingleShardConnection):
@@ -73,7 +52,7 @@ class ConcurrentPublishShard(pubsub.RedisSingleShardConnection):
         if "address" not in self.host:  # host/port or Sentinel: upstream's pool
             super()._ensure_redis()
             return
-        self._redis = aioredis.Redis(connection_pool=blocking_pool(self.host))
+        self._redis = aioredis.Redis(connection_pool=channel_layer_pool(self.host))
         self._pubsub = self._redis.pubsub()
 
     async def flush(self) -> None:

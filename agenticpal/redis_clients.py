@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from typing import Literal
+from typing import Any, Literal
 
 import redis
 import redis.asyncio as aioredis
@@ -79,6 +79,28 @@ def _pool_kwargs() -> dict:
         "max_connections": conf.get("MAX_CONNECTIONS", 200),
         "health_check_interval": 30,
     }
+
+
+CHANNEL_LAYER_MAX_CONNECTIONS = 50  # per shard and event loop, the subscriber's one included
+
+
+def channel_layer_pool(host: dict[str, Any]) -> aioredis.BlockingConnectionPool:
+    """The shard's pool for an ``{"address": url, ...}`` host.
+
+    Upstream's pool suits one command at a time; publishing concurrently needs a bound
+    that makes a burst wait for a free connection instead of failing with
+    ``MaxConnectionsError`` (redis-py's plain pool raises past ``max_connections``).
+    ``max_connections`` (default 50) and ``timeout`` (how long a publish waits for a
+    connection; default the socket timeout, else 5 s) may be set in the host.
+    """
+    options = dict(host)
+    address = options.pop("address")
+    options.setdefault("max_connections", CHANNEL_LAYER_MAX_CONNECTIONS)
+    options.setdefault("timeout", options.get("socket_timeout") or 5)
+    pool = aioredis.BlockingConnectionPool.from_url(address, **options)
+    if pool.connection_class is aioredis.Connection:  # TCP: pack commands with hiredis
+        pool.connection_class = HiredisPackingConnection
+    return pool
 
 
 def get_client(purpose: Purpose = "sessions") -> redis.Redis:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -133,23 +133,31 @@ def _row(session_id: str, raw: bytes, pttl: int) -> SessionRow:
     )
 
 
-def _fetch_rows(client: redis.Redis, session_ids: Iterable[str]) -> list[SessionRow]:
-    """Records and TTLs of ``session_ids`` in one pipeline; sessions gone meanwhile are skipped."""
-    ids = list(dict.fromkeys(session_ids))
-    if not ids:
+def _values_and_ttls(
+    client: redis.Redis, names: Iterable[str], key_of: Callable[[str], str]
+) -> list[tuple[str, bytes, int]]:
+    """``(name, value, pttl)`` of each name's key, in one pipeline; keys gone are skipped.
+
+    GET and PTTL, not the owners' GETEX: looking at a key must not extend its life.
+    """
+    names = list(dict.fromkeys(names))
+    if not names:
         return []
     with client.pipeline(transaction=False) as pipe:
-        for session_id in ids:
-            key = keys.session_key(session_id)
-            pipe.get(key)
-            pipe.pttl(key)
+        for name in names:
+            pipe.get(key_of(name))
+            pipe.pttl(key_of(name))
         replies = pipe.execute()
-    rows = []
-    for index, session_id in enumerate(ids):
-        raw, pttl = replies[2 * index], replies[2 * index + 1]
-        if raw is not None:
-            rows.append(_row(session_id, raw, pttl))
-    return rows
+    return [
+        (name, replies[2 * i], replies[2 * i + 1])
+        for i, name in enumerate(names)
+        if replies[2 * i] is not None
+    ]
+
+
+def _fetch_rows(client: redis.Redis, session_ids: Iterable[str]) -> list[SessionRow]:
+    """Records and TTLs of ``session_ids``; sessions gone meanwhile are skipped."""
+    return [_row(*found) for found in _values_and_ttls(client, session_ids, keys.session_key)]
 
 
 def _session_id_of(key: bytes) -> str:
@@ -356,19 +364,8 @@ def _credential_row(email: str, raw: bytes, pttl: int) -> CredentialRow:
 
 
 def _fetch_credentials(client: redis.Redis, emails: Iterable[str]) -> list[CredentialRow]:
-    emails = list(dict.fromkeys(emails))
-    if not emails:
-        return []
-    with client.pipeline(transaction=False) as pipe:
-        for email in emails:
-            key = keys.credentials_key(email)
-            pipe.get(key)  # GET, not the owner's GETEX: looking must not extend them
-            pipe.pttl(key)
-        replies = pipe.execute()
     return [
-        _credential_row(email, replies[2 * i], replies[2 * i + 1])
-        for i, email in enumerate(emails)
-        if replies[2 * i] is not None
+        _credential_row(*found) for found in _values_and_ttls(client, emails, keys.credentials_key)
     ]
 
 

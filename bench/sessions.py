@@ -359,9 +359,7 @@ def run(args: argparse.Namespace, server: RedisServer) -> None:
                             ((OurStore, mine, ours), (CacheStore, theirs, cache))
                         ):
                             if mode == "sync":
-                                rate = rate_sync(
-                                    step, store_class, sessions, args.seconds, workers
-                                )
+                                rate = rate_sync(step, store_class, sessions, args.seconds, workers)
                             else:
                                 rate = runner.run(
                                     rate_async(step, store_class, sessions, args.seconds, workers)

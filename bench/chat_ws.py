@@ -57,6 +57,7 @@ import httpx
 
 from tests.e2e_support import LiveServer, aiter_sse, asign_in, ws_connect
 
+SCENARIOS = ("people", "paced", "burst")
 TARGET_TTFT_P99_MS = 100.0
 TARGET_IDLE_RSS_MB = 400.0
 PROMPTS = [
@@ -127,19 +128,31 @@ async def mint_sessions(server: LiveServer, count: int) -> list[str]:
     return [first, *await asyncio.gather(*(one(u) for u in urls[1:]))]
 
 
+READ_WORDS_PER_SECOND = 250 / 60  # an adult reading a screen: about 250 words a minute
+TYPE_CHARS_PER_SECOND = 200 / 60  # typing at 40 words (200 characters) a minute
+
+
 @dataclass
 class Pacing:
-    """When a client sends: ``None`` for the burst scenario (at once, back to back)."""
+    """When a client sends: ``None`` for the burst scenario (at once, back to back).
 
-    think: float  # the first message comes within this many seconds of all sockets open
+    ``people``: the next message comes after the time a person needs to read the reply
+    and type the next message (both x0.5-1.5 at random); otherwise 1-3 s after ``done``.
+    """
+
+    spread: float  # the first message comes within this many seconds of all sockets open
     rng: random.Random
+    people: bool = False
     all_open: asyncio.Event = field(default_factory=asyncio.Event)
 
     def first_delay(self) -> float:
-        return self.rng.uniform(0, self.think)
+        return self.rng.uniform(0, self.spread)
 
-    def next_delay(self) -> float:
-        return self.rng.uniform(1.0, 3.0)
+    def next_delay(self, reply: str, text: str) -> float:
+        if not self.people:
+            return self.rng.uniform(1.0, 3.0)
+        read = len(reply.split()) / READ_WORDS_PER_SECOND
+        return (read + len(text) / TYPE_CHARS_PER_SECOND) * self.rng.uniform(0.5, 1.5)
 
 
 class OpenCount:
@@ -196,10 +209,12 @@ async def _chat(server, cookie, messages, results, wait_seconds, pacing, count_o
         count_open()
         if pacing is not None:
             await pacing.all_open.wait()
+        reply = ""
         for i in range(messages):
-            if pacing is not None:
-                await asyncio.sleep(pacing.first_delay() if i == 0 else pacing.next_delay())
             text = PROMPTS[i % len(PROMPTS)]
+            if pacing is not None:
+                delay = pacing.first_delay() if i == 0 else pacing.next_delay(reply, text)
+                await asyncio.sleep(delay)
             sent_at = time.perf_counter()
             await ws.send(json.dumps({"type": "message", "message": text}))
             results.sent += 1
@@ -218,6 +233,7 @@ async def _chat(server, cookie, messages, results, wait_seconds, pacing, count_o
                             if i == 0:
                                 results.ttft_first_ms.append((first_token - sent_at) * 1000)
                         elif kind == "done":
+                            reply = event.get("content") or ""
                             results.done += 1
                             results.ttd_ms.append((time.perf_counter() - sent_at) * 1000)
                             break
@@ -324,6 +340,46 @@ async def open_idle(
     return opened, failed
 
 
+GRAPH_ALONE = """
+import asyncio, time, uuid
+from langgraph.checkpoint.memory import InMemorySaver
+from chat.graph import build_graph, run_config, stream_turn
+from chat.offline_model import OfflineChatModel
+
+async def main():
+    graph = build_graph(OfflineChatModel(word_delay=0), InMemorySaver())
+    async def turn(i):
+        config = run_config(f"t{i // 3}")  # three messages a thread, as the clients send
+        started, first = time.process_time(), None
+        async for kind, _ in stream_turn(graph, config, uuid.uuid4().hex, PROMPTS[i % 3]):
+            if kind == "token" and first is None:
+                first = time.process_time() - started
+        return first
+    for i in range(60):  # warm up
+        await turn(i)
+    started = time.process_time()
+    firsts = [await turn(i) for i in range(60, 660)]
+    whole = (time.process_time() - started) / 600 * 1000
+    print(whole, sum(firsts) / len(firsts) * 1000)
+
+asyncio.run(main())
+"""
+
+
+def graph_alone_ms(server: LiveServer) -> tuple[float, float]:
+    """CPU ms per message of the graph alone, in one process with the project's settings:
+    the offline model without its word delay, streamed as the runner streams it, on an
+    ``InMemorySaver`` — no Redis, no sockets, no events. The floor under one message:
+    (the whole message, until its first token)."""
+    found = server.manage("shell", "-c", f"PROMPTS = {PROMPTS!r}\n{GRAPH_ALONE}")
+    try:
+        whole, first = found.stdout.strip().splitlines()[-1].split()
+        return float(whole), float(first)
+    except (ValueError, IndexError):
+        print(f"graph-alone measurement failed: {found.stderr[-2000:]}", file=sys.stderr)
+        return float("nan"), float("nan")
+
+
 def mb(kb: int) -> float:
     return kb / 1024
 
@@ -356,7 +412,11 @@ async def run_scenario(
 ) -> Scenario:
     results = Results()
     start = asyncio.Event()
-    pacing = Pacing(args.think, random.Random(args.seed)) if name == "paced" else None
+    pacing = None
+    if name == "paced":
+        pacing = Pacing(args.think, random.Random(args.seed))
+    elif name == "people":
+        pacing = Pacing(args.people_spread, random.Random(args.seed), people=True)
     opened = OpenCount(args.clients, pacing.all_open if pacing else None)
     log_lines = len(server.log_path.read_text(errors="replace").splitlines())
     tasks = [
@@ -389,13 +449,14 @@ async def run_scenario(
 
 async def run(args: argparse.Namespace) -> int:
     fd_limit = raise_fd_limit(2 * (args.clients + args.idle) + 256)
-    names = ["burst"] if args.burst else ["paced"] if args.paced else ["paced", "burst"]
+    names = [n for n in SCENARIOS if getattr(args, n)] or list(SCENARIOS)
     with LiveServer(app=args.app) as server:
         print(f"server pid {server.pid} on {server.url}; open-files limit {fd_limit}", flush=True)
         t0 = time.perf_counter()
         cookies = await mint_sessions(server, args.sessions or args.clients)
         print(f"{len(cookies)} sessions signed in in {time.perf_counter() - t0:.1f}s", flush=True)
         rss_start = server.rss_kb()
+        floor_ms, floor_first_ms = await asyncio.to_thread(graph_alone_ms, server)
         scenarios = [await run_scenario(server, cookies, args, name) for name in names]
         if args.log:
             shutil.copyfile(server.log_path, args.log)
@@ -429,7 +490,8 @@ async def run(args: argparse.Namespace) -> int:
             f"| {sc.name} | {r.connected} / {len(r.failed)} | {r.sent} / {r.lost} | "
             f"{percentile(r.ttft_ms, 50):.0f} / {sc.ttft_p99:.0f} ms | "
             f"{percentile(r.ttd_ms, 50):.0f} / {percentile(r.ttd_ms, 99):.0f} ms | "
-            f"{sc.cpu:.1f} s in {sc.seconds:.1f} s ({100 * sc.cpu / sc.seconds:.0f}% of a core) | "
+            f"{sc.cpu:.1f} s in {sc.seconds:.1f} s ({100 * sc.cpu / sc.seconds:.0f}% of a core; "
+            f"{r.sent / sc.seconds:.0f} messages/s, {1000 * sc.cpu / max(r.sent, 1):.0f} ms each) | "
             f"{mb(sc.rss_kb):.0f} MB | {', '.join(k for k, v in met.items() if v) or '-'} | "
             f"{', '.join(f'**{k}**' for k, v in met.items() if not v) or '-'} |"
         )
@@ -463,6 +525,13 @@ async def run(args: argparse.Namespace) -> int:
                 print(
                     f"{sc.name}: {len(problems)} {label}, first: {problems[:12]}", file=sys.stderr
                 )
+    print(
+        f"graph alone (one process, offline model without delay, InMemorySaver, no server): "
+        f"{floor_ms:.1f} ms CPU per message, at most {1000 / floor_ms:.0f} messages/s on a core; "
+        f"{floor_first_ms:.1f} ms of it before the first token, so {args.clients} messages "
+        f"arriving at once need {args.clients * floor_first_ms:.0f} ms of CPU before the last "
+        "of them can have its first token"
+    )
     if idle_failed:
         print(f"{len(idle_failed)} failed idle sockets, first: {idle_failed[:12]}", file=sys.stderr)
     return 0 if ok else 1
@@ -485,14 +554,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sessions", type=int, default=0, help="signed-in sessions to share (default: one each)"
     )
-    only = parser.add_mutually_exclusive_group()
-    only.add_argument("--paced", action="store_true", help="run only the paced scenario")
-    only.add_argument("--burst", action="store_true", help="run only the burst scenario")
+    for name in SCENARIOS:
+        parser.add_argument(
+            f"--{name}", action="store_true", help=f"run the {name} scenario (default: all)"
+        )
     parser.add_argument(
         "--think", type=float, default=3.0,
         help="paced: first messages spread over this many seconds (default 3)",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=1, help="paced: seed of the think times")
+    parser.add_argument(
+        "--people-spread", type=float, default=10.0,
+        help="people: first messages spread over this many seconds (default 10)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=1, help="seed of the think times")
     args = parser.parse_args(argv)
     with contextlib.suppress(ImportError):
         import uvloop  # the client side should not be what limits the measurement

@@ -21,7 +21,8 @@ installed, as uvicorn[standard] serves the app. Each figure is the best of
 ``--rounds`` short rounds of ``--seconds``; within a round every mode (sync, async,
 sync under ASGI) and both backends take turns, so the sync/async ratios are as fair
 as the backend ratios: many short interleaved rounds let each find a quiet moment,
-and other load on the machine distorts the ratios less. Bytes per session is ``MEMORY USAGE`` of one signed-in session
+and other load on the machine distorts the ratios less. Bytes per session is
+``MEMORY USAGE`` of one signed-in session
 holding the same facts in both (the seed's record also carries its id and two
 timestamps, which the cache backend does not store at all). Round trips and Redis
 server time per request come from ``INFO commandstats`` over 2,000 sync requests:
@@ -341,8 +342,7 @@ def run(args: argparse.Namespace, server: RedisServer) -> None:
         ("sync under ASGI", "read"): (under_asgi(read_ours), under_asgi(read_cache)),
         ("sync under ASGI", "write"): (under_asgi(write_any), under_asgi(write_any)),
     }
-    results: dict[tuple[str, str, int], tuple[float, float]] = {}
-    best: dict[tuple[str, str, int], list[float]] = {
+    results: dict[tuple[str, str, int], list[float]] = {
         (mode, kind, workers): [0.0, 0.0]
         for (mode, kind) in steps
         for workers in (1, args.concurrency)
@@ -364,14 +364,12 @@ def run(args: argparse.Namespace, server: RedisServer) -> None:
                                 rate = runner.run(
                                     rate_async(step, store_class, sessions, args.seconds, workers)
                                 )
-                            cell = best[(mode, kind, workers)]
+                            cell = results[(mode, kind, workers)]
                             cell[n] = max(cell[n], rate)
         floor = [0.0, 0.0]  # the event loop's own cost: a bare round trip, sync vs async
         for _ in range(args.rounds):
             floor[0] = max(floor[0], floor_sync(server.port, args.seconds))
             floor[1] = max(floor[1], runner.run(floor_async(server.port, args.seconds)))
-    for (mode, kind, workers), (a, b) in best.items():
-        results[(mode, kind, workers)] = (a, b)
 
     c = args.concurrency
     print(f"Sessions: sessions_redis vs cache backend + django-redis, Redis {server.version}, "

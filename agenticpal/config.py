@@ -101,3 +101,44 @@ def mask_password(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def redis_settings(
+    url: str,
+    *,
+    checkpoints_url: str | None = None,
+    socket_timeout: float = 5,
+    connect_timeout: float = 2,
+    max_connections: int = 200,
+) -> dict:
+    """``settings.REDIS`` for a server ``url``: what agenticpal.redis_clients reads.
+
+    The one builder of that dict, used by settings, the tests and the benchmarks. The
+    databases are the key contract's (agenticpal.redis_keys); checkpoints may live on
+    another server (``checkpoints_url``).
+    """
+    from agenticpal import redis_keys
+
+    return {
+        "URL": url,
+        "SESSIONS_URL": with_db(url, redis_keys.SESSIONS_DB),
+        "CHECKPOINTS_URL": checkpoints_url or with_db(url, redis_keys.CHECKPOINTS_DB),
+        "SOCKET_TIMEOUT": socket_timeout,
+        "CONNECT_TIMEOUT": connect_timeout,
+        "MAX_CONNECTIONS": max_connections,
+    }
+
+
+def channel_layers(conf: dict) -> dict:
+    """``CHANNEL_LAYERS`` on the sessions database of a ``settings.REDIS`` dict."""
+    host = {
+        "address": conf["SESSIONS_URL"],
+        "socket_timeout": conf["SOCKET_TIMEOUT"],
+        "socket_connect_timeout": conf["CONNECT_TIMEOUT"],
+    }
+    return {
+        "default": {
+            "BACKEND": "agenticpal.channel_layer.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [host]},
+        }
+    }

@@ -7,8 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agenticpal.config import env, positive_int, read_dotenv, redis_url, seconds, with_db
-from sessions_redis import keys
+from agenticpal import redis_keys as keys
+from agenticpal.config import (
+    channel_layers,
+    env,
+    positive_int,
+    read_dotenv,
+    redis_settings,
+    redis_url,
+    seconds,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 read_dotenv(BASE_DIR)
@@ -28,6 +36,7 @@ INSTALLED_APPS = [
     "channels",
     "social_django",
     "sessions_redis",
+    "workspace",
     "chat",
 ]
 
@@ -84,15 +93,13 @@ STORAGES = {
 # --- Redis -----------------------------------------------------------------
 # One dict, like django-redis: agenticpal.redis_clients turns it into clients.
 _REDIS_URL = redis_url("REDIS_URL", "redis://127.0.0.1:6379")
-_CHECKPOINT_URL = redis_url("CHECKPOINT_REDIS_URL", None)
-REDIS = {
-    "URL": _REDIS_URL,
-    "SESSIONS_URL": with_db(_REDIS_URL, keys.SESSIONS_DB),
-    "CHECKPOINTS_URL": _CHECKPOINT_URL or with_db(_REDIS_URL, keys.CHECKPOINTS_DB),
-    "SOCKET_TIMEOUT": positive_int("REDIS_SOCKET_TIMEOUT", 5),
-    "CONNECT_TIMEOUT": positive_int("REDIS_CONNECT_TIMEOUT", 2),
-    "MAX_CONNECTIONS": positive_int("REDIS_MAX_CONNECTIONS", 200),
-}
+REDIS = redis_settings(
+    _REDIS_URL,
+    checkpoints_url=redis_url("CHECKPOINT_REDIS_URL", None),
+    socket_timeout=positive_int("REDIS_SOCKET_TIMEOUT", 5),
+    connect_timeout=positive_int("REDIS_CONNECT_TIMEOUT", 2),
+    max_connections=positive_int("REDIS_MAX_CONNECTIONS", 200),
+)
 
 SESSION_TTL_SECONDS = positive_int("SESSION_TTL_SECONDS", keys.SESSION_TTL_SECONDS)
 OAUTH_STATE_TTL_SECONDS = positive_int("OAUTH_STATE_TTL_SECONDS", keys.OAUTH_STATE_TTL_SECONDS)
@@ -105,20 +112,7 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # channels-redis's pub/sub layer, publishing without its per-process lock (see
 # agenticpal/channel_layer.py); a Redis that stops answering fails a publish in time.
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "agenticpal.channel_layer.RedisPubSubChannelLayer",
-        "CONFIG": {
-            "hosts": [
-                {
-                    "address": REDIS["SESSIONS_URL"],
-                    "socket_timeout": REDIS["SOCKET_TIMEOUT"],
-                    "socket_connect_timeout": REDIS["CONNECT_TIMEOUT"],
-                }
-            ]
-        },
-    }
-}
+CHANNEL_LAYERS = channel_layers(REDIS)
 
 # --- Assistant -------------------------------------------------------------
 AGENTICPAL_MODEL = env.str("AGENTICPAL_MODEL", default="")
@@ -127,6 +121,9 @@ AGENTICPAL_OFFLINE_WORD_DELAY = seconds("AGENTICPAL_OFFLINE_WORD_DELAY", 0.02)
 # "agenticpal" (core Redis, db 1) or "official" (langgraph-checkpoint-redis; needs
 # Redis 8 / Redis Stack modules and db 0).
 CHECKPOINTER = env.str("CHECKPOINTER", default="agenticpal")
+# Conversations idle this long are dropped by Redis (unset: kept until pruned, the seed's
+# "persistent"); every turn renews it.
+CHECKPOINT_TTL_SECONDS = positive_int("CHECKPOINT_TTL_SECONDS", 0) or None
 
 # --- Google sign-in ----------------------------------------------------------
 SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = env.str("GOOGLE_OAUTH2_KEY", default="")
@@ -135,7 +132,7 @@ CREDENTIALS_ENCRYPTION_KEYS = env.list("CREDENTIALS_ENCRYPTION_KEY", default=[])
 
 AUTHENTICATION_BACKENDS = [
     # social-core's Google backend with the OAuth state in Redis (oauth_state:<state>).
-    "sessions_redis.oauth_state.GoogleOAuth2",
+    "workspace.oauth_state.GoogleOAuth2",
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "/login/"
@@ -159,13 +156,13 @@ SOCIAL_AUTH_PIPELINE = (
     "social_core.pipeline.social_auth.social_names",
     "social_core.pipeline.social_auth.social_uid",
     "social_core.pipeline.social_auth.auth_allowed",
-    "sessions_redis.auth_pipeline.require_offline_access",
+    "workspace.pipeline.require_offline_access",
     "social_core.pipeline.social_auth.social_user",
     "social_core.pipeline.user.get_username",
     "social_core.pipeline.user.create_user",
     "social_core.pipeline.social_auth.associate_user",
     # Instead of load_extra_data: tokens to Redis (encrypted), never to SQL.
-    "sessions_redis.auth_pipeline.store_credentials",
+    "workspace.pipeline.store_credentials",
     "social_core.pipeline.user.user_details",
 )
 LOGIN_TOKEN_TTL_SECONDS = positive_int("LOGIN_TOKEN_TTL_SECONDS", keys.LOGIN_TOKEN_TTL_SECONDS)

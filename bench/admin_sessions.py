@@ -59,8 +59,8 @@ def setup_django(url: str, var_dir: Path) -> None:
 
 
 def seed(count: int) -> None:
+    from agenticpal import redis_keys as keys
     from agenticpal.redis_clients import get_client
-    from sessions_redis import keys
     from sessions_redis.record import SessionRecord, new_session_id
 
     client = get_client("sessions")

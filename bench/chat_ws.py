@@ -303,7 +303,7 @@ async def replay_stalled(server: LiveServer, results: Results) -> list[str]:
         # Is the run still alive (its lock is renewed) and is its message still queued?
         code = (
             "from agenticpal.redis_clients import get_client\n"
-            "from sessions_redis import keys\n"
+            "from agenticpal import redis_keys as keys\n"
             "r = get_client('sessions')\n"
             f"for t in {results.stalled[:5]!r}:\n"
             "    print(t, 'run lock ttl ms', r.pttl(keys.run_lock_key(t)),"

@@ -79,7 +79,7 @@ from langgraph.channels import DeltaChannel
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
-from agenticpal.config import mask_password, with_db
+from agenticpal.config import mask_password, redis_settings, with_db
 from agenticpal.redis_server import RedisServer
 
 REPLY = (
@@ -91,7 +91,6 @@ VALKEY_DB = 2  # bench-only: keeps the AWS saver's keys away from ours (db 1)
 
 
 def configure(url: str) -> None:
-    from sessions_redis import keys
 
     settings.configure(
         DEBUG=False,
@@ -100,14 +99,7 @@ def configure(url: str) -> None:
         DATABASES={},
         USE_TZ=True,
         CHECKPOINTER="agenticpal",
-        REDIS={
-            "URL": url,
-            "SESSIONS_URL": with_db(url, keys.SESSIONS_DB),
-            "CHECKPOINTS_URL": with_db(url, keys.CHECKPOINTS_DB),
-            "SOCKET_TIMEOUT": 5,
-            "CONNECT_TIMEOUT": 2,
-            "MAX_CONNECTIONS": 200,
-        },
+        REDIS=redis_settings(url),
     )
     django.setup()
 

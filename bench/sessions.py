@@ -52,13 +52,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import django
 from django.conf import settings
 
+from agenticpal.config import redis_settings
 from agenticpal.redis_server import RedisServer
 
 USER_EMAIL = "someone@example.com"
 THREADS = ["0b9f2c9e-2f0e-4a53-9d7c-6f1f0c1e8a11", "5d1c7f8a-8c43-4d0b-b0f4-3c2d9e6a7b22"]
 AUTH = {
     "_auth_user_id": "42",
-    "_auth_user_backend": "sessions_redis.oauth_state.GoogleOAuth2",
+    "_auth_user_backend": "workspace.oauth_state.GoogleOAuth2",
     "_auth_user_hash": "3f2b8c0d9e1a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
 }
 
@@ -70,14 +71,7 @@ def configure(url: str) -> None:
         INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
         DATABASES={},
         USE_TZ=True,
-        REDIS={
-            "URL": url,
-            "SESSIONS_URL": f"{url}/0",
-            "CHECKPOINTS_URL": f"{url}/1",
-            "SOCKET_TIMEOUT": 5,
-            "CONNECT_TIMEOUT": 2,
-            "MAX_CONNECTIONS": 200,
-        },
+        REDIS=redis_settings(url),
         SESSION_TTL_SECONDS=604_800,
         SESSION_COOKIE_AGE=604_800,
         SESSION_SAVE_EVERY_REQUEST=True,  # what the cache backend needs to slide expiry
@@ -108,10 +102,10 @@ def new_sessions(store_class, count: int, *, email_in_record: bool) -> list[str]
             session.update({"user_email": USER_EMAIL, "thread_ids": THREADS})
         session.save()
         if email_in_record:
-            from sessions_redis import threads
+            from sessions_redis import store
 
             for thread_id in THREADS:
-                threads.add_thread(session.session_key, thread_id)
+                store.add_thread_id(session.session_key, thread_id)
         made.append(session.session_key)
     return made
 
@@ -313,8 +307,8 @@ def run(args: argparse.Namespace, server: RedisServer) -> None:
     from django.contrib.sessions.backends.cache import SessionStore as CacheStore
     from django.core.cache import caches
 
+    from agenticpal import redis_keys as keys
     from agenticpal.redis_clients import get_client
-    from sessions_redis import keys
     from sessions_redis.backend import SessionStore as OurStore
 
     ours = new_sessions(OurStore, args.sessions, email_in_record=True)

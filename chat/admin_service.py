@@ -3,7 +3,7 @@
 Shared by the admin pages (:mod:`chat.admin_views`) and ``manage.py prune_checkpoints``.
 Everything goes through the checkpointer's public API (``list_threads``,
 ``thread_stats``, ``list``/``get_tuple``/``put``/``put_writes``, ``delete_thread``,
-``prune``) and the thread ownership API of :mod:`sessions_redis.threads`; nothing here
+``prune``) and the thread ownership API of :mod:`chat.threads`; nothing here
 knows the checkpointer's key layout.
 
 - **Listing** reads the checkpointer's thread index (a sorted set by last activity), so a
@@ -25,7 +25,6 @@ knows the checkpointer's key layout.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -35,23 +34,20 @@ import redis
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 
+from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import get_client
-from chat.checkpoint.sync import RedisCheckpointer
+from chat import pending, threads
+from chat.checkpoint import RedisCheckpointer, checkpoint_ttl, sync_checkpointer
 from chat.messages import message_text
-from sessions_redis import keys, store, threads
+from sessions_redis import store
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 TEXT_PREVIEW = 300
-TITLE_LENGTH = 60
 
 
 class ConversationNotFound(LookupError):
     """No thread (or no such checkpoint in it) in the checkpointer."""
-
-
-class ConversationBusy(RuntimeError):
-    """A reply is being generated on the thread right now."""
 
 
 class CannotFork(ValueError):
@@ -60,7 +56,7 @@ class CannotFork(ValueError):
 
 def saver(client: redis.Redis | None = None) -> RedisCheckpointer:
     """The project's checkpointer on db 1 (sync: admin and commands)."""
-    return RedisCheckpointer(client or get_client("checkpoints"))
+    return RedisCheckpointer(client, ttl=checkpoint_ttl()) if client else sync_checkpointer()
 
 
 def _config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
@@ -123,7 +119,7 @@ def _rows(
             ConversationRow(
                 thread_id=thread_id,
                 owner=owner,
-                title=title if len(title) <= TITLE_LENGTH else title[: TITLE_LENGTH - 1] + "…",
+                title=threads.shorten_title(title),
                 turns=len(human),
                 checkpoints=stats.checkpoints,
                 last_activity=stats.last_activity,
@@ -312,10 +308,6 @@ class ConversationDetail:
     busy: bool
 
 
-def _busy(thread_id: str, sessions: redis.Redis) -> bool:
-    return bool(sessions.exists(keys.run_lock_key(thread_id)))
-
-
 def conversation_detail(
     thread_id: str,
     *,
@@ -341,7 +333,7 @@ def conversation_detail(
     row = _rows(cp, sessions, [thread_id])[0]
     stats = cp.thread_stats(thread_id)
     return ConversationDetail(
-        row, history, stats.ttl_seconds, stats.runs, _busy(thread_id, sessions)
+        row, history, stats.ttl_seconds, stats.runs, pending.is_busy(thread_id, client=sessions)
     )
 
 
@@ -393,11 +385,6 @@ def copy_lineage(
     return parent
 
 
-def new_thread_id() -> str:
-    """Same shape as the chat app's thread ids (32 hex digits)."""
-    return uuid.uuid4().hex
-
-
 def fork(
     thread_id: str,
     checkpoint_id: str,
@@ -417,42 +404,22 @@ def fork(
     if problem:
         raise CannotFork(f"Cannot fork at checkpoint {checkpoint_id}: {problem}. Pick another one.")
     owner = owner or threads.owner_of(thread_id, client=sessions)
-    new_id = new_thread_id()
-    if owner and not threads.claim_thread(owner, new_id, client=sessions):
+    new_id = threads.new_thread_id()
+    if owner and not threads.claim(owner, new_id, client=sessions):
         raise CannotFork(f"Thread id {new_id} is taken; try again.")  # uuid4: never in practice
     copy_lineage(chain, cp, new_id)
     if owner:
-        for record in store.sessions_for(sessions, owner):
-            threads.add_thread(record.session_id, new_id, client=sessions)
+        for record in store.sessions_for(owner, client=sessions):
+            store.add_thread_id(record.session_id, new_id, client=sessions)
     return new_id
 
 
-def delete_conversation(
-    thread_id: str,
-    *,
-    force: bool = False,
-    checkpoints: redis.Redis | None = None,
-    sessions: redis.Redis | None = None,
-) -> str | None:
-    """Delete a thread: checkpoints, queued messages, event stream, ownership, session entries.
+def delete_conversation(thread_id: str, *, force: bool = False) -> str | None:
+    """Delete a thread (:func:`chat.threads.delete`); returns the owner (or None).
 
-    Returns the owner (or None). Raises ConversationBusy while a reply is being generated,
-    unless ``force``.
+    Raises ThreadBusy while a reply is being generated, unless ``force``.
     """
-    sessions = sessions or get_client("sessions")
-    if not force and _busy(thread_id, sessions):
-        raise ConversationBusy(
-            f"Thread {thread_id!r} is generating a reply right now; try again in a moment."
-        )
-    owner = threads.owner_of(thread_id, client=sessions)
-    saver(checkpoints).delete_thread(thread_id)
-    sessions.delete(keys.pending_message_key(thread_id), keys.thread_events_key(thread_id))
-    if owner:
-        threads.forget_thread(owner, thread_id, client=sessions)
-        for record in store.sessions_for(sessions, owner):
-            if thread_id in record.thread_ids:
-                threads.remove_thread(record.session_id, thread_id, client=sessions)
-    return owner
+    return threads.delete(thread_id, if_busy="stop" if force else "refuse")
 
 
 # --- pruning ----------------------------------------------------------------------------------
@@ -483,9 +450,9 @@ def idle_threads(cp: RedisCheckpointer, cutoff: datetime, page: int = 500) -> li
 
 
 def _live_reason(thread_id: str, sessions: redis.Redis) -> str:
-    if _busy(thread_id, sessions):
+    if pending.is_busy(thread_id, client=sessions):
         return "a reply is being generated"
-    if sessions.exists(keys.pending_message_key(thread_id)):
+    if pending.has_pending(thread_id, client=sessions):
         return "a message is waiting to be answered"
     return ""
 
@@ -536,7 +503,7 @@ def prune(
             after = cp.thread_stats(thread_id)
             yield replace(item, checkpoints_after=after.checkpoints, bytes_after=after.bytes)
         else:
-            delete_conversation(thread_id, force=True, checkpoints=checkpoints, sessions=sessions)
+            threads.delete(thread_id, client=sessions, checkpointer=cp)
             yield item
 
 

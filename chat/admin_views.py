@@ -22,8 +22,9 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.http import urlencode
 
+from agenticpal.redis_admin import RedisPagesAdmin
 from chat import admin_service as service
-from sessions_redis.admin_views import RedisPagesAdmin
+from chat import threads
 
 
 class ConversationAdmin(RedisPagesAdmin):
@@ -106,7 +107,7 @@ class ConversationAdmin(RedisPagesAdmin):
         if request.method == "POST":
             try:
                 owner = service.delete_conversation(thread_id)
-            except service.ConversationBusy as exc:
+            except threads.ThreadBusy as exc:
                 messages.error(request, str(exc))
                 return HttpResponseRedirect(self._url("change", thread_id))
             self.log(
@@ -120,7 +121,7 @@ class ConversationAdmin(RedisPagesAdmin):
             return HttpResponseRedirect(self._url("changelist"))
         return self.render(
             request,
-            "admin/sessions_redis/confirm.html",
+            "admin/redis/confirm.html",
             "Are you sure?",
             question=(
                 f"Delete {label}? Its {detail.row.checkpoints} checkpoint(s) "
@@ -160,7 +161,7 @@ class ConversationAdmin(RedisPagesAdmin):
             return HttpResponseRedirect(self._url("change", new_id))
         return self.render(
             request,
-            "admin/sessions_redis/confirm.html",
+            "admin/redis/confirm.html",
             "Fork this conversation?",
             question=(
                 f"Create a new conversation for {detail.row.owner or 'nobody'} whose history "

@@ -18,7 +18,6 @@ import asyncio
 import functools
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from asgiref.sync import sync_to_async
@@ -29,9 +28,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, unavailable_message
-from chat import events, history, runner
-from chat.consumers import check_message, user_email
-from sessions_redis import threads
+from chat import events, history, runner, threads
 
 logger = logging.getLogger("chat.api")
 
@@ -79,30 +76,14 @@ def api_login_required(view: View) -> View:
     return wrapper
 
 
-async def owns(request: HttpRequest, thread_id: str) -> bool:
-    """True when ``thread_id`` is valid and belongs to the signed-in user."""
-    if not events.validate_thread_id(thread_id):
-        return False
-    return await threads.aowner_of(thread_id) == user_email(request.user)
-
-
 async def claim(request: HttpRequest, thread_id: str) -> bool:
-    """Own ``thread_id`` (creating it when new) and list it in the session."""
-    if not await threads.aclaim_thread(user_email(request.user), thread_id):
-        return False
-    if request.session.session_key:
-        await threads.aadd_thread(request.session.session_key, thread_id)
-    return True
+    """Own ``thread_id`` for the signed-in user (a new id is a new thread), in this session."""
+    email = threads.user_email(request.user)
+    return await threads.aclaim(email, thread_id, request.session.session_key)
 
 
-def timezone_of(data: dict) -> str:
-    """The optional IANA ``timezone`` a client sent with a message (the tools use it)."""
-    value = data.get("timezone")
-    return value if isinstance(value, str) and len(value) <= 64 else ""
-
-
-def new_thread_id() -> str:
-    return uuid.uuid4().hex
+async def owns(request: HttpRequest, thread_id: str) -> bool:
+    return await threads.aowns(threads.user_email(request.user), thread_id)
 
 
 @never_cache
@@ -116,17 +97,17 @@ async def post_chat(request: HttpRequest) -> JsonResponse:
         return error(400, "bad_request", "The body is not valid JSON.")
     if not isinstance(body, dict):
         return error(400, "bad_request", 'Send a JSON object: {"message": "..."}.')
-    reason = check_message(body.get("message"))
+    reason = threads.check_message(body.get("message"))
     if reason is not None:
         return error(400, "invalid_message", reason)
-    thread_id = body.get("thread_id") or new_thread_id()
-    if not isinstance(thread_id, str) or not events.validate_thread_id(thread_id):
+    thread_id = body.get("thread_id") or threads.new_thread_id()
+    if not threads.validate_thread_id(thread_id):
         return error(400, "bad_thread_id", "thread_id must be 1-64 letters, digits, '_' or '-'.")
     if not await claim(request, thread_id):
         return forbidden()
     try:
         message_id = await runner.submit(
-            thread_id, body["message"], user_email(request.user), timezone_of(body)
+            thread_id, body["message"], threads.user_email(request.user), body.get("timezone")
         )
     except runner.InvalidMessage as exc:
         return error(400, "invalid_message", str(exc))
@@ -173,7 +154,7 @@ async def event_stream(thread_id: str, last_id: str | None) -> AsyncIterator[byt
 @api_login_required
 async def chat_stream(request: HttpRequest) -> HttpResponse:
     thread_id = request.GET.get("thread_id", "")
-    if not events.validate_thread_id(thread_id):
+    if not threads.validate_thread_id(thread_id):
         return error(
             400, "bad_thread_id", "Pass ?thread_id= with 1-64 letters, digits, '_' or '-'."
         )
@@ -195,7 +176,7 @@ async def chat_stream(request: HttpRequest) -> HttpResponse:
 async def thread_list(request: HttpRequest) -> JsonResponse:
     """The user's threads, newest first: ``{"threads": [{"id", "title"}]}``."""
     items = []
-    for thread_id in await threads.athreads_for(user_email(request.user)):
+    for thread_id in await threads.athreads_for(threads.user_email(request.user)):
         items.append({"id": thread_id, "title": await history.thread_title(thread_id)})
     return JsonResponse({"threads": items})
 
@@ -207,18 +188,10 @@ async def thread_detail(request: HttpRequest, thread_id: str) -> JsonResponse:
     if not await owns(request, thread_id):
         return forbidden()
     if request.method == "DELETE":
-        await delete_thread(request, thread_id)
+        await threads.adelete(thread_id)
         return JsonResponse({"deleted": thread_id})
     messages = await history.get_history(thread_id)
     return JsonResponse({"thread_id": thread_id, "messages": messages})
-
-
-async def delete_thread(request: HttpRequest, thread_id: str) -> None:
-    """Checkpoints, queue and event stream first, then the ownership and session entry."""
-    await history.delete_thread(thread_id)
-    await threads.aforget_thread(user_email(request.user), thread_id)
-    if request.session.session_key:
-        await threads.aremove_thread(request.session.session_key, thread_id)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

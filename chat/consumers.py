@@ -28,34 +28,14 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, get_async_client
-from chat import events, history, runner
-from sessions_redis import threads
+from chat import events, history, runner, threads
 
 logger = logging.getLogger("chat.consumers")
-
-MAX_MESSAGE_BYTES = 16 * 1024  # the contract's limit on one message, UTF-8 encoded
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_THREAD = 4400
 CLOSE_REDIS_DOWN = 1011
-
-
-def check_message(text: Any) -> str | None:
-    """The reason ``text`` cannot be sent, or None when it can."""
-    if not isinstance(text, str):
-        return "The message must be a string."
-    if not text.strip():
-        return "The message is empty."
-    size = len(text.encode("utf-8"))
-    if size > MAX_MESSAGE_BYTES:
-        return f"The message is {size} bytes; the limit is {MAX_MESSAGE_BYTES} bytes (16 KB)."
-    return None
-
-
-def user_email(user) -> str:
-    """The key a user's threads are filed under: the email, or the username without one."""
-    return user.email or user.get_username()
 
 
 def redis_down_reason() -> str:
@@ -74,18 +54,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED, reason="Sign in first.")
             return
         thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
-        if not events.validate_thread_id(thread_id):
+        if not threads.validate_thread_id(thread_id):
             await self.close(code=CLOSE_BAD_THREAD, reason="Not a valid thread id.")
             return
         self.thread_id = thread_id
-        self.user_email = user_email(user)
+        self.user_email = threads.user_email(user)
+        session = self.scope.get("session")
         try:
-            if not await threads.aclaim_thread(self.user_email, thread_id):
+            if not await threads.aclaim(
+                self.user_email, thread_id, session and session.session_key
+            ):
                 await self.close(code=CLOSE_FORBIDDEN, reason="Forbidden.")
                 return
-            session = self.scope.get("session")
-            if session is not None and session.session_key:
-                await threads.aadd_thread(session.session_key, thread_id)
             self.group = events.group_name(thread_id)
             await self.channel_layer.group_add(self.group, self.channel_name)
             messages = await history.get_history(thread_id)
@@ -150,13 +130,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close_redis_down(exc)
 
     async def on_message(self, text: Any, timezone: Any = None) -> None:
-        reason = check_message(text)
-        if reason is not None:
-            await self.send_error(reason)
-            return
         try:
-            zone = timezone if isinstance(timezone, str) and len(timezone) <= 64 else ""
-            await runner.submit(self.thread_id, text, self.user_email, zone)
+            await runner.submit(self.thread_id, text, self.user_email, timezone)
         except runner.InvalidMessage as exc:
             await self.send_error(str(exc.args[0] if exc.args else exc))
 

@@ -21,18 +21,12 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from agenticpal.redis_clients import get_async_client
-from sessions_redis import keys
+from agenticpal import redis_keys as keys
+from agenticpal.redis_clients import get_async_client, get_client
 
-THREAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 READ_BATCH = 200  # events per XREAD; a resuming client gets the rest on the next call
 _FIELD = b"e"
-
-
-def validate_thread_id(thread_id: Any) -> bool:
-    """Thread ids are client-chosen: 1-64 letters, digits, ``_`` or ``-``."""
-    return isinstance(thread_id, str) and THREAD_ID.fullmatch(thread_id) is not None
 
 
 def validate_event_id(event_id: Any) -> bool:
@@ -98,6 +92,10 @@ async def last_id(thread_id: str) -> str:
     return reply[0][0].decode() if reply else "0-0"
 
 
-async def delete(thread_id: str) -> None:
+def delete(thread_id: str, *, client=None) -> None:
     """Drop the thread's event stream (the thread is being deleted)."""
-    await get_async_client("sessions").unlink(keys.thread_events_key(thread_id))
+    (client or get_client("sessions")).unlink(keys.thread_events_key(thread_id))
+
+
+async def adelete(thread_id: str, *, client=None) -> None:
+    await (client or get_async_client("sessions")).unlink(keys.thread_events_key(thread_id))

@@ -17,11 +17,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from chat import events
+from chat import threads
 from chat.graph import get_checkpointer, message_text
-from sessions_redis import pending
-
-TITLE_LENGTH = 60
 
 
 def as_dict(message: BaseMessage) -> dict[str, Any] | None:
@@ -59,17 +56,5 @@ async def thread_title(thread_id: str) -> str:
     """The first user message, shortened: what the thread list shows ("" when empty)."""
     for message in await get_messages(thread_id):
         if isinstance(message, HumanMessage):
-            text = " ".join(message_text(message).split())
-            return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 1] + "…"
+            return threads.shorten_title(message_text(message))
     return ""
-
-
-async def delete_thread(thread_id: str) -> None:
-    """Stop any run, drop queued messages, then the checkpoints and the event stream."""
-    from chat import runner  # runner imports this module's siblings; keep the cycle lazy
-
-    await pending.adiscard(thread_id)
-    await runner.forget(thread_id)
-    saver = await get_checkpointer()
-    await saver.adelete_thread(thread_id)
-    await events.delete(thread_id)

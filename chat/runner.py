@@ -1,7 +1,7 @@
 """Runs the graph for queued messages: one run per thread at a time, across processes.
 
 :func:`submit` puts the message in ``pending_msg:<thread_id>`` and tries the thread's
-run lock in the same MULTI/EXEC (see :mod:`sessions_redis.pending` for the protocol
+run lock in the same MULTI/EXEC (see :mod:`chat.pending` for the protocol
 and its guarantees). The process that gets the lock runs the queue head first until
 it is empty, in a background task; a process that does not get it leaves the message
 to the holder, which is guaranteed to see it.
@@ -44,8 +44,8 @@ from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 
-from agenticpal.redis_clients import UNAVAILABLE_ERRORS, get_async_client
-from chat import events
+from agenticpal.redis_clients import UNAVAILABLE_ERRORS
+from chat import events, pending, threads
 from chat.graph import (
     final_reply,
     get_graph,
@@ -54,9 +54,7 @@ from chat.graph import (
     settle_turn,
     stream_turn,
 )
-from chat.tools import resolve_timezone
-from sessions_redis import pending
-from sessions_redis.pending import PendingMessage
+from chat.pending import PendingMessage
 
 logger = logging.getLogger("chat.runner")
 
@@ -198,19 +196,14 @@ class Runner:
 
     # --- entry points -----------------------------------------------------------------
 
-    async def submit(self, thread_id: str, text: str, email: str, timezone: str = "") -> str:
+    async def submit(self, thread_id: str, text: str, email: str, timezone: object = "") -> str:
         """Queue ``text`` (durably) and make sure a run will pick it up; returns its id."""
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidMessage("The message is empty.")
-        if not resolve_timezone(timezone):
-            timezone = ""  # unknown or absent: the tools use the server's TIME_ZONE
-        message = PendingMessage(uuid.uuid4().hex, text, email, timezone)
+        reason = threads.check_message(text)
+        if reason is not None:
+            raise InvalidMessage(reason)
+        message = PendingMessage(uuid.uuid4().hex, text, email, threads.clean_timezone(timezone))
         token = pending.new_token()
-        async with get_async_client("sessions").pipeline(transaction=True) as pipe:
-            pending.push_command(pipe, thread_id, message)
-            pending.try_lock_command(pipe, thread_id, token)
-            _length, locked = await pipe.execute()
-        if locked:
+        if await pending.asubmit(thread_id, message, token):
             self._start(thread_id, token)
         elif thread_id not in self._runs:
             self._watch(thread_id)  # the holder is another process, alive or not
@@ -484,7 +477,7 @@ def get_runner() -> Runner:
     return runner
 
 
-async def submit(thread_id: str, text: str, email: str, timezone: str = "") -> str:
+async def submit(thread_id: str, text: str, email: str, timezone: object = "") -> str:
     return await get_runner().submit(thread_id, text, email, timezone)
 
 

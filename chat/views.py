@@ -26,10 +26,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import api, events, history, runner
-from chat.consumers import check_message, user_email
-from sessions_redis import pending as queue
-from sessions_redis import threads
+from chat import api, history, pending, runner, threads
 
 MARKDOWN_EXTENSIONS = ["fenced_code", "sane_lists", "nl2br"]
 
@@ -62,7 +59,7 @@ def login_required(view):
 
 async def thread_summaries(request: HttpRequest) -> list[dict]:
     items = []
-    for thread_id in await threads.athreads_for(user_email(request.user)):
+    for thread_id in await threads.athreads_for(threads.user_email(request.user)):
         title = await history.thread_title(thread_id)
         items.append({"id": thread_id, "title": title or "New chat"})
     return items
@@ -85,7 +82,7 @@ async def index(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 async def new_chat(request: HttpRequest) -> HttpResponse:
-    return redirect("chat:thread", thread_id=api.new_thread_id())
+    return redirect("chat:thread", thread_id=threads.new_thread_id())
 
 
 @never_cache
@@ -93,20 +90,20 @@ async def new_chat(request: HttpRequest) -> HttpResponse:
 @login_required
 async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
     """One conversation; a new id becomes a new thread of the signed-in user."""
-    if not events.validate_thread_id(thread_id) or not await api.claim(request, thread_id):
+    if not threads.validate_thread_id(thread_id) or not await api.claim(request, thread_id):
         return forbidden_page(request)
     conversation = await history.get_history(thread_id)
     for message in conversation:
         if message["role"] == "assistant":
             message["html"] = render_markdown(message["content"])
-    waiting = bool(await queue.apending(thread_id))  # a reply is on its way
+    waiting = await pending.ahas_pending(thread_id)  # a reply is on its way
     context = {
         "thread_id": thread_id,
         "conversation": conversation,
         "threads": await thread_summaries(request),
         "model_label": model_label(),
         "pending": waiting,
-        "max_message_bytes": 16 * 1024,
+        "max_message_bytes": threads.MAX_MESSAGE_BYTES,
     }
     return render(request, "chat/thread.html", context)
 
@@ -115,17 +112,13 @@ async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
 @login_required
 async def send(request: HttpRequest, thread_id: str) -> HttpResponse:
     """The no-JavaScript path: queue the message, then redirect back to the thread."""
-    if not events.validate_thread_id(thread_id) or not await api.claim(request, thread_id):
+    if not threads.validate_thread_id(thread_id) or not await api.claim(request, thread_id):
         return forbidden_page(request)
     text = request.POST.get("message", "")
-    reason = check_message(text)
-    if reason is None:
-        try:
-            await runner.submit(thread_id, text, user_email(request.user))
-        except runner.InvalidMessage as exc:
-            reason = str(exc)
-    if reason is not None:
-        messages.error(request, reason)
+    try:
+        await runner.submit(thread_id, text, threads.user_email(request.user))
+    except runner.InvalidMessage as exc:
+        messages.error(request, str(exc))
     return redirect("chat:thread", thread_id=thread_id)
 
 
@@ -143,6 +136,6 @@ async def cancel(request: HttpRequest, thread_id: str) -> HttpResponse:
 async def delete(request: HttpRequest, thread_id: str) -> HttpResponse:
     if not await api.owns(request, thread_id):
         return forbidden_page(request)
-    await api.delete_thread(request, thread_id)
+    await threads.adelete(thread_id)
     messages.info(request, "Chat deleted.")
     return redirect(reverse("chat:index"))

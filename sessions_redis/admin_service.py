@@ -1,4 +1,4 @@
-"""What an operator can see and do with sessions and credentials in Redis db 0.
+"""What an operator can see and do with sessions in Redis db 0.
 
 Shared by the admin pages (:mod:`sessions_redis.admin_views`) and the ``sessions``
 management command, so both show the same rows and act the same way.
@@ -17,27 +17,32 @@ management command, so both show the same rows and act the same way.
   before a record is shown; the record's own ``session_id`` (a bearer secret) is
   cut to its first characters.
 - **Acting** uses the owners' one-round-trip scripts: :func:`sessions_redis.store.delete`
-  (the record and its index entry) and :func:`sessions_redis.store.delete_all_for`;
-  revoking credentials uses :func:`sessions_redis.credentials.revoke_and_delete`.
+  (the record and its index entry) and :func:`sessions_redis.store.delete_all_for`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
+from agenticpal import redis_keys as keys
+from agenticpal.redis_admin import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    format_duration,
+    parse_time,
+    values_and_ttls,
+)
 from agenticpal.redis_clients import get_client
-from sessions_redis import credentials, keys, store
-from sessions_redis.record import InvalidRecord, SessionRecord
+from sessions_redis import store
+from sessions_redis.record import SECRET_FIELDS, InvalidRecord, SessionRecord
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
 SHORT_ID_LENGTH = 10
 MIN_PREFIX_LENGTH = 4
 
@@ -63,32 +68,6 @@ class AmbiguousSession(LookupError):
 
 
 # --- rows --------------------------------------------------------------------------
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def format_duration(seconds: int | None) -> str:
-    """A remaining TTL for people: ``6d 23h``, ``5h 3m``, ``42s``; ``no expiry`` for None."""
-    if seconds is None:
-        return "no expiry"
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
 
 
 def short_id(session_id: str) -> str:
@@ -126,38 +105,16 @@ def _row(session_id: str, raw: bytes, pttl: int) -> SessionRow:
     return SessionRow(
         session_id=session_id,
         user_email=record.user_email,
-        created_at=_parse_time(record.created_at),
-        last_accessed=_parse_time(record.last_accessed),
+        created_at=parse_time(record.created_at),
+        last_accessed=parse_time(record.last_accessed),
         ttl_seconds=ttl,
         thread_count=len(record.thread_ids),
     )
 
 
-def _values_and_ttls(
-    client: redis.Redis, names: Iterable[str], key_of: Callable[[str], str]
-) -> list[tuple[str, bytes, int]]:
-    """``(name, value, pttl)`` of each name's key, in one pipeline; keys gone are skipped.
-
-    GET and PTTL, not the owners' GETEX: looking at a key must not extend its life.
-    """
-    names = list(dict.fromkeys(names))
-    if not names:
-        return []
-    with client.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.get(key_of(name))
-            pipe.pttl(key_of(name))
-        replies = pipe.execute()
-    return [
-        (name, replies[2 * i], replies[2 * i + 1])
-        for i, name in enumerate(names)
-        if replies[2 * i] is not None
-    ]
-
-
 def _fetch_rows(client: redis.Redis, session_ids: Iterable[str]) -> list[SessionRow]:
     """Records and TTLs of ``session_ids``; sessions gone meanwhile are skipped."""
-    return [_row(*found) for found in _values_and_ttls(client, session_ids, keys.session_key)]
+    return [_row(*found) for found in values_and_ttls(client, session_ids, keys.session_key)]
 
 
 def _session_id_of(key: bytes) -> str:
@@ -260,7 +217,9 @@ def resolve_session_id(id_or_prefix: str, client: redis.Redis | None = None) -> 
 
 def redact(value: Any, key: str = "") -> Any:
     """``value`` with every secret replaced by ``[redacted]`` (recursively)."""
-    secret_key = key not in NOT_SECRET_KEYS and SECRET_KEY_PATTERN.search(key)
+    secret_key = key in SECRET_FIELDS or (
+        key not in NOT_SECRET_KEYS and SECRET_KEY_PATTERN.search(key)
+    )
     if secret_key and value not in (None, "", [], {}):
         return REDACTED
     if isinstance(value, dict):
@@ -309,7 +268,7 @@ def session_detail(session_id: str, client: redis.Redis | None = None) -> Sessio
 
 def delete_session(session_id: str, client: redis.Redis | None = None) -> bool:
     """Delete one session (and its entry in the user's index). False if it was already gone."""
-    return store.delete(client or get_client(), session_id)
+    return store.delete(session_id, client=client or get_client())
 
 
 def sign_out_everywhere(email: str, client: redis.Redis | None = None) -> int:
@@ -319,90 +278,4 @@ def sign_out_everywhere(email: str, client: redis.Redis | None = None) -> int:
     the "someone else may be using my account" button, not "forget my Google grant".
     """
     client = client or get_client()
-    return sum(store.delete_all_for(client, variant) for variant in _email_variants(email))
-
-
-# --- credentials -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CredentialRow:
-    """What an operator may know about a user's Google credentials: never the secrets."""
-
-    user_email: str
-    scopes: list[str]
-    expiry: datetime | None
-    has_refresh_token: bool
-    ttl_seconds: int | None
-    problem: str = ""
-
-    @property
-    def ttl_text(self) -> str:
-        return format_duration(self.ttl_seconds)
-
-    @property
-    def expired(self) -> bool:
-        return self.expiry is not None and self.expiry <= datetime.now(UTC)
-
-
-def _credential_row(email: str, raw: bytes, pttl: int) -> CredentialRow:
-    ttl = None if pttl is None or pttl < 0 else pttl // 1000
-    try:
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as exc:
-        return CredentialRow(email, [], None, False, ttl, problem=f"unreadable ({exc})")
-    scopes = data.get("scopes") or []
-    return CredentialRow(
-        user_email=email,
-        scopes=[s for s in scopes if isinstance(s, str)] if isinstance(scopes, list) else [],
-        expiry=_parse_time(data.get("expiry")),
-        has_refresh_token=bool(data.get("refresh_token")),
-        ttl_seconds=ttl,
-    )
-
-
-def _fetch_credentials(client: redis.Redis, emails: Iterable[str]) -> list[CredentialRow]:
-    return [
-        _credential_row(*found) for found in _values_and_ttls(client, emails, keys.credentials_key)
-    ]
-
-
-@dataclass(frozen=True)
-class CredentialPage:
-    rows: list[CredentialRow]
-    cursor: int
-    next_cursor: int
-
-
-def list_credentials(
-    cursor: int = 0,
-    page_size: int = DEFAULT_PAGE_SIZE,
-    query: str = "",
-    client: redis.Redis | None = None,
-) -> CredentialPage:
-    """Users with Google credentials: a SCAN page of ``credentials:*`` (or one user)."""
-    client = client or get_client()
-    if query.strip():
-        return CredentialPage(_fetch_credentials(client, _email_variants(query)), 0, 0)
-    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
-    found: list[str] = []
-    next_cursor = int(cursor)
-    while True:
-        next_cursor, batch = client.scan(
-            next_cursor, match=f"{keys.CREDENTIALS_PREFIX}*", count=page_size
-        )
-        found.extend(key.decode()[len(keys.CREDENTIALS_PREFIX) :] for key in batch)
-        if next_cursor == 0 or len(found) >= page_size:
-            break
-    rows = sorted(_fetch_credentials(client, found), key=lambda row: row.user_email)
-    return CredentialPage(rows, int(cursor), int(next_cursor))
-
-
-def revoke_credentials(email: str) -> bool:
-    """Revoke the user's grant at Google and delete the stored credentials.
-
-    Returns whether Google confirmed; the credentials are deleted from Redis either way.
-    """
-    return credentials.revoke_and_delete(email)
+    return sum(store.delete_all_for(variant, client=client) for variant in _email_variants(email))

@@ -34,8 +34,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
+from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import get_async_client, get_client
-from sessions_redis import keys, store
+from sessions_redis import store
 from sessions_redis.record import InvalidRecord, SessionRecord, new_session_id, timestamp
 
 logger = logging.getLogger("sessions_redis")
@@ -122,10 +123,12 @@ class SessionStore(SessionBase):
         return {}
 
     def load(self) -> dict[str, Any]:
-        return self._loaded(store.touch(get_client("sessions"), self.session_key))
+        return self._loaded(store.touch(self.session_key, client=get_client("sessions")))
 
     async def aload(self) -> dict[str, Any]:
-        return self._loaded(await store.atouch(get_async_client("sessions"), self.session_key))
+        return self._loaded(
+            await store.atouch(self.session_key, client=get_async_client("sessions"))
+        )
 
     def exists(self, session_key: str | None) -> bool:
         return bool(session_key) and bool(
@@ -186,21 +189,21 @@ class SessionStore(SessionBase):
             record = self._new_record(data)
             value = record.to_json()
             status, _ = store.write(
-                client,
                 self.session_key,
                 value,
                 expected=store.CREATE,
                 ttl=ttl,
                 email=record.user_email,
+                client=client,
             )
             return self._created(status, record, value)
         written = store.update(
-            client,
             self.session_key,
             self._merge(data),
             loaded=self._raw,
             record=self._record if self._raw is not None else None,
             ttl=ttl,
+            client=client,
         )
         if written is None:
             raise UpdateError
@@ -216,21 +219,21 @@ class SessionStore(SessionBase):
             record = self._new_record(data)
             value = record.to_json()
             status, _ = await store.awrite(
-                client,
                 self.session_key,
                 value,
                 expected=store.CREATE,
                 ttl=ttl,
                 email=record.user_email,
+                client=client,
             )
             return self._created(status, record, value)
         written = await store.aupdate(
-            client,
             self.session_key,
             self._merge(data),
             loaded=self._raw,
             record=self._record if self._raw is not None else None,
             ttl=ttl,
+            client=client,
         )
         if written is None:
             raise UpdateError
@@ -266,17 +269,17 @@ class SessionStore(SessionBase):
 
     def delete(self, session_key: str | None = None) -> None:
         if session_key := self._deleting(session_key):
-            store.delete(get_client("sessions"), session_key)
+            store.delete(session_key, client=get_client("sessions"))
 
     async def adelete(self, session_key: str | None = None) -> None:
         if session_key := self._deleting(session_key):
-            await store.adelete(get_async_client("sessions"), session_key)
+            await store.adelete(session_key, client=get_async_client("sessions"))
 
     @classmethod
     def clear_expired(cls) -> None:
         """Redis expires the records itself; this prunes their ids from the user indexes."""
-        store.prune_indexes(get_client("sessions"))
+        store.prune_indexes(client=get_client("sessions"))
 
     @classmethod
     async def aclear_expired(cls) -> None:
-        await store.aprune_indexes(get_async_client("sessions"))
+        await store.aprune_indexes(client=get_async_client("sessions"))

@@ -18,9 +18,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, async_client_for_url, get_async_client
-from sessions_redis import keys, store, threads
-from sessions_redis.record import InvalidRecord, SessionRecord, new_session_id
+from sessions_redis import store
+from sessions_redis.record import SECRET_FIELDS, InvalidRecord, SessionRecord, new_session_id
 
 logger = logging.getLogger("sessions_redis")
 
@@ -57,12 +58,12 @@ class SessionManager:
                 session_id=new_session_id(), user_email=user_email, credentials=credentials
             )
             status, _ = await store.awrite(
-                self.client,
                 record.session_id,
                 record.to_json(),
                 expected=store.CREATE,
                 ttl=store.default_ttl(),
                 email=user_email,
+                client=self.client,
             )
             if status == 1:
                 return record
@@ -70,7 +71,7 @@ class SessionManager:
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         """The session (TTL renewed, ``last_accessed`` refreshed), or ``None``."""
-        raw = await store.atouch(self.client, session_id)
+        raw = await store.atouch(session_id, client=self.client)
         if raw is None:
             return None
         try:
@@ -85,10 +86,10 @@ class SessionManager:
             return None
 
     async def delete_session(self, session_id: str) -> bool:
-        return await store.adelete(self.client, session_id)
+        return await store.adelete(session_id, client=self.client)
 
     async def add_thread(self, session_id: str, thread_id: str) -> bool:
-        return await threads.aadd_thread(session_id, thread_id, client=self.client)
+        return await store.aadd_thread_id(session_id, thread_id, client=self.client)
 
     async def set_credentials(self, session_id: str, credentials: dict[str, Any] | None) -> bool:
         """Replace the session's ``credentials`` with a reference (no secrets, see below)."""
@@ -97,24 +98,21 @@ class SessionManager:
         def change(record: SessionRecord) -> None:
             record.credentials = credentials
 
-        return await store.aupdate(self.client, session_id, change) is not None
+        return await store.aupdate(session_id, change, client=self.client) is not None
 
     async def list_sessions_for(self, user_email: str) -> list[SessionRecord]:
         """Every live session of one user, most recently used first."""
-        return await store.asessions_for(self.client, user_email)
+        return await store.asessions_for(user_email, client=self.client)
 
     async def delete_all_for(self, user_email: str) -> int:
         """Sign out everywhere: delete every session of one user; returns how many."""
-        return await store.adelete_all_for(self.client, user_email)
+        return await store.adelete_all_for(user_email, client=self.client)
 
     async def disconnect(self) -> None:
         """Close the client this manager built (the shared project client stays open)."""
         if self._own_client is not None:
             await self._own_client.aclose()
             self._own_client = None
-
-
-SECRET_FIELDS = frozenset({"token", "refresh_token", "client_secret", "id_token"})
 
 
 def _refuse_secrets(credentials: dict[str, Any] | None) -> None:
@@ -124,6 +122,6 @@ def _refuse_secrets(credentials: dict[str, Any] | None) -> None:
     if leaked:
         raise ValueError(
             f"Session records keep a reference to the user's credentials, not secrets "
-            f"({', '.join(leaked)}): store them with sessions_redis.credentials and pass "
+            f"({', '.join(leaked)}): store them with workspace.credentials and pass "
             "GoogleCredentials.reference(email) here."
         )

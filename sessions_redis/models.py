@@ -1,8 +1,8 @@
 """Admin-only models: no tables, they only give the Redis pages a place in the admin.
 
 ``managed = False`` and no fields but the key: Django never creates, queries or
-migrates a table for them. They exist so that the admin index lists "Sessions" and
-"Google credentials" under "Sessions (Redis)", so permissions can be granted per page
+migrates a table for them. It exists so that the admin index lists "Sessions"
+under "Sessions (Redis)", so permissions can be granted per page
 (``view_…`` to look, ``delete_…`` to act), and so every admin action is written to
 Django's ``LogEntry`` with a content type. The data itself stays in Redis db 0; see
 :mod:`sessions_redis.admin_service`.
@@ -22,16 +22,3 @@ class RedisSession(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.session_id}"
-
-
-class GoogleCredential(models.Model):
-    user_email = models.CharField(primary_key=True, max_length=254)
-
-    class Meta:
-        managed = False
-        default_permissions = ("view", "delete")
-        verbose_name = "Google credential"
-        verbose_name_plural = "Google credentials"
-
-    def __str__(self) -> str:
-        return f"Google credentials of {self.user_email}"

@@ -47,6 +47,9 @@ SEED_FIELDS = (
     "thread_ids",
 )
 DJANGO_FIELD = "django"
+# OAuth secrets by name: a record never holds them (its ``credentials`` is a reference),
+# Google's token response keeps them out of SQL, and the credentials store encrypts them.
+SECRET_FIELDS = frozenset({"token", "access_token", "refresh_token", "id_token", "client_secret"})
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 

@@ -43,7 +43,8 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.commands.core import AsyncScript, Script
 
-from sessions_redis import keys
+from agenticpal import redis_keys as keys
+from agenticpal.redis_clients import get_async_client, get_client
 from sessions_redis.record import InvalidRecord, SessionRecord, timestamp, timestamp_before
 
 logger = logging.getLogger("sessions_redis")
@@ -195,38 +196,42 @@ def _write_args(
     return key_list, [token, value, max(int(ttl), 0) * 1000, session_id]
 
 
-def touch(client, session_id: str) -> bytes | None:
+def touch(session_id: str, *, client=None) -> bytes | None:
     """The stored record (``None`` if absent), its TTL renewed: one round trip."""
+    client = client or get_client("sessions")
     return _touch(*_touch_args(session_id), client=client)
 
 
-async def atouch(client, session_id: str) -> bytes | None:
+async def atouch(session_id: str, *, client=None) -> bytes | None:
+    client = client or get_async_client("sessions")
     return await _atouch(*_touch_args(session_id), client=client)
 
 
 def write(
-    client,
     session_id: str,
     value: bytes,
     *,
+    client=None,
     expected: bytes | object,
     ttl: int,
     email: str | None = None,
 ) -> tuple[int, bytes | None]:
     """Compare-and-set; ``ttl`` in seconds (0 keeps the TTL). Returns (status, current)."""
+    client = client or get_client("sessions")
     reply = _write(*_write_args(session_id, value, expected, ttl, email), client=client)
     return reply[0], (reply[1] if len(reply) > 1 else None)
 
 
 async def awrite(
-    client,
     session_id: str,
     value: bytes,
     *,
+    client=None,
     expected: bytes | object,
     ttl: int,
     email: str | None = None,
 ) -> tuple[int, bytes | None]:
+    client = client or get_async_client("sessions")
     reply = await _awrite(*_write_args(session_id, value, expected, ttl, email), client=client)
     return reply[0], (reply[1] if len(reply) > 1 else None)
 
@@ -240,10 +245,10 @@ def _parse_for_update(session_id: str, raw: bytes) -> SessionRecord | None:
 
 
 def update(
-    client,
     session_id: str,
     change: Callable[[SessionRecord], None],
     *,
+    client=None,
     loaded: bytes | None = None,
     record: SessionRecord | None = None,
     ttl: int = 0,
@@ -255,6 +260,7 @@ def update(
     modify it in place); ``ttl`` in seconds, 0 keeps the current TTL. Returns the
     record as written, or ``None`` when the session does not exist (or is unreadable).
     """
+    client = client or get_client("sessions")
     raw = loaded if loaded is not None else client.get(keys.session_key(session_id))
     if loaded is None:
         record = None
@@ -265,7 +271,12 @@ def update(
             return None
         change(record)
         status, current = write(
-            client, session_id, record.to_json(), expected=raw, ttl=ttl, email=record.user_email
+            session_id,
+            record.to_json(),
+            expected=raw,
+            ttl=ttl,
+            email=record.user_email,
+            client=client,
         )
         if status == 1:
             return record
@@ -276,14 +287,15 @@ def update(
 
 
 async def aupdate(
-    client,
     session_id: str,
     change: Callable[[SessionRecord], None],
     *,
+    client=None,
     loaded: bytes | None = None,
     record: SessionRecord | None = None,
     ttl: int = 0,
 ) -> SessionRecord | None:
+    client = client or get_async_client("sessions")
     raw = loaded if loaded is not None else await client.get(keys.session_key(session_id))
     if loaded is None:
         record = None
@@ -294,7 +306,12 @@ async def aupdate(
             return None
         change(record)
         status, current = await awrite(
-            client, session_id, record.to_json(), expected=raw, ttl=ttl, email=record.user_email
+            session_id,
+            record.to_json(),
+            expected=raw,
+            ttl=ttl,
+            email=record.user_email,
+            client=client,
         )
         if status == 1:
             return record
@@ -304,23 +321,27 @@ async def aupdate(
     raise RuntimeError(f"Session {session_id} kept changing; gave up after {MAX_ATTEMPTS} tries.")
 
 
-def delete(client, session_id: str) -> bool:
+def delete(session_id: str, *, client=None) -> bool:
     """Delete one session and drop it from its user's index (one round trip)."""
+    client = client or get_client("sessions")
     args = [keys.USER_SESSIONS_PREFIX, session_id]
     return bool(_delete([keys.session_key(session_id)], args, client=client))
 
 
-async def adelete(client, session_id: str) -> bool:
+async def adelete(session_id: str, *, client=None) -> bool:
+    client = client or get_async_client("sessions")
     args = [keys.USER_SESSIONS_PREFIX, session_id]
     return bool(await _adelete([keys.session_key(session_id)], args, client=client))
 
 
-def delete_all_for(client, email: str) -> int:
+def delete_all_for(email: str, *, client=None) -> int:
     """Delete every session of ``email``: O(that user's sessions), one round trip."""
+    client = client or get_client("sessions")
     return _delete_all([keys.user_sessions_key(email)], [keys.SESSION_PREFIX], client=client)
 
 
-async def adelete_all_for(client, email: str) -> int:
+async def adelete_all_for(email: str, *, client=None) -> int:
+    client = client or get_async_client("sessions")
     return await _adelete_all([keys.user_sessions_key(email)], [keys.SESSION_PREFIX], client=client)
 
 
@@ -340,8 +361,9 @@ def _records_and_stale(
     return records, stale
 
 
-def sessions_for(client, email: str) -> list[SessionRecord]:
+def sessions_for(email: str, *, client=None) -> list[SessionRecord]:
     """Every live session of ``email``, most recently used first; prunes stale index ids."""
+    client = client or get_client("sessions")
     index = keys.user_sessions_key(email)
     ids = sorted(client.smembers(index))
     if not ids:
@@ -353,7 +375,8 @@ def sessions_for(client, email: str) -> list[SessionRecord]:
     return records
 
 
-async def asessions_for(client, email: str) -> list[SessionRecord]:
+async def asessions_for(email: str, *, client=None) -> list[SessionRecord]:
+    client = client or get_async_client("sessions")
     index = keys.user_sessions_key(email)
     ids = sorted(await client.smembers(index))
     if not ids:
@@ -365,8 +388,9 @@ async def asessions_for(client, email: str) -> list[SessionRecord]:
     return records
 
 
-def prune_indexes(client, batch: int = 500) -> int:
+def prune_indexes(batch: int = 500, *, client=None) -> int:
     """Maintenance: drop ids of expired sessions from every ``user_sessions:`` set (SCAN)."""
+    client = client or get_client("sessions")
     removed = 0
     for index in client.scan_iter(match=f"{keys.USER_SESSIONS_PREFIX}*", count=batch):
         ids = list(client.smembers(index))
@@ -382,7 +406,8 @@ def prune_indexes(client, batch: int = 500) -> int:
     return removed
 
 
-async def aprune_indexes(client, batch: int = 500) -> int:
+async def aprune_indexes(batch: int = 500, *, client=None) -> int:
+    client = client or get_async_client("sessions")
     removed = 0
     async for index in client.scan_iter(match=f"{keys.USER_SESSIONS_PREFIX}*", count=batch):
         ids = list(await client.smembers(index))
@@ -396,3 +421,39 @@ async def aprune_indexes(client, batch: int = 500) -> int:
         if stale:
             removed += await client.srem(index, *stale)
     return removed
+
+
+# --- the session's ``thread_ids`` (the seed's field; chat.threads decides what goes in) ---
+
+
+def _adding(thread_id: str) -> Callable[[SessionRecord], None]:
+    def change(record: SessionRecord) -> None:
+        if thread_id not in record.thread_ids:
+            record.thread_ids.append(thread_id)
+
+    return change
+
+
+def _removing(thread_id: str) -> Callable[[SessionRecord], None]:
+    def change(record: SessionRecord) -> None:
+        record.thread_ids = [t for t in record.thread_ids if t != thread_id]
+
+    return change
+
+
+def add_thread_id(session_id: str, thread_id: str, *, client=None) -> bool:
+    """Append ``thread_id`` to the session's ``thread_ids``; False if no such session."""
+    return update(session_id, _adding(thread_id), client=client) is not None
+
+
+async def aadd_thread_id(session_id: str, thread_id: str, *, client=None) -> bool:
+    return await aupdate(session_id, _adding(thread_id), client=client) is not None
+
+
+def remove_thread_id(session_id: str, thread_id: str, *, client=None) -> bool:
+    """Drop ``thread_id`` from the session's ``thread_ids``; False if no such session."""
+    return update(session_id, _removing(thread_id), client=client) is not None
+
+
+async def aremove_thread_id(session_id: str, thread_id: str, *, client=None) -> bool:
+    return await aupdate(session_id, _removing(thread_id), client=client) is not None

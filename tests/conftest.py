@@ -14,32 +14,14 @@ import pytest
 import redis
 from django.test import override_settings
 
-from agenticpal import redis_clients
-from agenticpal.config import with_db
+from agenticpal import config, redis_clients
 from agenticpal.redis_server import RedisServer
-from sessions_redis import keys
 
 
 def redis_settings(url: str) -> dict:
     """The settings overrides that point the whole project at the server ``url``."""
-    return {
-        "REDIS": {
-            "URL": url,
-            "SESSIONS_URL": with_db(url, keys.SESSIONS_DB),
-            "CHECKPOINTS_URL": with_db(url, keys.CHECKPOINTS_DB),
-            "SOCKET_TIMEOUT": 5,
-            "CONNECT_TIMEOUT": 1,
-            "MAX_CONNECTIONS": 500,
-        },
-        "CHANNEL_LAYERS": {
-            "default": {
-                "BACKEND": "agenticpal.channel_layer.RedisPubSubChannelLayer",
-                "CONFIG": {
-                    "hosts": [{"address": with_db(url, keys.SESSIONS_DB), "socket_timeout": 5}]
-                },
-            }
-        },
-    }
+    conf = config.redis_settings(url, connect_timeout=1, max_connections=500)
+    return {"REDIS": conf, "CHANNEL_LAYERS": config.channel_layers(conf)}
 
 
 @contextlib.contextmanager

@@ -226,7 +226,7 @@ class LiveServer:
         """``count`` one-time sign-in URLs from one Django start-up (the command's own
         function, called in a loop; starting ``manage.py`` per URL takes a second each)."""
         code = (
-            "from sessions_redis.views import issue_login_token\n"
+            "from workspace.views import issue_login_token\n"
             "from django.urls import reverse\n"
             f"for _ in range({count}):\n"
             f"    print({self.url!r} + reverse('local_login', args=[issue_login_token()]))\n"

@@ -14,10 +14,10 @@ import responses
 from cryptography.fernet import Fernet
 from django.test import Client, override_settings
 
-from sessions_redis import credentials
+from workspace import oauth
 
-TOKEN_URL = credentials.TOKEN_URI
-REVOKE_URL = credentials.REVOKE_URI
+TOKEN_URL = oauth.TOKEN_URI
+REVOKE_URL = oauth.REVOKE_URI
 USERINFO_URL = "https://www.googleapis.com/oauth2/v3/userinfo"
 
 CLIENT_ID = "test-client.apps.googleusercontent.com"

@@ -14,13 +14,14 @@ from django.test import Client
 from django.urls import reverse
 from langchain_core.messages import HumanMessage
 
+from agenticpal import redis_keys as keys
+from chat import threads
 from agenticpal.redis_clients import get_async_client
 from chat import admin_service, history, runner
 from chat.checkpoint import AsyncRedisCheckpointer
 from chat.graph import build_graph
 from chat.models import Conversation
 from chat.offline_model import OfflineChatModel
-from sessions_redis import keys, threads
 from tests.test_admin_sessions import seed_session
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +58,7 @@ def chat_via_runner(thread_id: str, text: str, email: str) -> dict:
 
 
 def start_thread(owner: str, thread_id: str, *texts: str) -> list[str]:
-    assert threads.claim_thread(owner, thread_id)
+    assert threads.claim(owner, thread_id)
     return chat(thread_id, *texts)
 
 

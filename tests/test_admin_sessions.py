@@ -1,4 +1,4 @@
-"""Sessions and Google credentials in the admin: list (SCAN pages), search, detail
+"""Sessions in the admin: list (SCAN pages), search, detail
 redaction, actions with LogEntry, permissions; on a real Redis db 0."""
 
 from __future__ import annotations
@@ -8,22 +8,21 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import responses
 from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from sessions_redis import admin_service, keys
-from sessions_redis.credentials import REVOKE_URI, GoogleCredentials, save_credentials
-from sessions_redis.models import GoogleCredential, RedisSession
+from agenticpal import redis_keys as keys
+from sessions_redis import admin_service
+from sessions_redis.models import RedisSession
 from sessions_redis.record import SessionRecord, new_session_id, timestamp
 
 pytestmark = pytest.mark.django_db
 
 LIST_URL = "admin:sessions_redis_redissession_changelist"
-CRED_URL = "admin:sessions_redis_googlecredential_changelist"
+CRED_URL = "admin:workspace_googlecredential_changelist"
 
 
 def seed_session(client, email: str | None = "ann@example.com", **fields) -> str:
@@ -294,56 +293,6 @@ def test_staff_needs_the_models_permissions(db, sessions_redis):
 def test_admin_index_lists_the_redis_pages(admin_client):
     html = admin_client.get(reverse("admin:index")).content.decode()
     assert reverse(LIST_URL) in html and reverse(CRED_URL) in html
-
-
-# --- credentials ------------------------------------------------------------------
-
-
-def store_credentials(email: str, refresh: str | None = "1//refresh-secret") -> None:
-    save_credentials(
-        email,
-        GoogleCredentials(
-            token="ya29.access-secret",
-            refresh_token=refresh,
-            client_id="cid",
-            client_secret="client-secret",
-            scopes=["openid", "https://www.googleapis.com/auth/calendar.events"],
-            expiry=datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1),
-        ),
-    )
-
-
-def test_credentials_list_shows_metadata_never_secrets(admin_client, sessions_redis):
-    assert "No user has Google credentials" in admin_client.get(reverse(CRED_URL)).content.decode()
-    store_credentials("ann@example.com")
-    store_credentials("bob@example.com", refresh=None)
-    html = admin_client.get(reverse(CRED_URL)).content.decode()
-    assert "ann@example.com" in html and "bob@example.com" in html
-    assert "auth/calendar.events" in html
-    assert "present" in html and "absent" in html
-    raw = sessions_redis.get(keys.credentials_key("ann@example.com")).decode()
-    for secret in ("ya29.access-secret", "1//refresh-secret", "client-secret"):
-        assert secret not in html
-    assert json.loads(raw)["token"] not in html  # not even the encrypted form
-    html = admin_client.get(reverse(CRED_URL), {"q": "bob@example.com"}).content.decode()
-    assert "bob@example.com" in html and "ann@example.com" not in html
-
-
-@responses.activate
-def test_revoke_credentials_revokes_at_google_deletes_and_logs(admin_client, staff, sessions_redis):
-    responses.post(REVOKE_URI, status=200)
-    store_credentials("ann@example.com")
-    url = reverse("admin:sessions_redis_googlecredential_revoke")
-    assert "Are you sure?" in admin_client.get(url, {"email": "ann@example.com"}).content.decode()
-    assert sessions_redis.exists(keys.credentials_key("ann@example.com"))
-    response = admin_client.post(url, {"email": "ann@example.com", "post": "yes"})
-    assert response.status_code == 302
-    assert not sessions_redis.exists(keys.credentials_key("ann@example.com"))
-    assert len(responses.calls) == 1 and "1%2F%2Frefresh-secret" in responses.calls[0].request.body
-    entry = LogEntry.objects.get()
-    assert entry.user == staff and entry.content_type.model_class() is GoogleCredential
-    assert entry.object_id == "ann@example.com" and "Google confirmed" in entry.change_message
-    assert admin_client.get(url, {"email": "ann@example.com"}).status_code == 404
 
 
 def test_redis_down_gives_the_503_page(admin_client, redis_factory):

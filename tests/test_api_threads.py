@@ -7,7 +7,7 @@ import json
 import pytest
 from django.test import AsyncClient
 
-from sessions_redis import keys
+from agenticpal import redis_keys as keys
 from tests.chat_support import session_cookie, signed_in_client
 from tests.test_api_chat import post, wait_for_reply
 

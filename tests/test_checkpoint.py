@@ -24,7 +24,8 @@ from langgraph.graph import END, START, StateGraph
 from redis.crc import key_slot
 
 from agenticpal import redis_clients
-from agenticpal.config import with_db
+from agenticpal import redis_keys as keys
+from agenticpal.config import redis_settings, with_db
 from agenticpal.redis_server import free_port
 from chat.checkpoint import (
     AsyncRedisCheckpointer,
@@ -33,7 +34,6 @@ from chat.checkpoint import (
     RedisCheckpointer,
     create_redis_checkpointer,
 )
-from sessions_redis import keys
 
 
 class ChatState(TypedDict):
@@ -406,8 +406,7 @@ async def test_cli_path_falls_back_loudly_and_web_path_raises(redis_factory, cap
     server = redis_factory()
     url = f"redis://:hidden-pw@127.0.0.1:{server.port}"
     server.stop()
-    overrides = {"URL": url, "SESSIONS_URL": with_db(url, 0), "CHECKPOINTS_URL": with_db(url, 1)}
-    with override_settings(REDIS={**overrides, "CONNECT_TIMEOUT": 1}):
+    with override_settings(REDIS=redis_settings(url, connect_timeout=1)):
         with pytest.raises(CheckpointerUnavailableError, match=f"127.0.0.1:{server.port}"):
             await create_redis_checkpointer()
         saver = await create_redis_checkpointer(fallback=True)

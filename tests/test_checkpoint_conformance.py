@@ -15,8 +15,8 @@ from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 
 from agenticpal import redis_clients
+from agenticpal import redis_keys as keys
 from chat.checkpoint import AsyncRedisCheckpointer, RedisCheckpointer
-from sessions_redis import keys
 
 CAPABILITIES = sorted(c.value for c in ALL_CAPABILITIES)
 

@@ -22,10 +22,11 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from social_django.models import UserSocialAuth
 
-from sessions_redis import credentials, keys
-from sessions_redis.credentials import GoogleCredentials, RefreshFailed, SignInRequired
+from agenticpal import redis_keys as keys
 from tests import oauth_support
 from tests.oauth_support import CLIENT_ID, CLIENT_SECRET, EMAIL, TOKEN_URL, calls_to
+from workspace import credentials
+from workspace.credentials import GoogleCredentials, RefreshFailed, SignInRequired
 
 google = oauth_support.google
 google_settings = oauth_support.google_settings

@@ -16,8 +16,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 
 from agenticpal import redis_clients
-from sessions_redis import credentials, encryption, keys
-from sessions_redis.credentials import CredentialsUnreadable, GoogleCredentials
+from agenticpal import redis_keys as keys
 from tests import oauth_support
 from tests.oauth_support import (
     ACCESS_TOKEN,
@@ -31,6 +30,8 @@ from tests.oauth_support import (
     start_flow,
     stub_sign_in,
 )
+from workspace import credentials, encryption
+from workspace.credentials import CredentialsUnreadable, GoogleCredentials
 
 google = oauth_support.google
 google_settings = oauth_support.google_settings

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from sessions_redis import credentials
 from tests import oauth_support
 from tests.oauth_support import CLIENT_ID, CLIENT_SECRET, EMAIL, KEY
 from tests.test_credentials import NEW_TOKEN, REFRESH, stored
+from workspace import credentials
 
 google_settings = oauth_support.google_settings
 
@@ -30,7 +30,7 @@ WORKERS = 4
 BASE_DIR = Path(__file__).resolve().parent.parent
 WORKER = """
 import sys
-from sessions_redis import credentials  # needs settings, not the app registry
+from workspace import credentials  # needs settings, not the app registry
 print("ready", flush=True)
 sys.stdin.readline()  # "go": every worker has imported Django and waits here
 print(credentials.google_credentials(sys.argv[1]).token, flush=True)

@@ -9,8 +9,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.test import override_settings
 
-from chat import events
-from sessions_redis import keys
+from agenticpal import redis_keys as keys
+from chat import events, threads
 
 
 async def test_publish_appends_to_the_stream_and_reaches_the_group(sessions_redis):
@@ -54,7 +54,7 @@ async def test_the_stream_is_capped(sessions_redis):
 
 async def test_delete_drops_the_stream(sessions_redis):
     await events.publish("ev-5", {"type": "user", "text": "x"})
-    await events.delete("ev-5")
+    await events.adelete("ev-5")
     assert sessions_redis.exists(keys.thread_events_key("ev-5")) == 0
 
 
@@ -74,7 +74,7 @@ async def test_delete_drops_the_stream(sessions_redis):
     ],
 )
 def test_validate_thread_id(value, ok):
-    assert events.validate_thread_id(value) is ok
+    assert threads.validate_thread_id(value) is ok
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 
-from sessions_redis import keys
-from sessions_redis.views import LOCAL_EMAIL, issue_login_token
+from agenticpal import redis_keys as keys
 from tests import oauth_support
+from workspace.views import LOCAL_EMAIL, issue_login_token
 
 pytestmark = pytest.mark.django_db
 google_settings = oauth_support.google_settings

@@ -10,8 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from social_django.models import UserSocialAuth
 
-from sessions_redis import credentials, keys
-from sessions_redis.oauth_state import SIGNED_IN_BEFORE_COOKIE
+from agenticpal import redis_keys as keys
 from tests import oauth_support
 from tests.oauth_support import (
     ACCESS_TOKEN,
@@ -26,6 +25,8 @@ from tests.oauth_support import (
     start_flow,
     stub_sign_in,
 )
+from workspace import credentials
+from workspace.oauth_state import SIGNED_IN_BEFORE_COOKIE
 
 pytestmark = pytest.mark.django_db
 google = oauth_support.google

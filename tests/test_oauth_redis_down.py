@@ -6,10 +6,11 @@ import pytest
 import redis
 from django.test import Client, override_settings
 
-from sessions_redis import credentials, keys
-from sessions_redis.views import issue_login_token
+from agenticpal import redis_keys as keys
 from tests import oauth_support
 from tests.oauth_support import EMAIL, TOKEN_URL, callback, calls_to, start_flow, stub_sign_in
+from workspace import credentials
+from workspace.views import issue_login_token
 
 pytestmark = pytest.mark.django_db
 google = oauth_support.google

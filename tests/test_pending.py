@@ -1,12 +1,13 @@
-"""sessions_redis.pending: the durable queue, the run lock and the cancel flag, on real Redis."""
+"""chat.pending: the durable queue, the run lock and the cancel flag, on real Redis."""
 
 from __future__ import annotations
 
 import pytest
 
-from agenticpal.redis_clients import get_async_client
-from sessions_redis import keys, pending
-from sessions_redis.pending import PendingMessage
+from chat import pending
+from agenticpal import redis_keys as keys
+from agenticpal.redis_clients import get_client
+from chat.pending import PendingMessage
 
 
 def message(n: int, text: str = "") -> PendingMessage:
@@ -15,12 +16,17 @@ def message(n: int, text: str = "") -> PendingMessage:
 
 
 async def push(thread_id: str, msg: PendingMessage, token: str) -> bool:
-    """What chat.runner.submit does: queue and try the lock in one MULTI/EXEC."""
-    async with get_async_client("sessions").pipeline(transaction=True) as pipe:
-        pending.push_command(pipe, thread_id, msg)
-        pending.try_lock_command(pipe, thread_id, token)
-        _length, locked = await pipe.execute()
-    return bool(locked)
+    return await pending.asubmit(thread_id, msg, token)
+
+
+def queued(thread_id: str) -> list[str]:
+    raws = get_client("sessions").lrange(keys.pending_message_key(thread_id), 0, -1)
+    return [PendingMessage.decode(raw).message_id for raw in raws]
+
+
+def lock_owner(thread_id: str) -> str | None:
+    value = get_client("sessions").get(keys.run_lock_key(thread_id))
+    return value.decode() if value else None
 
 
 def test_message_round_trips_through_json():
@@ -46,9 +52,11 @@ async def test_only_the_first_pusher_gets_the_lock_and_order_is_kept():
     assert await push("q2", message(1), "token-a")
     assert not await push("q2", message(2), "token-b")
     assert not await push("q2", message(3), "token-c")
-    assert [m.message_id for m in await pending.apending("q2")] == ["m1", "m2", "m3"]
-    assert pending.pending("q2") == await pending.apending("q2")
-    assert await pending.alock_owner("q2") == "token-a"
+    assert queued("q2") == ["m1", "m2", "m3"]
+    assert lock_owner("q2") == "token-a"
+    assert pending.is_busy("q2") and await pending.ais_busy("q2")
+    assert pending.has_pending("q2") and await pending.ahas_pending("q2")
+    assert not pending.is_busy("q-none") and not await pending.ahas_pending("q-none")
 
 
 async def test_ack_and_next_walks_the_queue_then_releases_the_lock(sessions_redis):
@@ -58,7 +66,7 @@ async def test_ack_and_next_walks_the_queue_then_releases_the_lock(sessions_redi
     assert status == "next" and PendingMessage.decode(raw) == message(1)
     status, raw2 = await pending.aack_and_next("q3", "tok", message(1), raw)
     assert status == "next" and PendingMessage.decode(raw2).message_id == "m2"
-    assert status == "next" and len(await pending.apending("q3")) == 1
+    assert status == "next" and len(queued("q3")) == 1
     status, raw3 = await pending.aack_and_next("q3", "tok", message(2), raw2)
     assert (status, raw3) == ("released", None)
     assert sessions_redis.exists(keys.pending_message_key("q3"), keys.run_lock_key("q3")) == 0
@@ -79,7 +87,7 @@ async def test_a_lost_lock_is_reported_and_the_queue_is_left_alone(sessions_redi
     sessions_redis.set(keys.run_lock_key("q5"), "someone-else")
     assert await pending.aack_and_next("q5", "tok") == ("lost", None)
     assert await pending.arenew("q5", "tok") == (False, None)
-    assert len(await pending.apending("q5")) == 2
+    assert len(queued("q5")) == 2
 
 
 async def test_renew_extends_the_lock_and_reports_the_cancel_flag(sessions_redis):
@@ -112,24 +120,19 @@ async def test_try_lock_pending(sessions_redis, held):
     if not held:
         sessions_redis.delete(keys.run_lock_key("q9"))  # the dead worker's lock expired
         assert await pending.atry_lock_pending("q9", "tok") == 1
-        assert await pending.alock_owner("q9") == "tok"
+        assert lock_owner("q9") == "tok"
     else:
         waited = await pending.atry_lock_pending("q9", "tok")
         assert -keys.RUN_LOCK_TTL_MS <= waited < 0  # minus the ms left on the holder's lock
-        assert await pending.alock_owner("q9") == "dead"
+        assert lock_owner("q9") == "dead"
 
 
-async def test_discard_drops_the_queue_and_flags_a_running_message(sessions_redis):
+async def test_drop_empties_the_queue_and_flags_a_running_message(sessions_redis):
     await push("q10", message(1), "tok")
     await push("q10", message(2), "x")
-    assert await pending.adiscard("q10")
-    assert await pending.apending("q10") == []
+    assert await pending.adrop("q10")
+    assert queued("q10") == [] and not pending.has_pending("q10")
     assert await pending.arenew("q10", "tok") == (True, "*")
-    assert not await pending.adiscard("q11")  # nothing running there
-
-
-async def test_release_only_with_the_right_token():
+    assert not await pending.adrop("q11")  # nothing running there
     await push("q12", message(1), "tok")
-    assert not await pending.arelease("q12", "not-mine")
-    assert await pending.arelease("q12", "tok")
-    assert await pending.alock_owner("q12") is None
+    assert pending.drop("q12") and queued("q12") == []  # the sync twin (admin, commands)

@@ -9,8 +9,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from agenticpal import redis_keys as keys
+from chat import threads
 from chat import admin_service
-from sessions_redis import keys, threads
 from tests.test_admin_conversations import chat, start_thread
 
 DAY_MS = 86_400_000

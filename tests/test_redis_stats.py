@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from sessions_redis import keys
+from agenticpal import redis_keys as keys
 from sessions_redis.backend import SessionStore
 
 

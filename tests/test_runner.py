@@ -10,14 +10,14 @@ import pytest
 from django.test import override_settings
 from langchain_core.messages import AIMessage, HumanMessage
 
+from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import get_async_client
 from agenticpal.redis_clients import get_client as sessions_redis_client
-from chat import history
+from chat import history, threads
 from chat.graph import build_graph, get_checkpointer, run_config, stream_turn
 from chat.offline_model import OfflineChatModel
+from chat.pending import PendingMessage
 from chat.runner import InvalidMessage, Runner
-from sessions_redis import keys
-from sessions_redis.pending import PendingMessage
 from tests.chat_support import (
     ScriptedModel,
     all_events,
@@ -329,7 +329,7 @@ async def test_delete_thread_stops_the_run_and_removes_everything(
     await blocked.submit("r-del", "third", EMAIL)
     await events_until("r-del", "user", after=done[-1]["id"])
     await eventually(lambda: model.calls)
-    await history.delete_thread("r-del")
+    await threads.adelete("r-del")
     await asyncio.sleep(1.5)  # the other process sees the flag at its next lock renewal
     gate.set()
     await blocked.drain()

@@ -9,7 +9,7 @@ from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.test import override_settings
 from django.utils import timezone
 
-from sessions_redis import keys
+from agenticpal import redis_keys as keys
 from sessions_redis.backend import SessionStore
 
 

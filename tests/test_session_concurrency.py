@@ -4,7 +4,8 @@ import asyncio
 import json
 import threading
 
-from sessions_redis import keys, threads
+from agenticpal import redis_keys as keys
+from sessions_redis import store
 from sessions_redis.backend import SessionStore
 
 
@@ -23,7 +24,7 @@ def test_a_django_save_does_not_drop_threads_added_since_it_loaded(sessions_redi
     key = new_session()
     tab_a = SessionStore(key)
     assert tab_a["tabs"] == 0  # loaded before the thread was added
-    assert threads.add_thread(key, "thread-1")
+    assert store.add_thread_id(key, "thread-1")
     tab_a["tabs"] = 1
     tab_a.save()
     data = stored(sessions_redis, key)
@@ -41,7 +42,7 @@ def test_many_threads_adding_threads_and_saving_at_once(sessions_redis):
         try:
             barrier.wait()
             for j in range(10):
-                assert threads.add_thread(key, f"t-{i}-{j}")
+                assert store.add_thread_id(key, f"t-{i}-{j}")
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -72,7 +73,7 @@ def test_many_threads_adding_threads_and_saving_at_once(sessions_redis):
 
 async def test_concurrent_async_adds_are_all_kept(sessions_redis):
     key = new_session()
-    results = await asyncio.gather(*(threads.aadd_thread(key, f"t{i}") for i in range(100)))
+    results = await asyncio.gather(*(store.aadd_thread_id(key, f"t{i}") for i in range(100)))
     assert all(results)
     assert sorted(stored(sessions_redis, key)["thread_ids"]) == sorted(f"t{i}" for i in range(100))
 
@@ -80,7 +81,7 @@ async def test_concurrent_async_adds_are_all_kept(sessions_redis):
 async def test_concurrent_async_saves_and_removes(sessions_redis):
     key = new_session()
     for i in range(20):
-        assert await threads.aadd_thread(key, f"t{i}")
+        assert await store.aadd_thread_id(key, f"t{i}")
 
     async def tab(i: int) -> None:
         store = SessionStore(key)
@@ -88,7 +89,7 @@ async def test_concurrent_async_saves_and_removes(sessions_redis):
         await store.asave()
 
     await asyncio.gather(
-        *(threads.aremove_thread(key, f"t{i}") for i in range(0, 20, 2)),
+        *(store.aremove_thread_id(key, f"t{i}") for i in range(0, 20, 2)),
         *(tab(i) for i in range(20)),
     )
     data = stored(sessions_redis, key)

@@ -9,7 +9,8 @@ from django.http import JsonResponse
 from django.test import AsyncClient
 from django.urls import path
 
-from sessions_redis import keys, store
+from agenticpal import redis_keys as keys
+from sessions_redis import store
 from sessions_redis.manager import SessionManager
 
 
@@ -85,5 +86,5 @@ async def test_sign_out_everywhere_costs_only_that_users_sessions(alice, session
 
 def test_sync_delete_all_for(client, alice, sessions_redis):
     client.force_login(alice)
-    assert store.delete_all_for(sessions_redis, "alice@example.com") == 1
+    assert store.delete_all_for("alice@example.com", client=sessions_redis) == 1
     assert client.get("/whoami").json() == {"user": None}

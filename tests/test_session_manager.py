@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sessions_redis import keys
+from agenticpal import redis_keys as keys
 from sessions_redis.backend import SessionStore
 from sessions_redis.manager import SessionManager
 

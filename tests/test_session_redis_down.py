@@ -7,7 +7,7 @@ import pytest
 from django.http import JsonResponse
 from django.urls import path
 
-from sessions_redis import keys
+from agenticpal import redis_keys as keys
 
 SERVER = {}
 

@@ -9,7 +9,7 @@ from django.http import JsonResponse
 from django.test import override_settings
 from django.urls import path
 
-from sessions_redis import keys
+from agenticpal import redis_keys as keys
 from sessions_redis.backend import SessionStore
 
 

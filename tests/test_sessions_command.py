@@ -8,9 +8,11 @@ import pytest
 import responses
 from django.core.management import CommandError, call_command
 
-from sessions_redis import admin_service, keys
-from sessions_redis.credentials import REVOKE_URI
-from tests.test_admin_sessions import seed_many, seed_session, store_credentials
+from agenticpal import redis_keys as keys
+from sessions_redis import admin_service
+from tests.test_admin_credentials import store_credentials
+from tests.test_admin_sessions import seed_many, seed_session
+from workspace.oauth import REVOKE_URI
 
 
 def run(*args: str) -> str:
@@ -69,22 +71,23 @@ def test_revoke_one_session(sessions_redis):
     assert sessions_redis.exists(keys.session_key(other))
 
 
-@responses.activate
-def test_revoke_a_user_everywhere_and_their_google_grant(sessions_redis):
-    responses.post(REVOKE_URI, status=200)
+def test_revoke_a_user_everywhere_keeps_their_google_grant(sessions_redis):
     mine = [seed_session(sessions_redis, "bob@example.com") for _ in range(3)]
     store_credentials("bob@example.com")
-    out = run("revoke", "--user", "bob@example.com", "--google")
-    assert "3 session(s) deleted" in out and "Google confirmed" in out
+    out = run("revoke", "--user", "bob@example.com")
+    assert "3 session(s) deleted" in out
     assert not any(sessions_redis.exists(keys.session_key(s)) for s in mine)
+    assert sessions_redis.exists(keys.credentials_key("bob@example.com"))  # revoke_google ends it
+
+
+@responses.activate
+def test_revoke_google_revokes_the_grant_and_deletes_the_tokens(sessions_redis):
+    responses.post(REVOKE_URI, status=200)
+    store_credentials("bob@example.com")
+    out = StringIO()
+    call_command("revoke_google", "bob@example.com", stdout=out)
+    assert "Google confirmed" in out.getvalue() and len(responses.calls) == 1
     assert not sessions_redis.exists(keys.credentials_key("bob@example.com"))
-
-
-def test_google_needs_a_user(sessions_redis):
-    session_id = seed_session(sessions_redis)
-    with pytest.raises(CommandError, match="--google goes with --user"):
-        run("revoke", session_id, "--google")
-    assert sessions_redis.exists(keys.session_key(session_id))
 
 
 def test_redis_down_is_one_actionable_line(redis_factory):

@@ -12,11 +12,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from sessions_redis import credentials, keys, store
+from agenticpal import redis_keys as keys
+from sessions_redis import store
 from sessions_redis.manager import SessionManager
 from tests import oauth_support
 from tests.oauth_support import EMAIL, REFRESH_TOKEN, REVOKE_URL, callback, start_flow, stub_sign_in
 from tests.test_credentials import REFRESH, stored
+from workspace import credentials
 
 pytestmark = pytest.mark.django_db
 google = oauth_support.google
@@ -51,7 +53,7 @@ def three_sessions(google, sessions_redis):
     """Alice in two browsers, Bob in one; all through the Google flow."""
     laptop, phone, bob = signed_in(google), signed_in(google), signed_in(google, BOB)
     google.reset()
-    assert {r.session_id for r in store.sessions_for(sessions_redis, EMAIL)} == {
+    assert {r.session_id for r in store.sessions_for(EMAIL, client=sessions_redis)} == {
         session_id(laptop),
         session_id(phone),
     }
@@ -88,14 +90,14 @@ def test_sign_out_everywhere_ends_every_session_deletes_credentials_and_revokes(
     for sid in ids:
         assert sessions_redis.exists(keys.session_key(sid)) == 0
     assert sessions_redis.exists(keys.user_sessions_key(EMAIL)) == 0
-    assert store.sessions_for(sessions_redis, EMAIL) == []
+    assert store.sessions_for(EMAIL, client=sessions_redis) == []
     assert sessions_redis.exists(keys.credentials_key(EMAIL)) == 0
     assert revoke_calls(google) == [{"token": [REFRESH_TOKEN]}]  # the grant, not one token
     assert "_auth_user_id" not in laptop.session  # the other browser is signed out too
     # Bob is untouched.
     assert "_auth_user_id" in bob.session
     assert sessions_redis.exists(keys.credentials_key(BOB)) == 1
-    assert len(store.sessions_for(sessions_redis, BOB)) == 1
+    assert len(store.sessions_for(BOB, client=sessions_redis)) == 1
 
 
 @pytest.mark.parametrize(
@@ -115,7 +117,7 @@ def test_sign_out_everywhere_when_google_cannot_revoke(
     assert b"myaccount.google.com/permissions" in response.content
     # Everything local is gone all the same.
     assert sessions_redis.exists(keys.credentials_key(EMAIL)) == 0
-    assert store.sessions_for(sessions_redis, EMAIL) == []
+    assert store.sessions_for(EMAIL, client=sessions_redis) == []
     assert "_auth_user_id" not in phone.session
 
 
@@ -133,7 +135,7 @@ def test_sign_out_everywhere_for_a_local_account_asks_nothing_of_google(google, 
     second.force_login(user)
     first.post("/logout/everywhere/")
     assert "_auth_user_id" not in second.session
-    assert store.sessions_for(sessions_redis, "dev@localhost") == []
+    assert store.sessions_for("dev@localhost", client=sessions_redis) == []
     assert len(google.calls) == 0
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from sessions_redis import keys
+from agenticpal import redis_keys as keys
 from tests.chat_support import (
     communicator,
     connected,

@@ -42,7 +42,9 @@ __all__ = [
     "RedisCheckpointer",
     "ThreadInfo",
     "ThreadStats",
+    "checkpoint_ttl",
     "create_redis_checkpointer",
+    "sync_checkpointer",
 ]
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,19 @@ logger = logging.getLogger(__name__)
 # create an index on any database but 0.
 OFFICIAL_SAVER_DB = 0
 CHECKPOINTER_CHOICES = ("agenticpal", "official")
+
+
+def checkpoint_ttl() -> int | None:
+    """``CHECKPOINT_TTL_SECONDS``: how long an idle conversation is kept (None: for ever).
+
+    Every write renews the TTL of the thread's keys, so it counts from the last turn.
+    """
+    return getattr(settings, "CHECKPOINT_TTL_SECONDS", None) or None
+
+
+def sync_checkpointer() -> RedisCheckpointer:
+    """The project's saver on db 1 for sync callers (admin pages, commands)."""
+    return RedisCheckpointer(redis_clients.get_client("checkpoints"), ttl=checkpoint_ttl())
 
 
 async def create_redis_checkpointer(*, fallback: bool = False) -> BaseCheckpointSaver:
@@ -65,7 +80,8 @@ async def create_redis_checkpointer(*, fallback: bool = False) -> BaseCheckpoint
     try:
         if choice == "official":
             return await _official_saver(url)
-        saver = AsyncRedisCheckpointer(redis_clients.get_async_client("checkpoints"))
+        client = redis_clients.get_async_client("checkpoints")
+        saver = AsyncRedisCheckpointer(client, ttl=checkpoint_ttl())
         await saver.aping()
         return saver
     except CheckpointerUnavailableError as exc:

@@ -28,14 +28,12 @@ from langgraph.checkpoint.base import (
 )
 
 from agenticpal import redis_clients
+from agenticpal import redis_keys as keys
 from chat.checkpoint.base import (
     BaseRedisCheckpointer,
-    ThreadInfo,
-    ThreadStats,
     _as_str,
     now_ms,
 )
-from sessions_redis import keys
 
 BATCH = 100
 
@@ -366,32 +364,6 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
                         continue
             if plan.empty and self.cluster:
                 await self.client.zrem(keys.CHECKPOINT_THREAD_INDEX_KEY, thread_id)
-
-    # --- admin -----------------------------------------------------------------------
-
-    async def acount_threads(self) -> int:
-        with self._guard("counting threads"):
-            return int(await self.client.zcard(keys.CHECKPOINT_THREAD_INDEX_KEY))
-
-    async def alist_threads(self, offset: int = 0, limit: int = 50) -> list[ThreadInfo]:
-        """Threads by last activity, newest first (from the thread index, no SCAN)."""
-        with self._guard("listing threads"):
-            rows = await self.client.zrevrange(
-                keys.CHECKPOINT_THREAD_INDEX_KEY, offset, offset + limit - 1, withscores=True
-            )
-        return [self._thread_info(m, s) for m, s in rows]
-
-    async def athread_stats(self, thread_id: str) -> ThreadStats:
-        ks = self.thread_keys(str(thread_id))
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zcard(ks[0])
-        pipe.hlen(ks[5])
-        pipe.zscore(keys.CHECKPOINT_THREAD_INDEX_KEY, str(thread_id))
-        pipe.pttl(ks[0])
-        for key in ks:
-            pipe.memory_usage(key)
-        with self._guard("measuring", thread_id):
-            return self._stats(str(thread_id), await pipe.execute())
 
     async def _thread_pages(self, size: int = 500) -> AsyncIterator[list[str]]:
         """The thread index in pages (a snapshot per page; admin/maintenance only)."""

@@ -63,9 +63,9 @@ from langgraph.checkpoint.base import (
     writes_sort_key,
 )
 
+from agenticpal import redis_keys as keys
 from agenticpal.config import mask_password
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS
-from sessions_redis import keys
 
 SEP = "\0"
 _H = struct.Struct(">H")

@@ -21,6 +21,7 @@ from langgraph.checkpoint.base import (
 )
 
 from agenticpal import redis_clients
+from agenticpal import redis_keys as keys
 from chat.checkpoint.base import (
     BaseRedisCheckpointer,
     ThreadInfo,
@@ -28,7 +29,6 @@ from chat.checkpoint.base import (
     _as_str,
     now_ms,
 )
-from sessions_redis import keys
 
 BATCH = 100
 

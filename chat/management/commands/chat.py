@@ -24,7 +24,6 @@ from langgraph.graph.state import CompiledStateGraph
 
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, unavailable_message
 from chat.checkpoint import create_redis_checkpointer
-from chat.events import validate_thread_id
 from chat.graph import (
     build_graph,
     message_text,
@@ -34,6 +33,7 @@ from chat.graph import (
     stream_turn,
 )
 from chat.history import as_dict
+from chat.threads import validate_thread_id
 
 QUIT = {"/quit", "/exit", "/q"}
 PROMPT = "you> "

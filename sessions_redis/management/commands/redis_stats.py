@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import redis
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import (
     UNAVAILABLE_ERRORS,
     Purpose,
@@ -28,7 +29,6 @@ from agenticpal.redis_clients import (
     get_client,
     unavailable_message,
 )
-from sessions_redis import keys
 
 PREFIXES: dict[Purpose, tuple[str, ...]] = {
     "sessions": (

@@ -44,11 +44,6 @@ class Command(BaseCommand):
         target = revoke.add_mutually_exclusive_group(required=True)
         target.add_argument("session", nargs="?", help="A session id or a unique prefix of one.")
         target.add_argument("--user", metavar="EMAIL", help="Sign this user out everywhere.")
-        revoke.add_argument(
-            "--google",
-            action="store_true",
-            help="With --user: also revoke their Google grant and delete their credentials.",
-        )
 
     def handle(self, *args, action: str, **options) -> None:
         try:
@@ -91,24 +86,14 @@ class Command(BaseCommand):
         self.stdout.write("Record (secrets redacted):")
         self.stdout.write(detail.pretty)
 
-    def handle_revoke(self, session: str | None, user: str | None, google: bool, **options) -> None:
+    def handle_revoke(self, session: str | None, user: str | None, **options) -> None:
         if user:
             count = service.sign_out_everywhere(user)
             logger.info("sessions revoke: signed %s out everywhere (%d sessions)", user, count)
             self.stdout.write(
                 self.style.SUCCESS(f"Signed {user} out everywhere: {count} session(s) deleted.")
             )
-            if google:
-                confirmed = service.revoke_credentials(user)
-                note = (
-                    "Google confirmed the revocation"
-                    if confirmed
-                    else "Google could not be reached"
-                )
-                self.stdout.write(f"Deleted {user}'s Google credentials; {note}.")
             return
-        if google:
-            raise CommandError("--google goes with --user EMAIL (credentials belong to a user).")
         session_id = service.resolve_session_id(session or "")
         row = service.session_detail(session_id).row
         if service.delete_session(session_id):

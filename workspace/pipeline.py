@@ -7,7 +7,7 @@
   for them either (their credentials expired or were deleted), the flow stops before
   anything is written and asks them to grant offline access once more.
 - :func:`store_credentials` instead of ``load_extra_data``: the token response is
-  written to ``credentials:<email>`` (encrypted, see :mod:`sessions_redis.credentials`)
+  written to ``credentials:<email>`` (encrypted, see :mod:`workspace.credentials`)
   and only the non-secret extra data (``sub``, ``auth_time``, ``token_type``,
   ``expires_in``) reaches ``UserSocialAuth.extra_data``; tokens a row kept from before
   are stripped.
@@ -20,10 +20,8 @@ from typing import Any
 from django.shortcuts import render
 from django.urls import reverse
 
-from sessions_redis import credentials
-
-# Keys of a token response that must never be written to the SQL table.
-SECRET_KEYS = frozenset({"access_token", "refresh_token", "id_token", "token", "client_secret"})
+from sessions_redis.record import SECRET_FIELDS
+from workspace import credentials
 
 
 def require_offline_access(
@@ -41,7 +39,7 @@ def require_offline_access(
     request = backend.strategy.request
     return render(
         request,
-        "sessions_redis/consent_needed.html",
+        "workspace/consent_needed.html",
         {"begin_url": reverse("social:begin", args=[backend.name]), "email": email},
         status=200,
     )
@@ -63,7 +61,7 @@ def store_credentials(
     if social is not None:
         extra = backend.extra_data(user, uid, response, details, kwargs)
         merged = {**(social.extra_data or {}), **extra}
-        clean = {key: value for key, value in merged.items() if key not in SECRET_KEYS}
+        clean = {key: value for key, value in merged.items() if key not in SECRET_FIELDS}
         if clean != social.extra_data:
             social.extra_data = clean
             social.save(update_fields=["extra_data"])

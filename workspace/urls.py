@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from sessions_redis import views
+from workspace import views
 
 urlpatterns = [
     path("login/", views.login_page, name="login"),

@@ -11,8 +11,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, get_client, unavailable_message
-from sessions_redis import encryption, keys
+from workspace import encryption
 
 
 class Command(BaseCommand):

@@ -1,33 +1,15 @@
 """Google OAuth credentials in ``credentials:<email>`` (db 0), encrypted at rest.
 
-The value is JSON in the seed's shape, with the secrets encrypted (see
-:mod:`sessions_redis.encryption`)::
+The value is JSON in the seed's shape with the secrets Fernet-encrypted
+(:mod:`workspace.encryption`), so ``redis-cli GET`` never shows a usable token; its
+TTL follows the user's sessions (renewed on every read, GETEX). Session records keep
+a reference (:meth:`GoogleCredentials.reference`), never a copy.
 
-    {"token": "<fernet>", "refresh_token": "<fernet>", "token_uri": "https://oauth2.googleapis.com/token",
-     "client_id": "....apps.googleusercontent.com", "client_secret": "<fernet>",
-     "scopes": ["openid", ".../auth/calendar.events", ...], "expiry": "2026-03-08T11:00:00Z",
-     "encrypted": ["token", "refresh_token", "client_secret"]}
-
-so ``redis-cli GET`` never shows a usable token. The key's TTL is the session TTL,
-renewed whenever the credentials are read (GETEX): they follow the user's sessions.
-
-The session record's ``credentials`` field (the seed's schema) holds a *reference*,
-not a copy: ``{"ref": "credentials:<email>", "token_uri", "client_id", "scopes"}``
-(:meth:`GoogleCredentials.reference`). One copy of the secrets means a refresh is
-written once and seen by every session, sign-out everywhere has one key to delete,
-and no session record ever carries a token, encrypted or not.
-
-Tools call :func:`google_credentials` / :func:`agoogle_credentials`. The hot path is
-one round trip (GETEX). When the access token is expired (or expires within a
-minute), one caller per user refreshes it under a short Redis lock (``SET NX PX``
-with a random token, released by compare-and-delete: redis-py's ``Lock``); the
-others poll, re-reading the credentials until the new token is there, so N racing
-requests make one call to Google. A refresh token Google no longer accepts
-(``invalid_grant``: revoked, expired, password changed) deletes the credentials and
-raises :class:`SignInRequired`, which the UI shows as "please sign in again".
-
-HTTP: ``requests`` for the sync path (social-auth already uses it), ``httpx`` for the
-async path, so neither twin blocks the other's world.
+:func:`agoogle_credentials` is what the Google client calls: one round trip when the
+token is fresh; when it is expired (or was just refused with a 401), one caller per
+user refreshes it under a short Redis lock and the others wait for the new token, so
+N racing requests make one call to Google. ``invalid_grant`` deletes the credentials
+and raises :class:`SignInRequired`. The README's "Google credentials" section has more.
 """
 
 from __future__ import annotations
@@ -41,40 +23,21 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-import requests
 from django.conf import settings
 from redis.exceptions import LockError
 
+from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import get_async_client, get_client
-from sessions_redis import encryption, keys
+from sessions_redis.record import SECRET_FIELDS
+from workspace import encryption, oauth
+from workspace.oauth import TOKEN_URI, RefreshFailed, SignInRequired
 
 logger = logging.getLogger("agenticpal.credentials")
 
-TOKEN_URI = "https://oauth2.googleapis.com/token"
-REVOKE_URI = "https://oauth2.googleapis.com/revoke"
-SECRET_FIELDS = ("token", "refresh_token", "client_secret")
 EXPIRY_LEEWAY = timedelta(seconds=60)  # refresh a little early: a token must outlive the call
 REFRESH_LOCK_SECONDS = 15  # > HTTP_TIMEOUT: the holder finishes before the lock expires
 REFRESH_WAIT_SECONDS = 20  # how long a waiter polls before giving up
 REFRESH_POLL_SECONDS = 0.05
-HTTP_TIMEOUT = 10
-
-
-class SignInRequired(Exception):
-    """The user has no usable Google credentials: they must sign in with Google again."""
-
-    user_message = "Your Google access has ended. Please sign in again."
-
-    def __init__(self, email: str, reason: str) -> None:
-        super().__init__(f"Google credentials for {email} are unusable: {reason}")
-        self.email = email
-        self.reason = reason
-
-    @property
-    def sign_in_url(self) -> str:
-        """Where to send the user: the sign-in page offers "Sign in with Google again"."""
-        return settings.LOGIN_URL
 
 
 class CredentialsUnreadable(SignInRequired):
@@ -83,11 +46,6 @@ class CredentialsUnreadable(SignInRequired):
     They are left in place (a configuration mistake must not destroy data): put the old
     key back in ``CREDENTIALS_ENCRYPTION_KEY``, or let the user sign in again.
     """
-
-
-class RefreshFailed(Exception):
-    """Google did not refresh the token for a reason that is not the user's (network,
-    5xx, a wrong client secret). The credentials are kept; trying again may work."""
 
 
 @dataclass(frozen=True)
@@ -122,10 +80,10 @@ class GoogleCredentials:
 
     def to_json(self) -> bytes:
         data = self.authorized_user_info()
-        for name in SECRET_FIELDS:
+        for name in ENCRYPTED_FIELDS:
             if data[name] is not None:
                 data[name] = encryption.encrypt(data[name])
-        data["encrypted"] = list(SECRET_FIELDS)
+        data["encrypted"] = list(ENCRYPTED_FIELDS)
         return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
@@ -173,6 +131,12 @@ class GoogleCredentials:
         }
 
 
+# The secrets of this shape, encrypted at rest (the rest is readable with redis-cli).
+ENCRYPTED_FIELDS = tuple(
+    name for name in ("token", "refresh_token", "client_secret") if name in SECRET_FIELDS
+)
+
+
 def email_of(user: Any) -> str:
     """``user`` may be a User (its ``email``) or the email itself."""
     email = user if isinstance(user, str) else getattr(user, "email", "")
@@ -181,15 +145,11 @@ def email_of(user: Any) -> str:
     return email
 
 
-def client_id_and_secret() -> tuple[str, str]:
-    return settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY, settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET
-
-
 def from_token_response(
     response: dict[str, Any], previous: GoogleCredentials | None = None
 ) -> GoogleCredentials:
     """Credentials from the token endpoint's answer at sign-in."""
-    client_id, client_secret = client_id_and_secret()
+    client_id, client_secret = oauth.client_id_and_secret()
     base = previous or GoogleCredentials(
         token="", refresh_token=None, client_id="", client_secret=""
     )
@@ -243,90 +203,6 @@ async def adelete_credentials(email: str) -> bool:
     return bool(await get_async_client().delete(keys.credentials_key(email)))
 
 
-# --- talking to Google -----------------------------------------------------------
-
-
-def _refresh_request(credentials: GoogleCredentials) -> dict[str, str]:
-    client_id, client_secret = client_id_and_secret()
-    return {
-        "grant_type": "refresh_token",
-        "refresh_token": credentials.refresh_token or "",
-        # The configured client wins: a rotated client secret must not strand users.
-        "client_id": client_id or credentials.client_id,
-        "client_secret": client_secret or credentials.client_secret,
-    }
-
-
-def _refreshed(
-    email: str, credentials: GoogleCredentials, status: int, body: Any
-) -> GoogleCredentials:
-    """Interpret the token endpoint's answer; raise the exception a caller can act on."""
-    error = body.get("error") if isinstance(body, dict) else None
-    if status == 200 and isinstance(body, dict) and body.get("access_token"):
-        return credentials.updated_from(body)
-    if error == "invalid_grant":
-        raise SignInRequired(email, "Google refused the refresh token (invalid_grant)")
-    if error in ("invalid_client", "unauthorized_client"):
-        raise RefreshFailed(
-            f"Google refused this OAuth client ({error}): check GOOGLE_OAUTH2_KEY and "
-            "GOOGLE_OAUTH2_SECRET."
-        )
-    raise RefreshFailed(f"Google's token endpoint answered {status}: {error or 'no token'}")
-
-
-def _json_or_none(response: requests.Response | httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _refresh_with_google(email: str, credentials: GoogleCredentials) -> GoogleCredentials:
-    try:
-        response = requests.post(
-            credentials.token_uri, data=_refresh_request(credentials), timeout=HTTP_TIMEOUT
-        )
-    except requests.RequestException as exc:
-        raise RefreshFailed(f"Could not reach Google to refresh the token: {exc}") from exc
-    return _refreshed(email, credentials, response.status_code, _json_or_none(response))
-
-
-async def _arefresh_with_google(email: str, credentials: GoogleCredentials) -> GoogleCredentials:
-    try:
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
-            response = await client.post(credentials.token_uri, data=_refresh_request(credentials))
-    except httpx.HTTPError as exc:
-        raise RefreshFailed(f"Could not reach Google to refresh the token: {exc}") from exc
-    return _refreshed(email, credentials, response.status_code, _json_or_none(response))
-
-
-def revoke_token(token: str) -> bool:
-    """Revoke ``token`` (a refresh token revokes the whole grant). True when Google
-    confirms, or says the token is already invalid."""
-    try:
-        response = requests.post(REVOKE_URI, data={"token": token}, timeout=HTTP_TIMEOUT)
-    except requests.RequestException as exc:
-        logger.warning("Could not reach Google to revoke a token: %s", exc)
-        return False
-    return response.status_code == 200 or (
-        response.status_code == 400
-        and (_json_or_none(response) or {}).get("error") == "invalid_token"
-    )
-
-
-async def arevoke_token(token: str) -> bool:
-    try:
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
-            response = await client.post(REVOKE_URI, data={"token": token})
-    except httpx.HTTPError as exc:
-        logger.warning("Could not reach Google to revoke a token: %s", exc)
-        return False
-    return response.status_code == 200 or (
-        response.status_code == 400
-        and (_json_or_none(response) or {}).get("error") == "invalid_token"
-    )
-
-
 # --- the API tools call ------------------------------------------------------------
 
 
@@ -334,7 +210,11 @@ def _refresh_lock_name(email: str) -> str:
     return keys.lock_key(f"refresh:{keys.credentials_key(email)}")
 
 
-def google_credentials(user: Any) -> GoogleCredentials:
+def _usable(credentials: GoogleCredentials, stale_token: str | None) -> bool:
+    return not credentials.expired and credentials.token != stale_token
+
+
+def google_credentials(user: Any, *, stale_token: str | None = None) -> GoogleCredentials:
     """Valid Google credentials for ``user`` (a User or an email), refreshed if needed.
 
     Raises :class:`SignInRequired` when there are none or Google revoked them, and
@@ -342,19 +222,19 @@ def google_credentials(user: Any) -> GoogleCredentials:
     """
     email = email_of(user)
     credentials = load_credentials(email)
-    if credentials is not None and not credentials.expired:
+    if credentials is not None and _usable(credentials, stale_token):
         return credentials
     lock = get_client().lock(_refresh_lock_name(email), timeout=REFRESH_LOCK_SECONDS)
     deadline = time.monotonic() + REFRESH_WAIT_SECONDS
     while True:
         if credentials is None:
             raise SignInRequired(email, "no Google credentials stored")
-        if not credentials.expired:
+        if _usable(credentials, stale_token):
             return credentials
         if lock.acquire(blocking=False):
             try:
                 credentials = load_credentials(email)  # someone may have just refreshed
-                if credentials is None or not credentials.expired:
+                if credentials is None or _usable(credentials, stale_token):
                     continue
                 return _refresh_and_store(email, credentials)
             finally:
@@ -365,23 +245,23 @@ def google_credentials(user: Any) -> GoogleCredentials:
         credentials = load_credentials(email)
 
 
-async def agoogle_credentials(user: Any) -> GoogleCredentials:
+async def agoogle_credentials(user: Any, *, stale_token: str | None = None) -> GoogleCredentials:
     """The async twin of :func:`google_credentials`."""
     email = email_of(user)
     credentials = await aload_credentials(email)
-    if credentials is not None and not credentials.expired:
+    if credentials is not None and _usable(credentials, stale_token):
         return credentials
     lock = get_async_client().lock(_refresh_lock_name(email), timeout=REFRESH_LOCK_SECONDS)
     deadline = time.monotonic() + REFRESH_WAIT_SECONDS
     while True:
         if credentials is None:
             raise SignInRequired(email, "no Google credentials stored")
-        if not credentials.expired:
+        if _usable(credentials, stale_token):
             return credentials
         if await lock.acquire(blocking=False):
             try:
                 credentials = await aload_credentials(email)
-                if credentials is None or not credentials.expired:
+                if credentials is None or _usable(credentials, stale_token):
                     continue
                 return await _arefresh_and_store(email, credentials)
             finally:
@@ -397,7 +277,7 @@ def _refresh_and_store(email: str, credentials: GoogleCredentials) -> GoogleCred
         delete_credentials(email)
         raise SignInRequired(email, "the access token expired and there is no refresh token")
     try:
-        fresh = _refresh_with_google(email, credentials)
+        fresh = oauth.refresh(email, credentials)
     except SignInRequired:
         delete_credentials(email)
         logger.info("Google revoked the refresh token of %s; credentials deleted", email)
@@ -411,7 +291,7 @@ async def _arefresh_and_store(email: str, credentials: GoogleCredentials) -> Goo
         await adelete_credentials(email)
         raise SignInRequired(email, "the access token expired and there is no refresh token")
     try:
-        fresh = await _arefresh_with_google(email, credentials)
+        fresh = await oauth.arefresh(email, credentials)
     except SignInRequired:
         await adelete_credentials(email)
         logger.info("Google revoked the refresh token of %s; credentials deleted", email)
@@ -443,7 +323,7 @@ def revoke_and_delete(email: str) -> bool:
         credentials = None
     revoked = True
     if credentials is not None:
-        revoked = revoke_token(credentials.refresh_token or credentials.token)
+        revoked = oauth.revoke_token(credentials.refresh_token or credentials.token)
     delete_credentials(email)
     return revoked
 
@@ -455,6 +335,6 @@ async def arevoke_and_delete(email: str) -> bool:
         credentials = None
     revoked = True
     if credentials is not None:
-        revoked = await arevoke_token(credentials.refresh_token or credentials.token)
+        revoked = await oauth.arevoke_token(credentials.refresh_token or credentials.token)
     await adelete_credentials(email)
     return revoked

@@ -39,9 +39,11 @@ from django.views.decorators.http import require_GET, require_POST
 from social_core.exceptions import AuthCanceled, AuthProviderError, SocialAuthBaseException
 from social_django import views as social_views
 
+from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import get_client
-from sessions_redis import credentials, keys, store
-from sessions_redis.oauth_state import SIGNED_IN_BEFORE_COOKIE, OAuthStateError
+from sessions_redis import store
+from workspace import credentials
+from workspace.oauth_state import SIGNED_IN_BEFORE_COOKIE, OAuthStateError
 
 logger = logging.getLogger("agenticpal.auth")
 security_logger = logging.getLogger("django.security.oauth_state")
@@ -102,7 +104,7 @@ def login_page(request: HttpRequest) -> HttpResponse:
     scopes = settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SCOPE
     return render(
         request,
-        "sessions_redis/login.html",
+        "workspace/login.html",
         {
             "google_configured": google_configured(),
             "google_again": needs_google_again(request.user),
@@ -119,7 +121,7 @@ def login_page(request: HttpRequest) -> HttpResponse:
 def _refused(request: HttpRequest, title: str, detail: str, status: int = 400) -> HttpResponse:
     return render(
         request,
-        "sessions_redis/sign_in_refused.html",
+        "workspace/sign_in_refused.html",
         {"title": title, "detail": detail},
         status=status,
     )
@@ -186,7 +188,7 @@ def _after_google_sign_in(request: HttpRequest, response: HttpResponse) -> None:
         def attach(record) -> None:
             record.credentials = reference
 
-        store.update(get_client("sessions"), request.session.session_key, attach)
+        store.update(request.session.session_key, attach, client=get_client("sessions"))
     response.set_cookie(
         SIGNED_IN_BEFORE_COOKIE,
         "1",
@@ -212,7 +214,7 @@ def logout_everywhere(request: HttpRequest) -> HttpResponse:
     """Delete every session of the user and their credentials; revoke the grant at Google."""
     email = request.user.email
     revoked = credentials.revoke_and_delete(email) if email else True
-    ended = store.delete_all_for(get_client("sessions"), email) if email else 0
+    ended = store.delete_all_for(email, client=get_client("sessions")) if email else 0
     logout(request)
     logger.info("Signed %s out everywhere (%d sessions)", email, ended)
     if revoked:

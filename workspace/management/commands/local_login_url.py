@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, unavailable_message
-from sessions_redis.views import LOCAL_EMAIL, issue_login_token
+from workspace.views import LOCAL_EMAIL, issue_login_token
 
 
 class Command(BaseCommand):

@@ -90,7 +90,7 @@ def checkpoint_thread_key(thread_id: str, kind: str) -> str:
     return f"{CHECKPOINT_PREFIX}{checkpoint_hash_tag(thread_id)}:{kind}"
 
 
-# Chat runs (db 0, see sessions_redis.pending and chat.events). One thread's run state:
+# Chat runs (db 0, see chat.pending and chat.events). One thread's run state:
 # the pending_msg: queue above, a run lock (lock:thread_run:<thread>), a cancel flag and
 # a capped event stream that SSE clients resume from.
 CANCEL_RUN_PREFIX: Final = "cancel_run:"  # message id of the run to stop (or "*")

@@ -32,8 +32,9 @@ from django.core.exceptions import SuspiciousOperation
 from django.utils.crypto import constant_time_compare
 from social_core.backends.google import GoogleOAuth2 as SocialGoogleOAuth2
 
+from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import get_client
-from sessions_redis import credentials, keys
+from workspace import oauth
 
 security_logger = logging.getLogger("django.security.oauth_state")
 
@@ -119,8 +120,8 @@ class RedisOAuthStateMixin:
 class GoogleOAuth2(RedisOAuthStateMixin, SocialGoogleOAuth2):
     """Google sign-in with offline access; state in Redis (see the module docstring)."""
 
-    ACCESS_TOKEN_URL = credentials.TOKEN_URI
-    REVOKE_TOKEN_URL = credentials.REVOKE_URI
+    ACCESS_TOKEN_URL = oauth.TOKEN_URI
+    REVOKE_TOKEN_URL = oauth.REVOKE_URI
     REVOKE_TOKEN_METHOD = "POST"
 
     def auth_extra_arguments(self) -> dict[str, str]:

@@ -1,0 +1,225 @@
+"""The pending-message queue (``pending_msg:<thread_id>``, db 0) and the thread's run lock.
+
+This module owns the protocol; :mod:`chat.runner` only calls it. A message is queued
+durably in the same MULTI/EXEC that tries the run lock (:func:`asubmit`), so it is in
+Redis before anything runs; only the lock holder reads and acknowledges messages, head
+first, and releases the lock atomically when the queue is empty (:func:`aack_and_next`),
+so a message pushed during a run is always seen by that run. A worker that dies keeps
+its message at the head; its lock expires and the next :func:`atry_lock_pending` runs it
+again. Cancel and drop set a flag that the holder reads on its next renewal, in any
+process. Every function takes ``client=None`` (the project's db 0 client). The README's
+"Chat engine" section describes the guarantees in full.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from redis.commands.core import AsyncScript, Script
+
+from agenticpal import redis_keys as keys
+from agenticpal.redis_clients import get_async_client, get_client
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    """One user message waiting for (or in) its run."""
+
+    message_id: str
+    text: str
+    user_email: str
+    timezone: str = ""
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> PendingMessage:
+        data = json.loads(raw)
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+
+def new_token() -> str:
+    """A lock token: proves which worker holds a thread's run lock."""
+    return secrets.token_hex(16)
+
+
+# --- the lock holder's protocol (Lua: read-and-decide must be atomic) ---------------
+
+# KEYS: queue, lock, cancel flag.  ARGV: acked message (raw or ""), token, acked id, ttl.
+# Returns {-1} lock lost, {0} queue empty and lock released, {1, next raw message}.
+_ACK_AND_NEXT = """
+if ARGV[1] ~= '' then redis.call('LREM', KEYS[1], 1, ARGV[1]) end
+if ARGV[3] ~= '' then
+  local flag = redis.call('GET', KEYS[3])
+  if flag == ARGV[3] or flag == '*' then redis.call('DEL', KEYS[3]) end
+end
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return {-1} end
+local nxt = redis.call('LINDEX', KEYS[1], 0)
+if nxt then
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  return {1, nxt}
+end
+redis.call('DEL', KEYS[2])
+return {0}
+"""
+
+# KEYS: lock, cancel flag.  ARGV: token, ttl.  Returns {1, flag or false} or {0}.
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1, redis.call('GET', KEYS[2])}
+"""
+
+# KEYS: queue, lock.  ARGV: token, ttl.
+# Returns 0 nothing pending, 1 lock taken, or -(ms until the holder's lock expires).
+_TRY_LOCK_PENDING = """
+if redis.call('LLEN', KEYS[1]) == 0 then return 0 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl < 1 then ttl = 1 end
+return -ttl
+"""
+
+# KEYS: queue, lock, cancel flag.  ARGV: flag ttl (s).  Flags the message being run.
+_CANCEL = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local head = redis.call('LINDEX', KEYS[1], 0)
+if not head then return 0 end
+redis.call('SET', KEYS[3], cjson.decode(head)['message_id'], 'EX', ARGV[1])
+return 1
+"""
+
+# KEYS: queue, lock, cancel flag.  ARGV: flag ttl (s).  Drops the queue, stops any run.
+_DISCARD = """
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('SET', KEYS[3], '*', 'EX', ARGV[1])
+  return 1
+end
+return 0
+"""
+
+_ack_and_next = AsyncScript(None, _ACK_AND_NEXT.encode())
+_renew = AsyncScript(None, _RENEW.encode())
+_try_lock_pending = AsyncScript(None, _TRY_LOCK_PENDING.encode())
+_cancel = AsyncScript(None, _CANCEL.encode())
+_drop, _adrop = Script(None, _DISCARD.encode()), AsyncScript(None, _DISCARD.encode())
+
+
+def _run_keys(thread_id: str) -> list[str]:
+    """The queue, the run lock and the cancel flag of a thread (the scripts' KEYS)."""
+    return [
+        keys.pending_message_key(thread_id),
+        keys.run_lock_key(thread_id),
+        keys.cancel_run_key(thread_id),
+    ]
+
+
+async def asubmit(thread_id: str, message: PendingMessage, token: str, *, client=None) -> bool:
+    """Queue ``message`` and try the run lock in one MULTI/EXEC; True if ``token`` got it."""
+    client = client or get_async_client("sessions")
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.rpush(keys.pending_message_key(thread_id), message.encode())
+        pipe.set(keys.run_lock_key(thread_id), token, nx=True, px=keys.RUN_LOCK_TTL_MS)
+        _length, locked = await pipe.execute()
+    return bool(locked)
+
+
+AckResult = tuple[Literal["next", "released", "lost"], bytes | None]
+
+
+async def aack_and_next(
+    thread_id: str,
+    token: str,
+    done: PendingMessage | None = None,
+    raw: bytes | None = None,
+    *,
+    client=None,
+) -> AckResult:
+    """Acknowledge ``done`` (its ``raw`` queue entry) and get the next message, in one trip.
+
+    ``("next", raw)``: the lock is renewed and ``raw`` is the next message to run.
+    ``("released", None)``: the queue is empty and the lock was released.
+    ``("lost", None)``: the lock is not ours any more (expired, or taken by recovery);
+    stop without touching the queue. Call with ``done=None`` to peek the head first.
+    """
+    reply = await _ack_and_next(
+        _run_keys(thread_id),
+        [raw or b"", token, done.message_id if done else "", keys.RUN_LOCK_TTL_MS],
+        client=client or get_async_client("sessions"),
+    )
+    if reply[0] == 1:
+        return "next", reply[1]
+    return ("released", None) if reply[0] == 0 else ("lost", None)
+
+
+async def arenew(thread_id: str, token: str, *, client=None) -> tuple[bool, str | None]:
+    """Extend our lock; returns (still ours, cancel flag or None) in one trip."""
+    reply = await _renew(
+        [keys.run_lock_key(thread_id), keys.cancel_run_key(thread_id)],
+        [token, keys.RUN_LOCK_TTL_MS],
+        client=client or get_async_client("sessions"),
+    )
+    if reply[0] != 1:
+        return False, None
+    flag = reply[1] if len(reply) > 1 else None
+    return True, flag.decode() if flag else None
+
+
+async def atry_lock_pending(thread_id: str, token: str, *, client=None) -> int:
+    """Take the lock if messages are waiting: 1 taken, 0 nothing waiting, -ms held elsewhere."""
+    reply = await _try_lock_pending(
+        _run_keys(thread_id)[:2],
+        [token, keys.RUN_LOCK_TTL_MS],
+        client=client or get_async_client("sessions"),
+    )
+    return int(reply)
+
+
+async def acancel(thread_id: str, *, client=None) -> bool:
+    """Flag the running message of ``thread_id`` for cancellation; False if none runs."""
+    client = client or get_async_client("sessions")
+    args = [keys.CANCEL_FLAG_TTL_SECONDS]
+    return bool(await _cancel(_run_keys(thread_id), args, client=client))
+
+
+def drop(thread_id: str, *, client=None) -> bool:
+    """Drop every queued message of ``thread_id`` and stop its run (in whichever process
+    runs it, on its next renewal); True if one was running."""
+    client = client or get_client("sessions")
+    return bool(_drop(_run_keys(thread_id), [keys.CANCEL_FLAG_TTL_SECONDS], client=client))
+
+
+async def adrop(thread_id: str, *, client=None) -> bool:
+    client = client or get_async_client("sessions")
+    return bool(await _adrop(_run_keys(thread_id), [keys.CANCEL_FLAG_TTL_SECONDS], client=client))
+
+
+# --- questions the pages and the admin ask ---------------------------------------------
+
+
+def is_busy(thread_id: str, *, client=None) -> bool:
+    """A reply is being generated (the run lock is held)."""
+    return bool((client or get_client("sessions")).exists(keys.run_lock_key(thread_id)))
+
+
+async def ais_busy(thread_id: str, *, client=None) -> bool:
+    client = client or get_async_client("sessions")
+    return bool(await client.exists(keys.run_lock_key(thread_id)))
+
+
+def has_pending(thread_id: str, *, client=None) -> bool:
+    """A message is waiting for its reply (or being answered)."""
+    client = client or get_client("sessions")
+    return bool(client.exists(keys.pending_message_key(thread_id)))
+
+
+async def ahas_pending(thread_id: str, *, client=None) -> bool:
+    client = client or get_async_client("sessions")
+    return bool(await client.exists(keys.pending_message_key(thread_id)))

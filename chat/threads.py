@@ -1,0 +1,214 @@
+"""A conversation thread's life: its id, its owner, its messages' rules, its title, its end.
+
+The one owner of what a thread is; the API, the pages, the websocket and the admin all
+call here. Ids are client-chosen (:func:`validate_thread_id`) or new
+(:func:`new_thread_id`). The first user to use an id owns it (:func:`aclaim`:
+``thread_owner:<id>`` set-if-absent plus ``user_threads:<email>``, one Lua call) and
+the id joins the session's ``thread_ids``; nobody else opens it (:func:`aowns`).
+:func:`adelete` / :func:`delete` have one meaning everywhere: stop any run, drop the
+queued messages, the checkpoints and the events, then the ownership and the id in every
+session of the owner. Ownership keys have no TTL (checkpoints are persistent too).
+Every function takes ``client=None`` (the project's db 0 client).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any, Literal
+
+from redis.commands.core import AsyncScript, Script
+
+from agenticpal import redis_keys as keys
+from agenticpal.redis_clients import get_async_client, get_client
+from chat import events, pending
+from chat.checkpoint import sync_checkpointer
+from chat.tools import resolve_timezone
+from sessions_redis import store
+
+THREAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_MESSAGE_BYTES = 16 * 1024  # the contract's limit on one message, UTF-8 encoded
+MAX_TIMEZONE_LENGTH = 64
+TITLE_LENGTH = 60
+
+IfBusy = Literal["stop", "refuse"]
+
+
+class ThreadBusy(RuntimeError):
+    """A reply is being generated on the thread right now (delete with ``if_busy="refuse"``)."""
+
+
+# --- ids, messages, titles ---------------------------------------------------------------
+
+
+def validate_thread_id(thread_id: Any) -> bool:
+    """Thread ids are client-chosen: 1-64 letters, digits, ``_`` or ``-``."""
+    return isinstance(thread_id, str) and THREAD_ID.fullmatch(thread_id) is not None
+
+
+def new_thread_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_message(text: Any) -> str | None:
+    """The reason ``text`` cannot be sent, or None when it can."""
+    if not isinstance(text, str):
+        return "The message must be a string."
+    if not text.strip():
+        return "The message is empty."
+    size = len(text.encode("utf-8"))
+    if size > MAX_MESSAGE_BYTES:
+        return f"The message is {size} bytes; the limit is {MAX_MESSAGE_BYTES} bytes (16 KB)."
+    return None
+
+
+def clean_timezone(value: Any) -> str:
+    """The IANA timezone a client sent with a message, or "" (the server's is used)."""
+    if isinstance(value, str) and len(value) <= MAX_TIMEZONE_LENGTH and resolve_timezone(value):
+        return value.strip()
+    return ""
+
+
+def shorten_title(text: str) -> str:
+    """A thread's title from its first message: one line, at most ``TITLE_LENGTH``."""
+    text = " ".join(text.split())
+    return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 1] + "…"
+
+
+# --- ownership ------------------------------------------------------------------------------
+
+# KEYS: thread_owner:<id>, user_threads:<email>; ARGV: email, thread id, now (ms).
+CLAIM_LUA = b"""
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return 0 end
+if not owner then redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[2])
+return 1
+"""
+
+# KEYS: thread_owner:<id>, user_threads:<email>; ARGV: email, thread id.
+FORGET_LUA = b"""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+_claim, _forget = Script(None, CLAIM_LUA), Script(None, FORGET_LUA)
+_aclaim, _aforget = AsyncScript(None, CLAIM_LUA), AsyncScript(None, FORGET_LUA)
+
+
+def _owner_keys(email: str, thread_id: str) -> list[str]:
+    return [keys.thread_owner_key(thread_id), keys.user_threads_key(email)]
+
+
+def claim(email: str, thread_id: str, session_id: str | None = None, *, client=None) -> bool:
+    """Own ``thread_id`` (or confirm it is ours) and list it in the session.
+
+    ``False``: it belongs to someone else, and nothing changed.
+    """
+    client = client or get_client("sessions")
+    now_ms = int(time.time() * 1000)
+    if not _claim(_owner_keys(email, thread_id), [email, thread_id, now_ms], client=client):
+        return False
+    if session_id:
+        store.add_thread_id(session_id, thread_id, client=client)
+    return True
+
+
+async def aclaim(email: str, thread_id: str, session_id: str | None = None, *, client=None) -> bool:
+    client = client or get_async_client("sessions")
+    now_ms = int(time.time() * 1000)
+    if not await _aclaim(_owner_keys(email, thread_id), [email, thread_id, now_ms], client=client):
+        return False
+    if session_id:
+        await store.aadd_thread_id(session_id, thread_id, client=client)
+    return True
+
+
+def owner_of(thread_id: str, *, client=None) -> str | None:
+    """The email that owns ``thread_id``, or ``None`` if nobody claimed it."""
+    owner = (client or get_client("sessions")).get(keys.thread_owner_key(thread_id))
+    return owner.decode() if owner is not None else None
+
+
+async def aowner_of(thread_id: str, *, client=None) -> str | None:
+    client = client or get_async_client("sessions")
+    owner = await client.get(keys.thread_owner_key(thread_id))
+    return owner.decode() if owner is not None else None
+
+
+async def aowns(email: str, thread_id: str, *, client=None) -> bool:
+    """True when ``thread_id`` is a valid id that ``email`` owns."""
+    return validate_thread_id(thread_id) and await aowner_of(thread_id, client=client) == email
+
+
+def threads_for(email: str, *, client=None) -> list[str]:
+    """The thread ids ``email`` owns, newest first."""
+    ids = (client or get_client("sessions")).zrevrange(keys.user_threads_key(email), 0, -1)
+    return [i.decode() for i in ids]
+
+
+async def athreads_for(email: str, *, client=None) -> list[str]:
+    client = client or get_async_client("sessions")
+    ids = await client.zrevrange(keys.user_threads_key(email), 0, -1)
+    return [i.decode() for i in ids]
+
+
+# --- the end of a thread --------------------------------------------------------------------
+
+
+def _busy_error(thread_id: str) -> ThreadBusy:
+    return ThreadBusy(
+        f"Thread {thread_id!r} is generating a reply right now; try again in a moment."
+    )
+
+
+def delete(
+    thread_id: str, *, if_busy: IfBusy = "stop", client=None, checkpointer=None
+) -> str | None:
+    """Delete the thread everywhere (see the module docstring); returns its owner or None.
+
+    ``if_busy="refuse"`` raises :class:`ThreadBusy` instead of stopping a running reply.
+    A run in another process stops on its next lock renewal (about a second).
+    """
+    client = client or get_client("sessions")
+    if if_busy == "refuse" and pending.is_busy(thread_id, client=client):
+        raise _busy_error(thread_id)
+    owner = owner_of(thread_id, client=client)
+    pending.drop(thread_id, client=client)
+    (checkpointer or sync_checkpointer()).delete_thread(thread_id)
+    events.delete(thread_id, client=client)
+    if owner:
+        _forget(_owner_keys(owner, thread_id), [owner, thread_id], client=client)
+        for record in store.sessions_for(owner, client=client):
+            if thread_id in record.thread_ids:
+                store.remove_thread_id(record.session_id, thread_id, client=client)
+    return owner
+
+
+async def adelete(thread_id: str, *, if_busy: IfBusy = "stop", client=None) -> str | None:
+    """The async twin of :func:`delete`; also waits for this process's run to stop."""
+    from chat import runner  # runner imports this module
+    from chat.graph import get_checkpointer
+
+    client = client or get_async_client("sessions")
+    if if_busy == "refuse" and await pending.ais_busy(thread_id, client=client):
+        raise _busy_error(thread_id)
+    owner = await aowner_of(thread_id, client=client)
+    await pending.adrop(thread_id, client=client)
+    await runner.forget(thread_id)
+    await (await get_checkpointer()).adelete_thread(thread_id)
+    await events.adelete(thread_id, client=client)
+    if owner:
+        await _aforget(_owner_keys(owner, thread_id), [owner, thread_id], client=client)
+        for record in await store.asessions_for(owner, client=client):
+            if thread_id in record.thread_ids:
+                await store.aremove_thread_id(record.session_id, thread_id, client=client)
+    return owner
+
+
+def user_email(user) -> str:
+    """The key a user's threads are filed under: the email, or the username without one."""
+    return user.email or user.get_username()

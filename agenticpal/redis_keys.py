@@ -66,6 +66,11 @@ def lock_key(name: str) -> str:
     return f"{LOCK_PREFIX}{name}"
 
 
+def refresh_lock_key(email: str) -> str:
+    """The lock one request holds while it refreshes ``email``'s Google access token."""
+    return lock_key(f"refresh:{credentials_key(email)}")
+
+
 def login_token_key(token: str) -> str:
     return f"{LOGIN_TOKEN_PREFIX}{token}"
 

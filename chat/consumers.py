@@ -11,6 +11,7 @@ Close codes a client can act on:
 * 4401 — not signed in (sign in, then reconnect);
 * 4403 — the thread belongs to someone else (nothing else is revealed);
 * 4400 — the thread id is not valid;
+* 4410 — the thread was deleted (from this tab or another: a ``deleted`` event first);
 * 1011 — Redis did not answer (reconnect with backoff; the reason says what to fix).
 
 The socket is accepted before it is closed with one of these codes: a close before
@@ -35,6 +36,7 @@ logger = logging.getLogger("chat.consumers")
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_THREAD = 4400
+CLOSE_DELETED = 4410
 CLOSE_REDIS_DOWN = 1011
 
 
@@ -117,6 +119,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.on_message(frame.get("message"), frame.get("timezone"))
             elif kind == "cancel":
                 await runner.cancel(self.thread_id)
+            elif kind == "delete":
+                await self.on_delete()
             elif kind == "ping":
                 # Clients ping every few seconds; answering only when Redis does makes
                 # the ping a health probe, so a tab notices an outage and reconnects.
@@ -124,7 +128,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.send_event({"type": "pong"})
             else:
                 await self.send_error(
-                    f"Unknown frame type {kind!r}; expected 'message', 'cancel' or 'ping'."
+                    f"Unknown frame type {kind!r}; expected 'message', 'cancel', 'delete' or 'ping'."
                 )
         except UNAVAILABLE_ERRORS as exc:
             await self.close_redis_down(exc)
@@ -135,9 +139,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except runner.InvalidMessage as exc:
             await self.send_error(str(exc.args[0] if exc.args else exc))
 
+    async def on_delete(self) -> None:
+        """Delete the thread (chat.threads.adelete), tell every open tab, close with 4410."""
+        await threads.adelete(self.thread_id)
+        deleted = {"type": "deleted", "thread_id": self.thread_id}
+        await self.channel_layer.group_send(self.group, {"type": "chat.event", "event": deleted})
+
     async def chat_event(self, message: dict) -> None:
         """An event of the thread from the channel layer (see chat.events)."""
-        await self.send_event(message["event"])
+        event = message["event"]
+        await self.send_event(event)
+        if event.get("type") == "deleted":
+            await self.disconnect(CLOSE_DELETED)
+            await self.close(code=CLOSE_DELETED, reason="This chat was deleted.")
 
     async def send_event(self, event: dict) -> None:
         await self.send(text_data=json.dumps(event, ensure_ascii=False))

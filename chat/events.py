@@ -39,11 +39,11 @@ def group_name(thread_id: str) -> str:
     return f"thread.{thread_id}"
 
 
-async def publish(thread_id: str, event: dict[str, Any]) -> dict[str, Any]:
+async def publish(thread_id: str, event: dict[str, Any], *, client=None) -> dict[str, Any]:
     """Append ``event`` to the thread's stream, send it to its group; returns it with ``id``."""
     key = keys.thread_events_key(thread_id)
     data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-    client = get_async_client("sessions")
+    client = client or get_async_client("sessions")
     if event.get("type") == "token":  # the hot path: one command; the run's ends set the TTL
         entry_id = await client.xadd(
             key, {_FIELD: data}, maxlen=keys.THREAD_EVENTS_MAXLEN, approximate=True
@@ -66,7 +66,9 @@ def _block_limit_ms() -> int | None:
     return None if not timeout else max(100, int(timeout * 1000) - 1000)
 
 
-async def read_since(thread_id: str, last_id: str, block_ms: int = 0) -> list[dict[str, Any]]:
+async def read_since(
+    thread_id: str, last_id: str, block_ms: int = 0, *, client=None
+) -> list[dict[str, Any]]:
     """The thread's events after ``last_id`` (``"0-0"``: from the start of the stream).
 
     With ``block_ms``, waits up to that long (capped below the Redis socket timeout) for
@@ -76,7 +78,7 @@ async def read_since(thread_id: str, last_id: str, block_ms: int = 0) -> list[di
     if block_ms:
         limit = _block_limit_ms()
         block = min(block_ms, limit) if limit else block_ms
-    reply = await get_async_client("sessions").xread(
+    reply = await (client or get_async_client("sessions")).xread(
         {keys.thread_events_key(thread_id): last_id}, count=READ_BATCH, block=block
     )
     events = []
@@ -86,9 +88,10 @@ async def read_since(thread_id: str, last_id: str, block_ms: int = 0) -> list[di
     return events
 
 
-async def last_id(thread_id: str) -> str:
+async def last_id(thread_id: str, *, client=None) -> str:
     """The id of the thread's latest event, ``"0-0"`` when it has none."""
-    reply = await get_async_client("sessions").xrevrange(keys.thread_events_key(thread_id), count=1)
+    client = client or get_async_client("sessions")
+    reply = await client.xrevrange(keys.thread_events_key(thread_id), count=1)
     return reply[0][0].decode() if reply else "0-0"
 
 

@@ -186,9 +186,11 @@ class Runner:
         self,
         graph_factory: GraphFactory | None = None,
         token_window: float = TOKEN_WINDOW_SECONDS,
+        renew_interval: float = RENEW_INTERVAL_SECONDS,
     ) -> None:
         self._graph_factory = graph_factory or get_graph
         self._token_window = token_window
+        self._renew_interval = renew_interval
         self._runs: dict[str, _Run] = {}
         self._watchers: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()  # strong references to background tasks
@@ -371,7 +373,7 @@ class Runner:
             graph = graph or await self._graph_factory()
             if graph.checkpointer is not None:
                 await graph.checkpointer.adelete_thread(thread_id)
-            await events.delete(thread_id)
+            await events.adelete(thread_id)
             return True
         graph = graph or await self._graph_factory()
         if run.stop_reason == "cancelled":
@@ -442,11 +444,11 @@ class Runner:
         return graph
 
     async def _keep_lock(self, thread_id: str, run: _Run) -> None:
-        """Renew the lock every second until the message's run ends; stop the run when
+        """Renew the lock every ``renew_interval`` (a second) until the message's run ends; stop the run when
         the lock is lost or the message is flagged to stop."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(run.finished.wait(), RENEW_INTERVAL_SECONDS)
+                await asyncio.wait_for(run.finished.wait(), self._renew_interval)
                 return
             run.insist()
             try:

@@ -15,9 +15,8 @@ from django.urls import reverse
 from langchain_core.messages import HumanMessage
 
 from agenticpal import redis_keys as keys
-from chat import threads
 from agenticpal.redis_clients import get_async_client
-from chat import admin_service, history, runner
+from chat import admin_service, history, runner, threads
 from chat.checkpoint import AsyncRedisCheckpointer
 from chat.graph import build_graph
 from chat.models import Conversation

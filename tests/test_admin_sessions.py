@@ -3,9 +3,7 @@ redaction, actions with LogEntry, permissions; on a real Redis db 0."""
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.admin.models import DELETION, LogEntry

@@ -16,10 +16,10 @@ from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 from social_django.models import UserSocialAuth
 
-from workspace import oauth_state
 from agenticpal import redis_keys as keys
 from tests import oauth_support
 from tests.oauth_support import EMAIL, TOKEN_URL, callback, calls_to, start_flow, stub_sign_in
+from workspace import oauth_state
 
 pytestmark = pytest.mark.django_db
 google = oauth_support.google

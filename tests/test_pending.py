@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chat import pending
 from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import get_client
+from chat import pending
 from chat.pending import PendingMessage
 
 

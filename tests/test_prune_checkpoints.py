@@ -10,8 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from agenticpal import redis_keys as keys
-from chat import threads
-from chat import admin_service
+from chat import admin_service, threads
 from tests.test_admin_conversations import chat, start_thread
 
 DAY_MS = 86_400_000

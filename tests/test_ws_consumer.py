@@ -8,6 +8,7 @@ import json
 import pytest
 
 from agenticpal import redis_keys as keys
+from chat import events
 from tests.chat_support import (
     communicator,
     connected,
@@ -174,3 +175,25 @@ async def test_redis_going_down_closes_the_socket_with_1011(private_redis):
     assert output["code"] == 1011
     assert "Redis" in output["reason"]
     assert len(output["reason"].encode()) <= 123
+
+
+# --- the hot path: no aclose_old_connections() per forwarded event ---
+
+
+async def test_events_are_forwarded_without_closing_old_db_connections(monkeypatch):
+    client = await signed_in_client("ada@example.com")
+    comm, _ = await connected("s-hot", session_cookie(client))
+    calls = []
+
+    async def counting() -> None:
+        calls.append(1)
+
+    monkeypatch.setattr("channels.consumer.aclose_old_connections", counting)
+    for n in range(5):
+        await events.publish("s-hot", {"type": "token", "text": f"w{n} "})
+    got = [(await receive(comm))["text"] for _ in range(5)]
+    assert got == [f"w{n} " for n in range(5)]
+    await comm.send_json_to({"type": "nonsense"})
+    assert (await receive(comm))["type"] == "error"  # frames still reach their handlers
+    assert calls == []
+    await comm.disconnect()

@@ -177,37 +177,35 @@ def _decode(email: str, raw: bytes | None) -> GoogleCredentials | None:
 # --- storage: sync and async side by side ----------------------------------------
 
 
-def save_credentials(email: str, credentials: GoogleCredentials) -> None:
-    get_client().set(keys.credentials_key(email), credentials.to_json(), ex=_ttl())
+def save_credentials(email: str, credentials: GoogleCredentials, *, client=None) -> None:
+    (client or get_client()).set(keys.credentials_key(email), credentials.to_json(), ex=_ttl())
 
 
-async def asave_credentials(email: str, credentials: GoogleCredentials) -> None:
-    await get_async_client().set(keys.credentials_key(email), credentials.to_json(), ex=_ttl())
+async def asave_credentials(email: str, credentials: GoogleCredentials, *, client=None) -> None:
+    await (client or get_async_client()).set(
+        keys.credentials_key(email), credentials.to_json(), ex=_ttl()
+    )
 
 
-def load_credentials(email: str) -> GoogleCredentials | None:
+def load_credentials(email: str, *, client=None) -> GoogleCredentials | None:
     """The stored credentials (their TTL renewed), or None. One round trip (GETEX)."""
-    return _decode(email, get_client().getex(keys.credentials_key(email), ex=_ttl()))
+    return _decode(email, (client or get_client()).getex(keys.credentials_key(email), ex=_ttl()))
 
 
-async def aload_credentials(email: str) -> GoogleCredentials | None:
-    raw = await get_async_client().getex(keys.credentials_key(email), ex=_ttl())
+async def aload_credentials(email: str, *, client=None) -> GoogleCredentials | None:
+    raw = await (client or get_async_client()).getex(keys.credentials_key(email), ex=_ttl())
     return _decode(email, raw)
 
 
-def delete_credentials(email: str) -> bool:
-    return bool(get_client().delete(keys.credentials_key(email)))
+def delete_credentials(email: str, *, client=None) -> bool:
+    return bool((client or get_client()).delete(keys.credentials_key(email)))
 
 
-async def adelete_credentials(email: str) -> bool:
-    return bool(await get_async_client().delete(keys.credentials_key(email)))
+async def adelete_credentials(email: str, *, client=None) -> bool:
+    return bool(await (client or get_async_client()).delete(keys.credentials_key(email)))
 
 
 # --- the API tools call ------------------------------------------------------------
-
-
-def _refresh_lock_name(email: str) -> str:
-    return keys.lock_key(f"refresh:{keys.credentials_key(email)}")
 
 
 def _usable(credentials: GoogleCredentials, stale_token: str | None) -> bool:
@@ -224,7 +222,7 @@ def google_credentials(user: Any, *, stale_token: str | None = None) -> GoogleCr
     credentials = load_credentials(email)
     if credentials is not None and _usable(credentials, stale_token):
         return credentials
-    lock = get_client().lock(_refresh_lock_name(email), timeout=REFRESH_LOCK_SECONDS)
+    lock = get_client().lock(keys.refresh_lock_key(email), timeout=REFRESH_LOCK_SECONDS)
     deadline = time.monotonic() + REFRESH_WAIT_SECONDS
     while True:
         if credentials is None:
@@ -251,7 +249,7 @@ async def agoogle_credentials(user: Any, *, stale_token: str | None = None) -> G
     credentials = await aload_credentials(email)
     if credentials is not None and _usable(credentials, stale_token):
         return credentials
-    lock = get_async_client().lock(_refresh_lock_name(email), timeout=REFRESH_LOCK_SECONDS)
+    lock = get_async_client().lock(keys.refresh_lock_key(email), timeout=REFRESH_LOCK_SECONDS)
     deadline = time.monotonic() + REFRESH_WAIT_SECONDS
     while True:
         if credentials is None:

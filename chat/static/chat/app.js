@@ -168,6 +168,9 @@
           setTimeout(function () { if (statusBox.classList.contains("error")) showStatus(""); }, 6000);
         }
         break;
+      case "deleted":
+        location.href = "/";
+        break;
       case "pong":
         break;
     }
@@ -192,6 +195,7 @@
       clearInterval(pingTimer);
       socket = null;
       if (ev.code === 4401) { location.href = "/login/?next=" + encodeURIComponent(location.pathname); return; }
+      if (ev.code === 4410) { location.href = "/"; return; }
       if (ev.code === 4403 || ev.code === 4400) { showStatus("This chat is not available.", "error"); return; }
       scheduleReconnect(ev.reason);
     };

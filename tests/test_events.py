@@ -10,7 +10,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from agenticpal import redis_keys as keys
-from chat import events, threads
+from chat import events
 
 
 async def test_publish_appends_to_the_stream_and_reaches_the_group(sessions_redis):
@@ -56,25 +56,6 @@ async def test_delete_drops_the_stream(sessions_redis):
     await events.publish("ev-5", {"type": "user", "text": "x"})
     await events.adelete("ev-5")
     assert sessions_redis.exists(keys.thread_events_key("ev-5")) == 0
-
-
-@pytest.mark.parametrize(
-    ("value", "ok"),
-    [
-        ("abc", True),
-        ("A_b-9", True),
-        ("x" * 64, True),
-        ("x" * 65, False),
-        ("", False),
-        ("a b", False),
-        ("../x", False),
-        ("é", False),
-        (None, False),
-        (42, False),
-    ],
-)
-def test_validate_thread_id(value, ok):
-    assert threads.validate_thread_id(value) is ok
 
 
 @pytest.mark.parametrize(

@@ -1,35 +1,12 @@
 """The channel layer: channels-redis's pub/sub layer without its process-wide publish lock.
 
-channels-redis 4.3.0's ``RedisSingleShardConnection.publish`` holds the shard's one
-``asyncio.Lock`` across the whole ``PUBLISH`` round trip, so every ``group_send`` of the
-process waits for every other one: with 200 chats streaming, one token event waited
-about 420 ms (p50) for its turn although Redis answered in well under a millisecond.
-
-The lock guards state that only subscribing changes (the pub/sub connection, the set of
-subscribed channels) and the lazy creation of the shard's client. A ``PUBLISH`` needs
-neither: it borrows a connection of the shard's pool like any other command, so many
-can be in flight at once. This module is that one change, as small subclasses:
-
-* :class:`ConcurrentPublishShard` — ``publish`` takes the lock only when the client
-  does not exist yet (first use, or after ``flush``), never across the round trip;
-  its pool (:func:`agenticpal.redis_clients.channel_layer_pool`) is bounded and
-  waits for a free connection, and
-  packs commands with hiredis like the project's other async clients; ``flush``
-  re-cancels a receiver task that swallowed its cancellation (Redis gone);
-* :class:`RedisPubSubChannelLayer` — the upstream layer building its per-loop layer
-  with those shards. Everything else (subscriptions, receiving, serialisation, flush)
-  is upstream's.
-
-Configure it like the upstream layer, with a socket timeout in each host so a Redis
-that stops answering fails a publish instead of hanging it::
-
-    CHANNEL_LAYERS = {"default": {
-        "BACKEND": "agenticpal.channel_layer.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [{"address": "redis://...", "socket_timeout": 5}]},
-    }}
-
-Revisit when upgrading channels-redis: drop this module once upstream publishes
-without the lock.
+channels-redis 4.3.0 holds the shard's one ``asyncio.Lock`` across every ``PUBLISH``
+round trip, so every ``group_send`` of a process waits for every other one.
+:class:`ConcurrentPublishShard` takes that lock only to create the shard's client, never
+across a publish; :class:`RedisPubSubChannelLayer` (the ``CHANNEL_LAYERS`` backend) is
+the upstream layer built with those shards, everything else unchanged. Drop this module
+once upstream publishes without the lock. Why, and how it is configured: the README's
+"Chat websocket benchmark" section.
 """
 
 from __future__ import annotations

@@ -166,6 +166,17 @@ SOCIAL_AUTH_PIPELINE = (
     "social_core.pipeline.user.user_details",
 )
 LOGIN_TOKEN_TTL_SECONDS = positive_int("LOGIN_TOKEN_TTL_SECONDS", keys.LOGIN_TOKEN_TTL_SECONDS)
+# Google's endpoints; point them elsewhere for a proxy (the token and revoke URLs apart).
+GOOGLE_API_BASE_URL = env.str("GOOGLE_API_BASE_URL", default="https://www.googleapis.com")
+GOOGLE_API_TIMEOUT = seconds("GOOGLE_API_TIMEOUT", 10) or 10  # 0 would fail every call
+GOOGLE_OAUTH_TOKEN_URL = env.str("GOOGLE_OAUTH_TOKEN_URL", default="")
+GOOGLE_OAUTH_REVOKE_URL = env.str("GOOGLE_OAUTH_REVOKE_URL", default="")
+# The demo workspace: a local emulator of Calendar, Gmail and Tasks (sample data, in this
+# process) for users signed in locally. On by default in development without Google.
+WORKSPACE_DEMO = env.bool(
+    "WORKSPACE_DEMO",
+    default=DEBUG and not (SOCIAL_AUTH_GOOGLE_OAUTH2_KEY and SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET),
+)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -181,5 +192,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.security": {"level": "INFO", "propagate": True}},
+    "loggers": {
+        "django.security": {"level": "INFO", "propagate": True},
+        "httpx": {"level": "WARNING"},  # one line per Google request is noise
+    },
 }

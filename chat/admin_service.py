@@ -1,26 +1,12 @@
 """What an operator can see and do with conversations (LangGraph checkpoints, Redis db 1).
 
-Shared by the admin pages (:mod:`chat.admin_views`) and ``manage.py prune_checkpoints``.
-Everything goes through the checkpointer's public API (``list_threads``,
-``thread_stats``, ``list``/``get_tuple``/``put``/``put_writes``, ``delete_thread``,
-``prune``) and the thread ownership API of :mod:`chat.threads`; nothing here
-knows the checkpointer's key layout.
-
-- **Listing** reads the checkpointer's thread index (a sorted set by last activity), so a
-  page is O(page) whatever the number of threads: no SCAN. Owners come from
-  ``thread_owner:<id>`` in db 0 (one MGET per page).
-- **History** is the thread's checkpoints, newest first, with each one's step, source,
-  what that step wrote, and the messages at that point (time travel).
-- **Fork** copies the *lineage* of one checkpoint (it and its ancestors, following
-  ``parent_config``, so a thread that was already branched forks correctly) into a new
-  thread with ``put``/``put_writes``, then gives the new thread to the owner. It is
-  written with the saver's public API, not a raw key copy, so it works with any
-  LangGraph saver and the new thread's checkpoints are ordinary ones: the chat
-  continues on it like on any thread. Pending writes of the fork point itself are not
-  copied (they belong to the original continuation).
-- **Delete** and **prune** refuse a thread whose reply is being generated (its run lock
-  is held in db 0) so nothing is removed under a live chat; the checkpointer's removal
-  itself is atomic.
+Shared by the admin pages (:mod:`chat.admin_views`) and ``manage.py prune_checkpoints``:
+:func:`list_conversations`, :func:`search_conversations`, :func:`conversation_detail`,
+:func:`fork`, :func:`delete_conversation`, :func:`prune`. Everything goes through the
+checkpointer's public API and :mod:`chat.threads`; nothing here knows the key layout.
+Key guarantee: delete and prune refuse a thread whose reply is being generated, and a
+fork leaves the original untouched. See the README's "Operating: the admin and
+maintenance commands" section.
 """
 
 from __future__ import annotations

@@ -1,16 +1,12 @@
 """Admin pages for conversations: LangGraph checkpoints in Redis db 1 (time travel).
 
-Same arrangement as :mod:`sessions_redis.admin_views` (an unmanaged model whose
-``get_urls`` serves these pages under the admin's own URL names; staff only; the
-model's permissions: ``view_conversation`` to look, ``delete_conversation`` to delete,
-``fork_conversation`` to fork). Every action is written to ``LogEntry``.
-
-- List: the checkpointer's thread index, most recent first, offset pages; search by
-  owner email (``user_threads:`` index) or thread id.
-- Detail: the thread's checkpoint history, newest first: step, source, the writes its
-  tasks produced, the messages at that point, and "fork from here".
-- Fork: a new thread for the owner whose history ends at that checkpoint; the chat
-  continues on it like on any thread (see :func:`chat.admin_service.fork`).
+:class:`ConversationAdmin` is arranged like :mod:`sessions_redis.admin_views` (an
+unmanaged model whose ``get_urls`` serves these pages under the admin's own URL names;
+staff only; ``view_conversation`` to look, ``delete_conversation`` to delete,
+``fork_conversation`` to fork), and every action is written to ``LogEntry``. Pages: the
+list, a thread's checkpoint history with "fork from here", and delete; the logic is in
+:mod:`chat.admin_service`. See the README's "Operating: the admin and maintenance
+commands" section.
 """
 
 from __future__ import annotations

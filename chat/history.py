@@ -5,7 +5,8 @@ Messages come out as plain dicts, oldest first:
 * ``{"role": "user", "content": ...}``
 * ``{"role": "assistant", "content": ...}`` (``"stopped": true`` when the user stopped
   it); assistant steps that only call tools are left out, their results are not:
-* ``{"role": "tool", "name": ..., "content": ...}``
+* ``{"role": "tool", "name": ..., "content": ..., "data"?: {...}}`` (``data``: what the UI
+  renders, e.g. an agenda; see :mod:`workspace.tools`)
 
 The checkpointer is read directly (one round trip), without compiling the graph, so
 the history works whatever chat model is configured.
@@ -18,7 +19,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from chat import threads
-from chat.graph import get_checkpointer, message_text
+from chat.graph import get_checkpointer
+from chat.messages import message_text, tool_data
 
 
 def as_dict(message: BaseMessage) -> dict[str, Any] | None:
@@ -34,7 +36,10 @@ def as_dict(message: BaseMessage) -> dict[str, Any] | None:
             item["stopped"] = True
         return item
     if isinstance(message, ToolMessage):
-        return {"role": "tool", "name": message.name or "tool", "content": text}
+        item = {"role": "tool", "name": message.name or "tool", "content": text}
+        if (data := tool_data(message)) is not None:
+            item["data"] = data
+        return item
     return None
 
 

@@ -21,3 +21,9 @@ def message_text(content: Any) -> str:
         elif isinstance(part, dict) and part.get("type") == "text":
             parts.append(str(part.get("text", "")))
     return "".join(parts)
+
+
+def tool_data(message: BaseMessage) -> dict[str, Any] | None:
+    """The structured part of a tool result (its ``artifact``) that the UI renders, or None."""
+    artifact = getattr(message, "artifact", None)
+    return artifact if isinstance(artifact, dict) and "kind" in artifact else None

@@ -54,6 +54,7 @@ from chat.graph import (
     settle_turn,
     stream_turn,
 )
+from chat.messages import tool_data
 from chat.pending import PendingMessage
 
 logger = logging.getLogger("chat.runner")
@@ -325,7 +326,7 @@ class Runner:
         mid = message.message_id
         run.message_id, run.stop_reason, run.partial, run.reply = mid, None, [], ""
         run.finished = asyncio.Event()
-        config = run_config(thread_id, message.timezone)
+        config = run_config(thread_id, message.timezone, message.user_email)
         # The user's message goes out through the run's outbox, ahead of its tokens:
         # the graph starts without waiting for that publish.
         outbox = _Outbox(self._token_window)
@@ -431,6 +432,7 @@ class Runner:
                                 "message_id": mid,
                                 "name": value.name,
                                 "output": message_text(value),
+                                "data": tool_data(value),
                             }
                         )
                     else:

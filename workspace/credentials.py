@@ -61,6 +61,11 @@ class GoogleCredentials:
     token_uri: str = TOKEN_URI
 
     @property
+    def is_demo(self) -> bool:
+        """Credentials of the demo workspace (workspace.demo): nothing to revoke at Google."""
+        return self.token.startswith(DEMO_TOKEN_PREFIX)
+
+    @property
     def expired(self) -> bool:
         return self.expiry is not None and self.expiry - EXPIRY_LEEWAY <= datetime.now(UTC)
 
@@ -131,6 +136,7 @@ class GoogleCredentials:
         }
 
 
+DEMO_TOKEN_PREFIX = "demo."  # the local emulator's tokens (workspace.demo)
 # The secrets of this shape, encrypted at rest (the rest is readable with redis-cli).
 ENCRYPTED_FIELDS = tuple(
     name for name in ("token", "refresh_token", "client_secret") if name in SECRET_FIELDS
@@ -320,7 +326,7 @@ def revoke_and_delete(email: str) -> bool:
     except CredentialsUnreadable:
         credentials = None
     revoked = True
-    if credentials is not None:
+    if credentials is not None and not credentials.is_demo:
         revoked = oauth.revoke_token(credentials.refresh_token or credentials.token)
     delete_credentials(email)
     return revoked
@@ -332,7 +338,7 @@ async def arevoke_and_delete(email: str) -> bool:
     except CredentialsUnreadable:
         credentials = None
     revoked = True
-    if credentials is not None:
+    if credentials is not None and not credentials.is_demo:
         revoked = await oauth.arevoke_token(credentials.refresh_token or credentials.token)
     await adelete_credentials(email)
     return revoked

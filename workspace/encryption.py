@@ -1,17 +1,11 @@
 """Encryption at rest for Google tokens: ``cryptography``'s MultiFernet.
 
-``settings.CREDENTIALS_ENCRYPTION_KEYS`` is a list of Fernet keys (env
-``CREDENTIALS_ENCRYPTION_KEY``, comma separated). The first key encrypts; every key
-decrypts, so rotating is: put a new key first, keep the old ones, run
-``manage.py rotate_credentials_key``, then drop the old keys.
-
-Why Fernet: authenticated (AES-128-CBC + HMAC-SHA256), timestamped, key rotation
-built in (``MultiFernet.rotate``), and the ``cryptography`` package is already a
-dependency of social-auth. Nothing here is hand-rolled beyond choosing the keys.
-
-When no key is configured a development key is derived from ``SECRET_KEY`` (HKDF,
-so the two keys are not the same secret) and a warning is logged once: tokens are
-still unreadable in ``redis-cli``, but anyone with ``SECRET_KEY`` can decrypt them.
+:func:`encrypt`, :func:`decrypt` and :func:`rotate` use ``CREDENTIALS_ENCRYPTION_KEYS``
+(env ``CREDENTIALS_ENCRYPTION_KEY``, comma separated): the first key encrypts, every key
+decrypts, so keys can be rotated (``manage.py rotate_credentials_key``) without making
+stored tokens unreadable. Nothing is hand-rolled beyond choosing the keys. With no key
+configured, :func:`development_key` derives one from ``SECRET_KEY`` (HKDF) and a warning
+is logged once. Why Fernet, and rotating: the README's "Rotating the encryption key".
 """
 
 from __future__ import annotations

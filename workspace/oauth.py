@@ -53,6 +53,11 @@ def client_id_and_secret() -> tuple[str, str]:
     return settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY, settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET
 
 
+def token_url(credentials: GoogleCredentials) -> str:
+    """``GOOGLE_OAUTH_TOKEN_URL`` when set, else the credentials' own (Google's)."""
+    return getattr(settings, "GOOGLE_OAUTH_TOKEN_URL", "") or credentials.token_uri
+
+
 def revoke_url() -> str:
     return getattr(settings, "GOOGLE_OAUTH_REVOKE_URL", "") or REVOKE_URI
 
@@ -95,7 +100,7 @@ def _json_or_none(response: requests.Response | httpx.Response) -> Any:
 def refresh(email: str, credentials: GoogleCredentials) -> GoogleCredentials:
     try:
         response = requests.post(
-            credentials.token_uri, data=_refresh_request(credentials), timeout=HTTP_TIMEOUT
+            token_url(credentials), data=_refresh_request(credentials), timeout=HTTP_TIMEOUT
         )
     except requests.RequestException as exc:
         raise RefreshFailed(f"Could not reach Google to refresh the token: {exc}") from exc
@@ -105,7 +110,7 @@ def refresh(email: str, credentials: GoogleCredentials) -> GoogleCredentials:
 async def arefresh(email: str, credentials: GoogleCredentials) -> GoogleCredentials:
     try:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
-            response = await client.post(credentials.token_uri, data=_refresh_request(credentials))
+            response = await client.post(token_url(credentials), data=_refresh_request(credentials))
     except httpx.HTTPError as exc:
         raise RefreshFailed(f"Could not reach Google to refresh the token: {exc}") from exc
     return _refreshed(email, credentials, response.status_code, _json_or_none(response))

@@ -1,22 +1,12 @@
 """OAuth CSRF state in ``oauth_state:<state>`` (db 0), single use, and the Google backend.
 
-social-auth keeps the OAuth ``state`` in the session (and, since social-core 7, a
-nonce row in SQL). The seed keeps it in Redis for ``OAUTH_STATE_TTL_SECONDS``, so
-the smallest override is the two backend methods that own it:
-
-- ``get_or_create_state`` (flow start): a fresh random state, written with
-  ``SET ... EX ttl NX`` together with the backend name and a hash of a per-browser
-  binding nonce kept in the session. The binding is what stops login CSRF: a state
-  minted in the attacker's browser is refused in the victim's.
-- ``validate_state`` (callback): ``GETDEL`` — read and delete in one atomic step, so
-  a state is consumed exactly once even when two callbacks race. Missing, expired,
-  already used, or minted for another browser or backend: :class:`OAuthStateError`,
-  which the callback view turns into a refusal page and a ``django.security`` log
-  line. It is raised before the code is exchanged, so nothing is written.
-
-:class:`GoogleOAuth2` is social-core's Google backend with this state handling, the
-current token/revoke endpoints, ``access_type=offline`` and ``prompt=consent`` on the
-first sign-in from a browser (or when asked, see ``auth_pipeline.require_offline_access``).
+:class:`RedisOAuthStateMixin` overrides the two social-auth backend methods that own the
+state: ``get_or_create_state`` stores a fresh state bound to this browser
+(:func:`store_state`), ``validate_state`` consumes it with ``GETDEL``
+(:func:`consume_state`). Key guarantee: a state is used at most once, only by the browser
+and backend that started sign-in; anything else raises :class:`OAuthStateError` before the
+code is exchanged. :class:`GoogleOAuth2` is social-core's Google backend with this state
+handling and offline access. See the README's "How tokens are kept" section.
 """
 
 from __future__ import annotations

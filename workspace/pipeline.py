@@ -2,15 +2,12 @@
 
 ``SOCIAL_AUTH_PIPELINE`` in settings is social-core's default with two changes:
 
-- :func:`require_offline_access` after ``auth_allowed``: a returning user signs in
-  without the consent screen, and Google then sends no refresh token. If we hold none
-  for them either (their credentials expired or were deleted), the flow stops before
-  anything is written and asks them to grant offline access once more.
-- :func:`store_credentials` instead of ``load_extra_data``: the token response is
-  written to ``credentials:<email>`` (encrypted, see :mod:`workspace.credentials`)
-  and only the non-secret extra data (``sub``, ``auth_time``, ``token_type``,
-  ``expires_in``) reaches ``UserSocialAuth.extra_data``; tokens a row kept from before
-  are stripped.
+- :func:`require_offline_access` after ``auth_allowed``: if Google sent no refresh token
+  and we hold none for the user, the flow stops before anything is written and asks them
+  to grant offline access once more.
+- :func:`store_credentials` instead of ``load_extra_data``: the token response goes to
+  ``credentials:<email>`` (encrypted, see :mod:`workspace.credentials`); only non-secret
+  extra data reaches ``UserSocialAuth.extra_data``. See the README's "How tokens are kept".
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from social_django import views as social_views
 from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import get_client
 from sessions_redis import store
-from workspace import credentials
+from workspace import credentials, demo
 from workspace.oauth_state import SIGNED_IN_BEFORE_COOKIE, OAuthStateError
 
 logger = logging.getLogger("agenticpal.auth")
@@ -269,4 +269,6 @@ def local_login(request: HttpRequest, token: str) -> HttpResponse:
             user.set_unusable_password()
             user.save(update_fields=["password"])
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    if demo.enabled():
+        demo.connect(email)
     return redirect(settings.LOGIN_REDIRECT_URL)

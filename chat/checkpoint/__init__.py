@@ -1,18 +1,13 @@
 """LangGraph checkpoints in Redis db 1: the savers and ``create_redis_checkpointer()``.
 
-``create_redis_checkpointer()`` is the seed's entry point. It returns
-``AsyncRedisCheckpointer`` on the "checkpoints" client (db 1 of ``REDIS_URL``, or
-``CHECKPOINT_REDIS_URL``), or, with ``settings.CHECKPOINTER = "official"``, the
-``langgraph-checkpoint-redis`` saver (Redis 8 / Redis Stack modules; RediSearch only
-indexes db 0, so it is pointed at db 0 of the same server).
-
-Web path (``fallback=False``): Redis unreachable -> ``CheckpointerUnavailableError`` (a
-redis ``ConnectionError``, so the 503 middleware and the socket's 1011 close apply).
-CLI path (``fallback=True``): a loud warning naming the URL, then LangGraph's
-``InMemorySaver`` (the seed's "Fallback to MemorySaver"): the conversation is not kept.
-
-The async client is bound to the running event loop, so this builds a saver per call;
-callers cache one per loop.
+``create_redis_checkpointer()`` is the seed's entry point: ``AsyncRedisCheckpointer`` on
+db 1 of ``REDIS_URL`` (or ``CHECKPOINT_REDIS_URL``), or the ``langgraph-checkpoint-redis``
+saver with ``CHECKPOINTER = "official"``. Key guarantee: the web path (``fallback=False``)
+never loses a conversation silently: Redis down raises ``CheckpointerUnavailableError``
+(503 / 1011); only the CLI (``fallback=True``) falls back, loudly, to ``InMemorySaver``.
+It builds a saver per call (the async client is bound to the running loop); callers cache
+one per loop. :func:`sync_checkpointer` is the sync saver for the admin and commands.
+See the README's "LangGraph checkpoints (db 1)" section.
 """
 
 from __future__ import annotations

@@ -1,39 +1,12 @@
 """The data layout of the Redis checkpointer and its (de)serialisation.
 
-Why our own saver: ``langgraph-checkpoint-redis`` needs RediSearch/RedisJSON (Redis 8 or
-Redis Stack) and database 0; the seed runs plain ``redis:7-alpine`` with checkpoints in
-db 1. This saver uses core commands only (Redis >= 6.2, Valkey) and is checked by the
-public ``langgraph-checkpoint-conformance`` suite. Like ``langgraph-checkpoint-postgres``
-this base class owns the layout and the encoding; ``RedisCheckpointer`` (sync) and
-``AsyncRedisCheckpointer`` only do I/O.
-
-Layout (db 1). Every key of a thread carries the Redis Cluster hash tag ``{<thread>}``,
-so a thread lives in one slot and its keys can be used together in one script. A thread
-has a fixed set of six keys, whatever its length and its number of namespaces, so a TTL
-refresh is six EXPIREs and deleting a thread is one UNLINK::
-
-    checkpoint:{T}:idx     ZSET  "<ns>\\0<checkpoint id>", all score 0. Checkpoint ids
-                                 are uuid6 and sort by time, so ZREVRANGEBYLEX gives the
-                                 latest, ``before`` and ``limit`` in O(log n).
-    checkpoint:{T}:cp      HASH  "<ns>\\0<id>" -> record: blob references, the checkpoint
-                                 without its channel values, metadata, parent id.
-    checkpoint:{T}:blobs   HASH  "<ns>\\0<channel>\\0<version>" -> channel value. Written
-                                 only for the channels a step changed (``new_versions``),
-                                 like the postgres saver, so a turn never rewrites history.
-    checkpoint:{T}:writes  HASH  "<ns>\\0<id>\\0<task id>\\0<idx>" -> pending write.
-                                 HSETNX for regular writes, HSET for special ones
-                                 (errors, interrupts...), as LangGraph requires.
-    checkpoint:{T}:wix     ZSET  the same write fields, score 0: a checkpoint's writes
-                                 are one lexicographic range.
-    checkpoint:{T}:runs    HASH  run id -> last write (ms): finds a run's threads for
-                                 ``delete_for_runs`` without reading every checkpoint.
-    checkpoint:threads     ZSET  thread id -> last activity (ms): the thread index for the
-                                 admin and pruning (no SCAN anywhere).
-
-Hot paths are one round trip each: ``put``, ``put_writes``, ``get_tuple`` and the
-``DeltaChannel`` parent walk (``get_delta_channel_history``) are Lua scripts (atomic; the
-pending-write rule is applied inside Redis, so there is no read-modify-write race). On Redis Cluster the thread index is a different slot, so it is
-updated by a separate command right after the script (not atomic with it there).
+:class:`BaseRedisCheckpointer` owns the key layout (db 1; a fixed set of six keys per
+thread, all with the Redis Cluster hash tag ``{<thread>}``) and the encoding, like
+``langgraph-checkpoint-postgres``'s base class; ``RedisCheckpointer`` (sync) and
+``AsyncRedisCheckpointer`` only do I/O. Core commands only (Redis >= 6.2, Valkey), no
+modules. Key guarantee: ``put``, ``put_writes``, ``get_tuple`` and the ``DeltaChannel``
+history walk are one atomic Lua call each, so no read-modify-write can race. The key
+layout table and why this saver exists: the README's "LangGraph checkpoints (db 1)".
 """
 
 from __future__ import annotations

@@ -1,0 +1,60 @@
+"""A signed-in user's Google client: their tokens, Google's address or the demo's.
+
+:func:`client_for` is how the tools reach Google for one user: the token comes from
+that user's encrypted credentials (:mod:`workspace.credentials`: refreshed under the
+lock when expired, or after Google answered 401), never from a tool's arguments, so
+one user's token is never used for another. A user holding demo credentials talks to
+the in-process emulator (:mod:`workspace.demo`) instead of Google.
+"""
+
+from __future__ import annotations
+
+from workspace import credentials, demo
+from workspace.google.client import GoogleClient, GoogleUnavailable, SignInAgain
+
+
+class NotConnected(Exception):
+    """The user has no Google credentials (signed in locally, or access was revoked)."""
+
+    user_message = (
+        "Google is not connected: sign in with Google to let me read your Calendar, "
+        "Gmail and Tasks."
+    )
+
+
+class UserTokens:
+    """A :class:`~workspace.google.client.TokenSource` over ``credentials:<email>``."""
+
+    def __init__(self, email: str, known: credentials.GoogleCredentials | None = None) -> None:
+        self.email = email
+        self._known = known  # read already (client_for): saves a round trip
+
+    async def token(self) -> str:
+        if self._known is not None and not self._known.expired:
+            return self._known.token
+        return (await self._credentials()).token
+
+    async def refreshed(self, stale_token: str) -> str:
+        return (await self._credentials(stale_token)).token
+
+    async def _credentials(self, stale_token: str | None = None) -> credentials.GoogleCredentials:
+        try:
+            return await credentials.agoogle_credentials(self.email, stale_token=stale_token)
+        except credentials.SignInRequired as exc:
+            raise SignInAgain(str(exc)) from None
+        except credentials.RefreshFailed as exc:
+            raise GoogleUnavailable(str(exc)) from None
+
+
+async def client_for(email: str) -> GoogleClient:
+    """The user's client; :class:`NotConnected` when they have no Google credentials."""
+    try:
+        stored = await credentials.aload_credentials(email)
+    except credentials.CredentialsUnreadable:
+        stored = None
+    if stored is None:
+        raise NotConnected(email)
+    tokens = UserTokens(email, stored)
+    if stored.is_demo and demo.enabled():
+        return GoogleClient(tokens, base_url=demo.BASE_URL, http=demo.http_client())
+    return GoogleClient(tokens)

@@ -3,16 +3,11 @@
     .venv/bin/python bench/admin_sessions.py [--sessions 10000] [--runs 20] [--page-size 100]
 
 Starts a throw-away ``redis-server`` (never 127.0.0.1:6379), seeds ``--sessions``
-signed-in session records of the seed's shape (500 users, a credentials reference, two
-thread ids, Django's auth data) plus their per-user index, then drives the real admin
-with Django's test client as a signed-in superuser (the whole stack: middleware, the
-Redis session of the staff user, SCAN + one pipeline, template rendering). It times:
-
-- the first list page, ``--runs`` times;
-- ``--runs`` consecutive pages (following "next", so different SCAN cursors);
-- a search by user email (through ``user_sessions:<email>``) and one detail page.
-
-Prints p50 and max per case, and whether the list stays under the 1 s target.
+signed-in session records and drives the real admin with Django's test client as a
+superuser: the first list page, consecutive pages, a search by email and a session's
+page. Prints p50 and max per case, and whether the list stays under the 1 s target.
+What it seeds and the results: the README's "Operating: the admin and maintenance
+commands" section.
 """
 
 from __future__ import annotations

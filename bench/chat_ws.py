@@ -1,38 +1,14 @@
 """Chat websocket benchmark: many concurrent chats against one real server process.
 
     .venv/bin/python bench/chat_ws.py [--clients 200] [--messages 3] [--idle 1000]
-                                      [--paced | --burst] [--think 3] [--seed 1]
+                                      [--paced | --burst | --people] [--think 3] [--seed 1]
 
-Starts its own redis-server and one uvicorn process (the offline model, DEBUG on, a
-temporary SQLite database; see tests/e2e_support.py), signs in ``--sessions`` browser
-sessions through one-time local sign-in URLs, then runs two scenarios one after the
-other (``--paced`` or ``--burst`` runs only that one):
-
-* **paced** — 200 people chatting at once: all ``--clients`` sockets open together (each
-  on a thread of its own); once all are open, each client sends its first message at
-  a uniformly random moment within the first ``--think`` seconds (default 3), and each
-  next one a think time after the previous reply's ``done`` (uniform 1-3 s, seeded by
-  ``--seed``). The think times are what a person needs to glance at a short reply and
-  type a short follow-up — if anything on the fast side (a person reads a 40-word
-  reply in about 10 s); they were chosen for that, not to reach a figure.
-* **burst** — the stress case: every client sends its first message the moment its
-  socket has the ``history`` event (all 200 within a few ms) and the next message as
-  soon as the previous ``done`` arrives.
-
-For each: connections that failed, messages lost (read back from every thread's
-history afterwards: a sent message missing there, or without an answer after it, is
-lost), time to first token and to ``done`` (p50/p99, from sending the frame), server
-CPU over the chat phase and RSS. Then ``--idle`` websockets are opened (each on a new
-thread, after its ``history`` event) and held; the server's RSS is read while they are
-all open.
-
-Targets (issue: offline model, one server process): 0 failed, 0 lost, p99 time to
-first token <= 100 ms with 200 clients; 1,000 idle sockets with RSS <= 400 MB. The
-output says which targets each scenario meets; the exit status is 1 when one is missed.
-
-The offline model waits ``AGENTICPAL_OFFLINE_WORD_DELAY`` (0.02 s) between words, so
-time to ``done`` is mostly that delay times the words of the reply; time to first
-token is what measures the server.
+Starts its own redis-server and one uvicorn process (the offline model; see
+tests/e2e_support.py), runs the chat scenarios (all by default), then holds ``--idle``
+sockets open. Reports failed connections, lost messages, time to first token and to
+``done``, server CPU and RSS, and which targets each scenario meets; the exit status is
+1 when one is missed. Scenarios, targets and results: the README's "Chat websocket
+benchmark" section.
 """
 
 from __future__ import annotations

@@ -1,56 +1,15 @@
-"""Checkpointer benchmark: a chat-shaped LangGraph workload on several savers, side by
-side in one process.
+"""Checkpointer benchmark: a chat-shaped LangGraph workload on several savers side by side.
 
     .venv/bin/python bench/checkpointer.py [--threads 4] [--turns 150] [--warmup 10]
         [--saver-reps 50] [--workload messages|delta] [--official-url redis://host:port]
         [--json out.json]
 
-The workload: a two-node graph (``agent`` appends the assistant's reply, ``bookkeep``
-appends a short status message) over a ``messages`` channel; every turn sends one user
-message. ``--threads`` conversations run concurrently on one event
-loop, ``--turns`` turns each. Before each saver is measured, ``--threads`` unmeasured
-warm-up conversations of ``--warmup`` turns run the same way (scripts loaded, graph
-compiled, one pooled connection per concurrent conversation), so turns 1-10 measure
-the steady state rather than start-up.
-
-Savers:
-
-- ``InMemorySaver`` (LangGraph's, the limit: no I/O at all);
-- ``AsyncRedisCheckpointer`` (this project), db 1 of a ``redis-server`` started here on
-  a free port (AOF on, ``appendfsync everysec``, as in production);
-- the official ``langgraph-checkpoint-redis`` ``AsyncRedisSaver``, only with
-  ``--official-url`` (it needs RediSearch + RedisJSON: Redis 8 or Redis Stack, db 0);
-- the AWS ``AsyncValkeySaver`` (``langgraph-checkpoint-aws[valkey]``, optional: not a
-  project dependency) if importable: async, built on its own ``valkey.asyncio`` client
-  from a URL with a pool of 200 connections like ours (its default 10 runs out under
-  this workload), on the same local server, db 2. (It uses ``KEYS`` in ``delete_thread``
-  only, which this workload does not call; it has no ``get_delta_channel_history``, so
-  ``DeltaChannel`` replay uses LangGraph's default walk, one ``get_tuple`` per ancestor.)
-
-Per saver: turns/s, p50/p99 latency of one turn, p99 (and p50) over the first ten turns
-of every conversation against the last ten (does a turn get slower as history grows?),
-and Redis bytes per turn, measured the same way for every Redis saver (each has a
-database of its own): the growth over the measured run of the sum of
-``MEMORY USAGE <key> SAMPLES 0`` over every key of that database (a SCAN: this is a
-bench), and the growth of ``used_memory``. The 1-minute load average is printed in the
-header: numbers are noisy on a busy machine. The last column counts Python's full
-(generation-2) garbage collections during the measured run and the longest pause: with
-long message lists they cost tens of milliseconds each, whatever the saver.
-
-The saver-only section (``--saver-reps``, 0 skips it) asks whether a saver's own cost
-grows with history, without LangGraph: per saver, ``--saver-reps`` threads of 150
-checkpoints are built one after the other; every checkpoint changes one channel to a
-new fixed-size value (``new_versions`` holds only that channel, as the graph does) and
-keeps one unchanged channel. At each checkpoint it times ``get_tuple`` (latest),
-``put``, ``put_writes`` (one write) and ``list(limit=1)``, and compares checkpoints
-1-10 with 141-150 (p50 and p99 over all repetitions).
-
-Two workloads (``--workload``, default both). ``messages``: the usual ``add_messages``
-channel; every step hands the saver the whole message list, so a turn costs more as the
-conversation grows, with every saver including ``InMemorySaver`` (LangGraph serialises
-and reduces the full list). ``delta``: the same messages in a ``DeltaChannel``; a step
-stores only its new messages and a snapshot every 100 updates, and loading a thread
-replays the writes since the last snapshot (``get_delta_channel_history``).
+Runs ``InMemorySaver`` (no I/O: the limit), this project's ``AsyncRedisCheckpointer`` (db 1
+of a ``redis-server`` started here), the AWS ``AsyncValkeySaver`` when importable (db 2)
+and, with ``--official-url``, the official saver; then times the savers alone, without
+LangGraph (``--saver-reps 0`` skips that). Every saver gets the same warm-up, workload and
+byte accounting, so the figures compare. Methodology and results: the README's
+"LangGraph checkpoints (db 1)" section.
 """
 
 from __future__ import annotations

@@ -3,36 +3,11 @@ django-redis, side by side in one run, on one ``redis-server`` started here.
 
     .venv/bin/python bench/sessions.py [--seconds 0.3] [--rounds 7] [--concurrency 16]
 
-What one "request" costs in each backend (the session part only, as the session
-middleware drives it):
-
-- read request: load the session and keep it alive. Here: one Lua call that reads
-  and renews the TTL. Cache backend: the only way to slide its expiry is
-  ``SESSION_SAVE_EVERY_REQUEST=True``, so load + save (GET, then GET + SET).
-- write request: load, change a value, save. Here: touch + compare-and-set. Cache
-  backend: GET, then GET + SET.
-
-Every figure is measured with one request in flight (x1) and with ``--concurrency``
-requests in flight (threads for sync, as a threaded WSGI server; tasks on one event
-loop for async, with ``aload``/``asave``, as an ASGI server; each request its own
-session). "sync under ASGI" is the sync call as a sync view makes it under an
-ASGI server (a worker thread per request, via asgiref). Async runs on uvloop when
-installed, as uvicorn[standard] serves the app. Each figure is the best of
-``--rounds`` short rounds of ``--seconds``; within a round every mode (sync, async,
-sync under ASGI) and both backends take turns, so the sync/async ratios are as fair
-as the backend ratios: many short interleaved rounds let each find a quiet moment,
-and other load on the machine distorts the ratios less. Bytes per session is
-``MEMORY USAGE`` of one signed-in session
-holding the same facts in both (the seed's record also carries its id and two
-timestamps, which the cache backend does not store at all). Round trips and Redis
-server time per request come from ``INFO commandstats`` over 2,000 sync requests:
-they do not depend on load on the client machine.
-
-The last row is the floor under every async/sync ratio at x1: one ``PING`` round trip
-with no client library at all, through the event loop (a bare ``asyncio.Protocol``)
-against a blocking socket. With one request in flight the async path cannot beat the
-sync one by more than that ratio allows; the gap between the two rows is what the
-Redis client and the session code add on top.
+Times a read and a write request (the session part only) sync, async and sync under
+ASGI, with 1 and ``--concurrency`` requests in flight, plus bytes per session and round
+trips and Redis server time per request. Each figure is the best of ``--rounds`` rounds
+of ``--seconds`` in which every mode and both backends take turns, so the ratios are
+fair. Methodology and results: the README's "Sessions" section, under "Benchmark".
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ Shared by the admin pages (:mod:`chat.admin_views`) and ``manage.py prune_checkp
 :func:`list_conversations`, :func:`search_conversations`, :func:`conversation_detail`,
 :func:`fork`, :func:`delete_conversation`, :func:`prune`. Everything goes through the
 checkpointer's public API and :mod:`chat.threads`; nothing here knows the key layout.
-Key guarantee: delete and prune refuse a thread whose reply is being generated, and a
-fork leaves the original untouched. See the README's "Operating: the admin and
-maintenance commands" section.
+Key guarantee: delete (unless ``force``) and prune refuse a thread whose reply is being
+generated, and a fork leaves the original untouched. See the README's "Operating: the
+admin and maintenance commands" section.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ Messages come out as plain dicts, oldest first:
 * ``{"role": "user", "content": ...}``
 * ``{"role": "assistant", "content": ...}`` (``"stopped": true`` when the user stopped
   it); assistant steps that only call tools are left out, their results are not:
-* ``{"role": "tool", "name": ..., "content": ..., "data"?: {...}}`` (``data``: what the UI
-  renders, e.g. an agenda; see :mod:`workspace.tools`)
+* ``{"role": "tool", "name": ..., "content": ..., "data"?: {...}, "html"?: ...}``
+  (``data``: the structured result, e.g. an agenda, see :mod:`workspace.tools`;
+  ``html``: it rendered for people by :func:`chat.render.render_tool`)
 
 The checkpointer is read directly (one round trip), without compiling the graph, so
 the history works whatever chat model is configured.
@@ -21,6 +22,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from chat import threads
 from chat.graph import get_checkpointer
 from chat.messages import message_text, tool_data
+from chat.render import render_tool
 
 
 def as_dict(message: BaseMessage) -> dict[str, Any] | None:
@@ -39,6 +41,7 @@ def as_dict(message: BaseMessage) -> dict[str, Any] | None:
         item = {"role": "tool", "name": message.name or "tool", "content": text}
         if (data := tool_data(message)) is not None:
             item["data"] = data
+            item["html"] = render_tool(data)
         return item
     return None
 

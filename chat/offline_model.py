@@ -36,7 +36,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from chat.messages import message_text
+from chat.messages import message_text, tool_data
 from chat.tools import resolve_timezone
 
 DISPLAY_NAME = "AgenticPal offline demo model"
@@ -55,6 +55,26 @@ _ASKS_RECALL = re.compile(
     re.IGNORECASE,
 )
 _GREETING = re.compile(r"^\s*(hello|hi|hey|good (morning|afternoon|evening))\b", re.IGNORECASE)
+
+# Google Workspace phrasings ("what's on my calendar tomorrow", "show my unread emails",
+# "what tasks are due this week", "find 30 minutes free on Friday") -> the read tools.
+_WHEN = re.compile(
+    r"\b(today|tonight|tomorrow|this week(?:end)?|next week|this month|next month|"
+    r"next \d+ (?:days|weeks)|(?:on |next )?(?:monday|tuesday|wednesday|thursday|friday|"
+    r"saturday|sunday))\b",
+    re.IGNORECASE,
+)
+_ASKS_CALENDAR = re.compile(
+    r"\b(calendar|agenda|schedule|meetings?|events?|appointments?|what'?s on|busy)\b", re.I
+)
+_ASKS_FREE = re.compile(
+    r"\b(?:find|any|have)?\s*(\d+)\s*(min(?:ute)?s?|hours?|h)\b.*\bfree\b|\bfree\b.*?\b(\d+)\s*"
+    r"(min(?:ute)?s?|hours?|h)\b|\bfree (?:time|slot)",
+    re.I,
+)
+_ASKS_MAIL = re.compile(r"\b(e-?mails?|mail|inbox|gmail)\b", re.I)
+_MAIL_FROM = re.compile(r"\bfrom ([\w.@+-]+)", re.I)
+_ASKS_TASKS = re.compile(r"\b(tasks?|to-?dos?|to do list)\b", re.I)
 
 
 @dataclass
@@ -86,14 +106,108 @@ def _timezone(said: Sequence[str]) -> str:
     return ""
 
 
+def _when(question: str, default: str) -> str:
+    match = _WHEN.search(question)
+    return match.group(1).lower() if match else default
+
+
+def _mail_query(question: str) -> str:
+    terms = ["in:inbox"]
+    if re.search(r"\bunread\b|\bnew\b", question, re.I):
+        terms.append("is:unread")
+    if sender := _MAIL_FROM.search(question):
+        terms.append(f"from:{sender.group(1)}")
+    if re.search(r"\bthis week\b", question, re.I):
+        terms.append("newer_than:7d")
+    elif re.search(r"\btoday\b", question, re.I):
+        terms.append("newer_than:1d")
+    return " ".join(terms)
+
+
+def _minutes(question: str) -> int:
+    match = _ASKS_FREE.search(question)
+    number = match and (match.group(1) or match.group(3))
+    unit = ((match and (match.group(2) or match.group(4))) or "min").lower()
+    return int(number) * (60 if unit.startswith("h") else 1) if number else 30
+
+
+def workspace_calls(question: str, tool_names: Sequence[str], turn: int) -> list[dict[str, Any]]:
+    """The Workspace tool calls a question asks for (several run in one step)."""
+    wanted: list[tuple[str, dict[str, Any]]] = []
+    if _ASKS_FREE.search(question):
+        args = {"minutes": _minutes(question), "when": _when(question, "this week")}
+        wanted.append(("find_free_time", args))
+    elif _ASKS_CALENDAR.search(question):
+        wanted.append(("calendar_events", {"when": _when(question, "today")}))
+    if _ASKS_MAIL.search(question):
+        wanted.append(("search_email", {"query": _mail_query(question), "limit": 20}))
+    if _ASKS_TASKS.search(question):
+        due = (
+            _when(question, "")
+            if re.search(r"\bdue\b|\bthis\b|\bnext\b|\btoday\b|\btomorrow\b", question, re.I)
+            else ""
+        )
+        wanted.append(("list_tasks", {"due": due}))
+    return [
+        {"name": name, "args": args, "id": f"call_{name}_{turn}"}
+        for name, args in wanted
+        if name in tool_names
+    ]
+
+
+def _results(messages: Sequence[BaseMessage]) -> list[ToolMessage]:
+    """The tool results of the model's last step (one per tool call, in order)."""
+    found: list[ToolMessage] = []
+    for message in reversed(messages):
+        if not isinstance(message, ToolMessage):
+            break
+        found.append(message)
+    return found[::-1]
+
+
+def describe(result: ToolMessage) -> str:
+    """One paragraph about a tool result, from its structured part (never from the
+    external text inside it: a quoted email cannot make this model do anything)."""
+    data = tool_data(result)
+    if data is None:
+        text = message_text(result)
+        if text.startswith("Unknown timezone"):
+            return f"I could not look that up. {text}"
+        return f"It is **{text}**."
+    kind = data["kind"]
+    if kind == "notice":
+        return data["text"]
+    if kind == "agenda":
+        events = data["events"]
+        if not events:
+            return f"Nothing on your calendar for **{data['title']}**."
+        first = events[0]
+        return (
+            f"You have **{len(events)} event(s)** for **{data['title']}**; the first is "
+            f"“{first['title']}” ({first['when']})."
+        )
+    if kind == "slots":
+        slots = data["slots"]
+        if not slots:
+            return f"I found no free {data['minutes']}-minute slot for **{data['title']}**."
+        return f"I found **{len(slots)} free slot(s)** of {data['minutes']} minutes or more; the first is {slots[0]['when']}."
+    if kind in ("inbox", "thread"):
+        messages = data["messages"]
+        unread = sum(1 for m in messages if m["unread"])
+        return f"I found **{len(messages)} message(s)** ({unread} unread)."
+    if kind == "tasks":
+        open_tasks = [t for t in data["tasks"] if not t["done"]]
+        return f"You have **{len(open_tasks)} open task(s)**" + (
+            f" due by {data['title']}." if data["title"] != "all" else "."
+        )
+    return "Here is what I found."
+
+
 def plan_reply(messages: Sequence[BaseMessage], tool_names: Sequence[str] = ()) -> Reply:
     """The deterministic reply to a conversation (the whole brain of the model)."""
-    last = messages[-1] if messages else None
-    if isinstance(last, ToolMessage):
-        result = message_text(last)
-        if result.startswith("Unknown timezone"):
-            return Reply(f"I could not look that up. {result}")
-        return Reply(f"It is **{result}**.")
+    results = _results(messages)
+    if results:
+        return Reply(" ".join(describe(result) for result in results))
 
     said = [message_text(m) for m in messages if isinstance(m, HumanMessage)]
     if not said:
@@ -101,6 +215,9 @@ def plan_reply(messages: Sequence[BaseMessage], tool_names: Sequence[str] = ()) 
     question, earlier = said[-1], said[:-1]
     name = _user_name(said)
 
+    calls = workspace_calls(question, tool_names, len(messages))
+    if calls:
+        return Reply(tool_calls=calls)
     if _ASKS_TIME.search(question) and DATETIME_TOOL in tool_names:
         call_id = f"call_{DATETIME_TOOL}_{len(messages)}"
         args = {"timezone": _timezone(said)}

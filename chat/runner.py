@@ -56,6 +56,7 @@ from chat.graph import (
 )
 from chat.messages import tool_data
 from chat.pending import PendingMessage
+from chat.render import render_tool
 
 logger = logging.getLogger("chat.runner")
 
@@ -432,7 +433,8 @@ class Runner:
                                 "message_id": mid,
                                 "name": value.name,
                                 "output": message_text(value),
-                                "data": tool_data(value),
+                                "data": (data := tool_data(value)),
+                                "html": render_tool(data),
                             }
                         )
                     else:

@@ -5,16 +5,14 @@ redirects back (the reply appears on the next load; the page refreshes itself wh
 a reply is pending). ``chat/static/chat/app.js`` upgrades the same page to a
 websocket with streamed tokens, a stop button and reconnect with backoff.
 
-Replies are Markdown. History is rendered here with ``markdown`` and sanitised with
-``nh3`` (an allow-list HTML sanitiser), so a reply can never inject HTML or script.
+Replies (sanitised Markdown) and Workspace tool results (an agenda, an inbox, a
+checklist) are rendered by :mod:`chat.render`, the same HTML as the live stream's.
 """
 
 from __future__ import annotations
 
 import functools
 
-import markdown
-import nh3
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -22,19 +20,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import api, history, pending, runner, threads
-
-MARKDOWN_EXTENSIONS = ["fenced_code", "sane_lists", "nl2br"]
-
-
-def render_markdown(text: str) -> SafeString:
-    """Markdown -> HTML with only harmless tags and attributes left (links get rel=noopener)."""
-    html = markdown.markdown(text, extensions=MARKDOWN_EXTENSIONS, output_format="html")
-    return mark_safe(nh3.clean(html, link_rel="noopener noreferrer nofollow"))
+from chat.render import render_markdown
+from workspace import access
 
 
 def model_label() -> str:
@@ -75,7 +66,11 @@ def forbidden_page(request: HttpRequest) -> HttpResponse:
 @login_required
 async def index(request: HttpRequest) -> HttpResponse:
     """The thread list, newest first."""
-    context = {"threads": await thread_summaries(request), "model_label": model_label()}
+    context = {
+        "threads": await thread_summaries(request),
+        "model_label": model_label(),
+        "google": await access.connection(threads.user_email(request.user)),
+    }
     return render(request, "chat/index.html", context)
 
 
@@ -96,12 +91,14 @@ async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
     for message in conversation:
         if message["role"] == "assistant":
             message["html"] = render_markdown(message["content"])
+
     waiting = await pending.ahas_pending(thread_id)  # a reply is on its way
     context = {
         "thread_id": thread_id,
         "conversation": conversation,
         "threads": await thread_summaries(request),
         "model_label": model_label(),
+        "google": await access.connection(threads.user_email(request.user)),
         "pending": waiting,
         "max_message_bytes": threads.MAX_MESSAGE_BYTES,
     }

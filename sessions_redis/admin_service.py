@@ -1,23 +1,12 @@
 """What an operator can see and do with sessions in Redis db 0.
 
 Shared by the admin pages (:mod:`sessions_redis.admin_views`) and the ``sessions``
-management command, so both show the same rows and act the same way.
-
-- **Listing** walks ``session:*`` with ``SCAN`` (never ``KEYS``): a page is the keys
-  of one or more SCAN batches, then *one* pipeline fetches every record and its TTL
-  (``GET`` + ``PTTL``; neither renews the TTL, so looking does not keep a session
-  alive). A page therefore holds whole SCAN batches: between ``page_size`` and about
-  twice that many rows, in Redis' hash order (not sorted), and a key may show up on
-  two pages if Redis rehashes in between — SCAN's own guarantee.
-- **Search by user** reads the per-user index ``user_sessions:<email>`` (SMEMBERS),
-  then the same pipeline: O(that user's sessions), whatever the size of db 0.
-- **Secrets never leave**: :func:`redact` replaces every value under a
-  credential-like key (token, refresh_token, client_secret, password, hashes...) and
-  every value that looks like a token (Google ``ya29.``/``1//``, Fernet ``gAAAAA``)
-  before a record is shown; the record's own ``session_id`` (a bearer secret) is
-  cut to its first characters.
-- **Acting** uses the owners' one-round-trip scripts: :func:`sessions_redis.store.delete`
-  (the record and its index entry) and :func:`sessions_redis.store.delete_all_for`.
+management command, so both show the same rows and act the same way:
+:func:`list_sessions` (``SCAN``, never ``KEYS``), :func:`search_sessions`,
+:func:`session_detail`, :func:`delete_session`, :func:`sign_out_everywhere`. Key
+guarantees: looking never renews a session's TTL, and :func:`redact` removes every
+secret before a record is shown. See the README's "Operating: the admin and
+maintenance commands" section.
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
-"""Admin pages for what lives in Redis db 0: sessions and Google credentials.
+"""Admin pages for the sessions in Redis db 0.
 
-How they sit in the admin: each page belongs to an unmanaged model (no table, see
-:mod:`sessions_redis.models`) registered with a :class:`RedisPagesAdmin`, whose
-``get_urls`` replaces the ORM views with these. The URL names stay the admin's own
-(``admin:sessions_redis_redissession_changelist``...), so the admin index, the app
-index, the sidebar and breadcrumbs link to them as to any model, every view goes
-through ``admin_site.admin_view`` (staff only, CSRF, never cached), and permissions
-are the model's: ``view_*`` to look, ``delete_*`` to delete or revoke.
-
-Session ids are bearer secrets: whoever holds one is signed in. Pages show only a
-short prefix, and links carry an encrypted reference (Fernet, key derived from
-``SECRET_KEY``, valid for a day) instead of the id, so URLs in access logs, browser
-history and ``LogEntry`` never contain a usable session id.
-
-Every action is written to Django's ``LogEntry`` (who, what, when), visible under
-"Recent actions" and in ``django_admin_log``.
+:class:`RedisSessionAdmin` serves them for an unmanaged model through
+:class:`agenticpal.redis_admin.RedisPagesAdmin`: the admin's own URL names, staff only,
+the model's permissions, every action written to ``LogEntry``. Key guarantee: no page,
+URL or ``LogEntry`` holds a usable session id (a bearer secret); pages show a short
+prefix and links carry an expiring encrypted reference (:func:`session_ref`). See the
+README's "Operating: the admin and maintenance commands" section.
 """
 
 from __future__ import annotations

@@ -1,27 +1,11 @@
 """Django's ``SESSION_ENGINE``: sessions as the seed's JSON records in Redis db 0.
 
-``SESSION_ENGINE = "sessions_redis.backend"``. Shaped like Django's own
-``contrib/sessions/backends/cache.py``; the difference is what one request costs:
-
-- a read is one round trip that also renews the TTL (:func:`sessions_redis.store.touch`),
-  so ``SESSION_SAVE_EVERY_REQUEST`` is not needed for sliding expiry;
-- a save is one compare-and-set round trip; if another request of the same session
-  wrote meanwhile, the save is merged into that copy. A Django save owns the
-  ``django`` dict, ``user_email`` and the expiry; ``thread_ids``, ``credentials`` and
-  unknown fields always come from the stored copy, so two tabs never lose each
-  other's threads.
-
-Session keys are the seed's ``secrets.token_urlsafe(32)``. A cookie that cannot be one
-(wrong length or alphabet) is logged to ``django.security.SuspiciousSession`` as a
-warning and the request gets a fresh empty session, without asking Redis; a
-well-formed key that names no stored record (expired, signed out, forged) gets a
-fresh session too and an ``INFO`` line on the same logger. A stored value that is not a valid record
-(hand-edited, truncated) reads as "no session" with a warning, never a 500. Redis
-errors propagate unchanged (``redis.ConnectionError``...) so the middleware can
-answer 503 and nothing half-written is left behind.
-
-Session data must be JSON-serialisable (as with Django's ``JSONSerializer``): it is
-stored as a JSON object, readable with ``redis-cli GET session:<id>``.
+``SESSION_ENGINE = "sessions_redis.backend"``; :class:`SessionStore` is shaped like
+Django's ``contrib/sessions/backends/cache.py``, but a read is one round trip that also
+renews the TTL (no ``SESSION_SAVE_EVERY_REQUEST`` needed) and a save is one
+compare-and-set that merges a concurrent write instead of losing it. A malformed cookie
+or record never causes a 500; Redis errors propagate unchanged so the middleware answers
+503. Session data must be JSON-serialisable. Details: the README's "Sessions" section.
 """
 
 from __future__ import annotations

@@ -2,31 +2,10 @@
 
 Everything that reads or writes a session (the Django ``SessionStore``, the seed's
 ``SessionManager``, the thread API) goes through :class:`SessionRecord`, so there is
-exactly one copy of the JSON logic.
-
-As stored (compact JSON, readable with ``redis-cli GET session:<id>``)::
-
-    {"session_id": ..., "user_email": ..., "created_at": "...Z", "last_accessed": "...Z",
-     "credentials": {...} | null, "thread_ids": [...], "django": {...}, <extra fields>}
-
-- The six seed fields come first, in this order. ``sessions_redis.store`` relies on
-  ``last_accessed`` being the first ``"last_accessed"`` key in the text, so that Lua
-  can refresh it without decoding JSON (string values cannot contain an unescaped
-  quote, and no nested object precedes it).
-- ``django`` holds Django's own session dict (auth user id and backend, CSRF token,
-  messages, ``_session_expiry``...). Nesting it means no Django key can ever collide
-  with a seed field. Records written by the seed's code have no ``django`` key; they
-  read as an empty dict.
-- Unknown top-level fields (written by a newer version) are kept in ``extra`` and
-  written back unchanged.
-
-Timestamps are ISO-8601 UTC with a ``Z`` and whole seconds: one fixed width, so two
-of them compare correctly as strings (Lua does exactly that).
-
-(De)serialisation uses orjson: every request decodes a record and every save encodes
-one, and orjson does each in about a fifth of the standard library's time. Its
-output is the same compact UTF-8 JSON (keys in insertion order, non-string keys
-turned into strings as ``json`` does).
+exactly one copy of the JSON logic. Key guarantee: the six seed fields come first, in
+order (the Lua in :mod:`sessions_redis.store` relies on it), Django's data sits under
+``django``, and unknown fields are written back unchanged. Layout, timestamp format and
+encoding (orjson): the README's "Sessions" section.
 """
 
 from __future__ import annotations

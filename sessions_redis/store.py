@@ -1,34 +1,12 @@
 """The Redis operations on ``session:<id>``, each one round trip in the common case.
 
-Why Lua (and not GETEX / WATCH-MULTI):
-
-- **Read = touch**, one ``EVALSHA``: GET the record, renew its TTL, and rewrite
-  ``last_accessed`` only when the stored value is older than the resolution
-  (setting ``SESSION_LAST_ACCESSED_RESOLUTION``, default 60 s). ``GETEX`` alone renews
-  the TTL but cannot change ``last_accessed``; GETEX + SET would be two round trips
-  and rewrite the record on every request. The record's timestamps have a fixed
-  format, so Lua compares them as strings and swaps the first ``"last_accessed"``
-  value in place (see :mod:`sessions_redis.record` for why the first one is the
-  top-level one) without decoding the JSON. Accuracy: ``last_accessed`` lags the
-  true last access by less than the resolution; the TTL is always exact.
-  The TTL is ``SESSION_TTL_SECONDS`` unless Django's ``set_expiry`` stored a custom
-  one in the record (``django._session_expiry``): a number of seconds is renewed to
-  that number, a date is absolute and never renewed. Only records that contain
-  ``"_session_expiry"`` are decoded (``cjson``) to find out.
-- **Write = compare-and-set**, one ``EVALSHA``: SET only if the SHA-1 of the stored
-  value equals the SHA-1 of the value this caller loaded; otherwise return the
-  current value so the caller merges its change into it and tries again (see
-  :func:`update`). Nothing is lost when two requests of one session write at once,
-  and no lock is held. "Create" is the same script with SET-if-absent semantics.
-  The per-user index ``user_sessions:<email>`` is updated in the same script.
-- **Delete** reads the record in Lua to find its ``user_email`` and removes the id
-  from that user's index in the same step.
-
-The scripts name the index key from a prefix passed in ARGV, so they assume one
-Redis node (standalone or a single shard), like the rest of db 0.
-
-Every function takes the client (sync ``redis.Redis`` or ``redis.asyncio.Redis``);
-async twins sit next to their sync function and share the same scripts.
+:func:`touch` reads a record and renews its TTL (rewriting ``last_accessed`` at most once
+per ``SESSION_LAST_ACCESSED_RESOLUTION``); :func:`write` and :func:`update` save by
+compare-and-set, so a concurrent change is merged, never lost; :func:`delete` and
+:func:`delete_all_for` keep the ``user_sessions:<email>`` index in step. Each is one Lua
+script, no lock held, assuming db 0 is one Redis node. Every function takes the client
+(sync or asyncio); the async twins (``atouch``...) share the same scripts. Why Lua and
+what each script does: the README's "Sessions" section.
 """
 
 from __future__ import annotations

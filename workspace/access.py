@@ -9,6 +9,8 @@ the in-process emulator (:mod:`workspace.demo`) instead of Google.
 
 from __future__ import annotations
 
+from django.urls import reverse
+
 from workspace import credentials, demo
 from workspace.google.client import GoogleClient, GoogleUnavailable, SignInAgain
 
@@ -58,3 +60,17 @@ async def client_for(email: str) -> GoogleClient:
     if stored.is_demo and demo.enabled():
         return GoogleClient(tokens, base_url=demo.BASE_URL, http=demo.http_client())
     return GoogleClient(tokens)
+
+
+async def connection(email: str) -> dict[str, str]:
+    """What the pages say about the user's Google connection: ``demo``, ``google`` or
+    ``none`` (with a link to connect), from one read of the credentials."""
+    try:
+        stored = await credentials.aload_credentials(email)
+    except credentials.CredentialsUnreadable:
+        stored = None
+    if stored is None:
+        return {"state": "none", "text": "Google is not connected", "url": reverse("login")}
+    if stored.is_demo:
+        return {"state": "demo", "text": demo.DEMO_LABEL}
+    return {"state": "google", "text": "Google Workspace connected"}

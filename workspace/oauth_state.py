@@ -114,6 +114,14 @@ class GoogleOAuth2(RedisOAuthStateMixin, SocialGoogleOAuth2):
     REVOKE_TOKEN_URL = oauth.REVOKE_URI
     REVOKE_TOKEN_METHOD = "POST"
 
+    def get_scope(self) -> list[str]:
+        """One more permission, asked for alone (incremental authorisation: Google keeps
+        the ones already granted, ``include_granted_scopes=true``), or all of them."""
+        wanted = self.data.get("scope")
+        if wanted and wanted in self.setting("SCOPE", []):
+            return [*self.DEFAULT_SCOPE, wanted]
+        return super().get_scope()
+
     def auth_extra_arguments(self) -> dict[str, str]:
         arguments = super().auth_extra_arguments()
         arguments.setdefault("access_type", "offline")

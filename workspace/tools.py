@@ -115,6 +115,11 @@ def iso(moment: datetime | date | None, zone: ZoneInfo) -> str | None:
     )
 
 
+def safe_link(url: str | None) -> str | None:
+    """Only https links reach a page (an event's fields come from other people)."""
+    return url if url and url.startswith("https://") else None
+
+
 def span_text(start: datetime, end: datetime) -> str:
     return f"{start:%a %d %b %Y %H:%M} to {end:%a %d %b %Y %H:%M} ({start.tzinfo})"
 
@@ -132,8 +137,8 @@ def event_item(event: calendar.Event, zone: ZoneInfo) -> dict[str, Any]:
         "when": local(event.start, zone),
         "until": local(event.end, zone),
         "location": event.location,
-        "meet_link": event.meet_link,
-        "link": event.html_link,
+        "meet_link": safe_link(event.meet_link),
+        "link": safe_link(event.html_link),
         "declined": event.declined_by_me,
         "cancelled": event.status == "cancelled",
         "recurring": event.recurring,
@@ -375,7 +380,7 @@ def task_item(task: tasks.Task, list_title: str) -> dict[str, Any]:
         "done": task.completed,
         "parent": task.parent,
         "list": list_title,
-        "link": task.web_link,
+        "link": safe_link(task.web_link),
     }
 
 

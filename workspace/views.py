@@ -114,8 +114,17 @@ def login_page(request: HttpRequest) -> HttpResponse:
             "redirect_uri": redirect_uri(request),
             "scopes": [(scope, SCOPE_LABELS.get(scope, scope)) for scope in scopes],
             "local_command": f"python manage.py local_login_url {request.scheme}://{request.get_host()}",
+            **_grant(request),
         },
     )
+
+
+def _grant(request: HttpRequest) -> dict[str, str]:
+    """``?scope=`` (a tool lacked a permission): ask Google for that scope alone."""
+    scope = request.GET.get("scope", "")
+    if scope not in SCOPE_LABELS:
+        return {}
+    return {"grant_scope": scope, "grant_scope_label": SCOPE_LABELS[scope]}
 
 
 def _refused(request: HttpRequest, title: str, detail: str, status: int = 400) -> HttpResponse:

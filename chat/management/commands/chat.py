@@ -4,7 +4,7 @@ The reply streams as the model writes it. Conversations are kept in the Redis
 checkpointer (db 1) when Redis answers, so ``--thread`` resumes one started in the web
 UI (and the web UI shows what was said here). Without Redis the command still works,
 on LangGraph's ``InMemorySaver`` with a warning: the seed makes Redis optional for the
-CLI. The command runs the graph itself and never touches db 0 (sessions, queue).
+CLI. The command runs the graph itself; it reads db 0 only for `--user`'s Google credentials.
 
 Type ``/quit`` (or end the input) to leave; Ctrl-C stops a reply and leaves.
 """
@@ -33,7 +33,10 @@ from chat.graph import (
     stream_turn,
 )
 from chat.history import as_dict
+from chat.messages import tool_data
+from chat.render import render_tool_text
 from chat.threads import validate_thread_id
+from workspace import demo
 
 QUIT = {"/quit", "/exit", "/q"}
 PROMPT = "you> "
@@ -69,12 +72,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timezone", default="", help="your IANA timezone for date/time answers"
         )
+        parser.add_argument(
+            "--user",
+            default="",
+            help="whose Google Workspace the assistant reads (an email with stored Google "
+            "credentials: sign in on the web once); with WORKSPACE_DEMO on, the demo workspace",
+        )
 
-    def handle(self, *args, thread: str | None = None, timezone: str = "", **options) -> None:
+    def handle(
+        self, *args, thread: str | None = None, timezone: str = "", user: str = "", **options
+    ) -> None:
         if thread is not None and not validate_thread_id(thread):
             raise CommandError("--thread takes 1-64 letters, digits, '_' or '-'.")
         try:
-            asyncio.run(self.chat(thread, timezone, sys.stdin))
+            if user and demo.enabled():
+                demo.connect(user)
+            asyncio.run(self.chat(thread, timezone, user, sys.stdin))
         except KeyboardInterrupt:
             self.stdout.write("")
         except ImproperlyConfigured as exc:
@@ -82,7 +95,7 @@ class Command(BaseCommand):
         except UNAVAILABLE_ERRORS as exc:
             raise CommandError(unavailable_message(exc, "checkpoints")) from None
 
-    async def chat(self, thread: str | None, timezone: str, stdin: TextIO) -> None:
+    async def chat(self, thread: str | None, timezone: str, user: str, stdin: TextIO) -> None:
         saver = await create_redis_checkpointer(fallback=True)
         graph = build_graph(checkpointer=saver)
         thread_id = thread or uuid.uuid4().hex
@@ -95,7 +108,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"Thread {thread_id} (in memory only: lost when you leave)")
         self.stdout.write("Type /quit to leave.\n")
-        config = run_config(thread_id, timezone)
+        config = run_config(thread_id, timezone, user)
         if thread is not None:
             await self.show_history(graph, config)
         lines = read_lines(stdin)
@@ -121,11 +134,16 @@ class Command(BaseCommand):
             return
         for item in shown:
             if item["role"] == "tool":
-                self.stdout.write(f"  [{item['name']}] {item['content']}")
+                self.write_tool(item["name"], item.get("data"), item["content"])
             else:
                 label = "you" if item["role"] == "user" else "assistant"
                 self.stdout.write(f"{label}> {item['content']}")
         self.stdout.write("")
+
+    def write_tool(self, name: str, data: dict | None, text: str) -> None:
+        """A tool result: an agenda, an inbox, a checklist (or the tool's text)."""
+        shown = render_tool_text(data) if data else f"[{name}] {text}"
+        self.stdout.write("\n".join(f"  {line}" for line in shown.splitlines()))
 
     async def turn(self, graph: CompiledStateGraph, config: dict, text: str) -> None:
         """Stream one reply; a model error is reported and the turn undone."""
@@ -139,7 +157,7 @@ class Command(BaseCommand):
                     self.stdout.write(value, ending="")
                     self.stdout.flush()
                 elif kind == "tool":
-                    self.stdout.write(f"[{value.name}] {message_text(value)}")
+                    self.write_tool(value.name, tool_data(value), message_text(value))
                     self.stdout.write("assistant> ", ending="")
                 else:
                     partial = []

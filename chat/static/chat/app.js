@@ -74,8 +74,13 @@
     li.scrollIntoView({block: "end"});
     return li;
   }
-  function toolLine(name, output) {
+  function toolLine(name, output, html) {
     var li = addMessage("tool", "");
+    if (html) {  // rendered (and escaped) by the server's template: chat/_tool_result.html
+      li.firstChild.className = "body result-card";
+      li.firstChild.innerHTML = html;
+      return li;
+    }
     var body = li.firstChild;
     body.className = "body tool";
     body.appendChild(document.createTextNode("Tool "));
@@ -101,11 +106,11 @@
       var hint = document.createElement("li");
       hint.className = "msg hint";
       hint.id = "empty-hint";
-      hint.textContent = "Ask anything to start. Try \u201cwhat time is it?\u201d.";
+      hint.textContent = "Ask anything to start. Try \u201cwhat\u2019s on my calendar tomorrow?\u201d, \u201cshow my unread emails\u201d or \u201cwhat tasks are due this week?\u201d.";
       list.appendChild(hint);
     }
     messages.forEach(function (m) {
-      if (m.role === "tool") toolLine(m.name, m.content);
+      if (m.role === "tool") toolLine(m.name, m.content, m.html);
       else addMessage(m.role, m.content, {html: m.role === "assistant"});
     });
   }
@@ -141,7 +146,7 @@
         setRunning(true);
         break;
       case "tool":
-        toolLine(ev.name, ev.output);
+        toolLine(ev.name, ev.output, ev.html);
         break;
       case "done":
         var d = bubbleFor(ev.message_id);

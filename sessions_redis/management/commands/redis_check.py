@@ -1,17 +1,15 @@
 """``manage.py redis_check``: the setup guide's "Verify Redis Connection" script.
 
 Pings Redis db 0, creates a session with :class:`sessions_redis.manager.SessionManager`,
-reads it back (which renews its TTL) and deletes it. On success it prints exactly the
-guide's four lines and exits 0::
+reads it back (renewing its TTL) and deletes it, printing the guide's four lines::
 
     ✓ Redis connected
     ✓ Created session: <id>
     ✓ Retrieved session for test@example.com
     ✓ Deleted test session
 
-On failure it prints ``✗ Redis connection failed`` (or the step that failed) and the
-reason on stderr, and exits 1. The test session is deleted whatever happens, so the
-command leaves no keys behind (the per-user index empties with it).
+On failure it prints ``✗ Redis connection failed`` (or the failed step) and exits 1.
+The test session is deleted whatever happens, so the command leaves no keys behind.
 """
 
 from __future__ import annotations

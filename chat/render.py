@@ -1,0 +1,37 @@
+"""HTML for people: assistant replies (Markdown, sanitised) and Workspace tool results.
+
+Replies are rendered with ``markdown`` and cleaned by ``nh3`` (an allow-list
+sanitiser), so a reply can never inject HTML or script. Tool results are rendered by
+one template (``chat/_tool_result.html``, auto-escaped) for the page, the no-JS page
+and the live stream alike (the ``tool`` event carries it as ``html``); the terminal
+chat uses its plain-text twin (``chat/_tool_result.txt``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import markdown
+import nh3
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
+
+MARKDOWN_EXTENSIONS = ["fenced_code", "sane_lists", "nl2br"]
+
+
+def render_markdown(text: str) -> SafeString:
+    """Markdown -> HTML with only harmless tags and attributes left (links get rel=noopener)."""
+    html = markdown.markdown(text, extensions=MARKDOWN_EXTENSIONS, output_format="html")
+    return mark_safe(nh3.clean(html, link_rel="noopener noreferrer nofollow"))
+
+
+def render_tool(data: dict[str, Any] | None) -> SafeString | None:
+    """A tool result's structured part as HTML (None when it has none)."""
+    if not data:
+        return None
+    return mark_safe(render_to_string("chat/_tool_result.html", {"data": data}).strip())
+
+
+def render_tool_text(data: dict[str, Any]) -> str:
+    """The same for a terminal (``manage.py chat``): plain text lines."""
+    return render_to_string("chat/_tool_result.txt", {"data": data}).rstrip()

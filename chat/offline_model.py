@@ -106,8 +106,10 @@ def _timezone(said: Sequence[str]) -> str:
     return ""
 
 
-def _when(question: str, default: str) -> str:
-    match = _WHEN.search(question)
+def _when(question: str, default: str, near: re.Pattern | None = None) -> str:
+    """The range phrase that follows ``near`` (e.g. "tasks ... this week"), else any."""
+    keyword = near.search(question) if near else None
+    match = (keyword and _WHEN.search(question, keyword.end())) or _WHEN.search(question)
     return match.group(1).lower() if match else default
 
 
@@ -138,16 +140,11 @@ def workspace_calls(question: str, tool_names: Sequence[str], turn: int) -> list
         args = {"minutes": _minutes(question), "when": _when(question, "this week")}
         wanted.append(("find_free_time", args))
     elif _ASKS_CALENDAR.search(question):
-        wanted.append(("calendar_events", {"when": _when(question, "today")}))
+        wanted.append(("calendar_events", {"when": _when(question, "today", _ASKS_CALENDAR)}))
     if _ASKS_MAIL.search(question):
         wanted.append(("search_email", {"query": _mail_query(question), "limit": 20}))
     if _ASKS_TASKS.search(question):
-        due = (
-            _when(question, "")
-            if re.search(r"\bdue\b|\bthis\b|\bnext\b|\btoday\b|\btomorrow\b", question, re.I)
-            else ""
-        )
-        wanted.append(("list_tasks", {"due": due}))
+        wanted.append(("list_tasks", {"due": _when(question, "", _ASKS_TASKS)}))
     return [
         {"name": name, "args": args, "id": f"call_{name}_{turn}"}
         for name, args in wanted

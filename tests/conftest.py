@@ -12,10 +12,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis
+import respx
 from django.test import override_settings
 
 from agenticpal import config, redis_clients
 from agenticpal.redis_server import RedisServer
+from tests.google_bodies import BASE, FakeTokens
+from workspace.google import client as google_client
+from workspace.google.client import GoogleClient
 
 
 def redis_settings(url: str) -> dict:
@@ -96,3 +100,29 @@ async def _finish_chat_runs() -> AsyncIterator[None]:
     from chat import runner
 
     await runner.drain()
+
+
+# --- Google, stubbed at the HTTP layer (bodies in tests/google_bodies.py) -------------------
+
+
+@pytest.fixture(name="google_api")
+def google_api_fixture(settings) -> Iterator[respx.MockRouter]:
+    settings.GOOGLE_API_BASE_URL = BASE
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture(name="retry_sleeps")
+def retry_sleeps_fixture(monkeypatch) -> list[float]:
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(google_client, "sleep", record)
+    return waits
+
+
+@pytest.fixture(name="google_client")
+def google_client_fixture(google_api, retry_sleeps) -> GoogleClient:
+    return GoogleClient(FakeTokens())

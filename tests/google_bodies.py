@@ -1,23 +1,17 @@
 """Google stubbed at the HTTP layer: respx fixtures and response bodies shaped like Google's.
 
 Field names follow Google's discovery documents (``calendar.v3.json``, ``gmail.v1.json``,
-``tasks.v1.json``). Test modules import the ``*_fixture`` functions to get the fixtures
-``google_api`` (the respx router, ``settings.GOOGLE_API_BASE_URL`` pointing at it),
-``retry_sleeps`` (the waits retries asked for; nothing really sleeps) and
-``google_client`` (a client with :class:`FakeTokens`).
+``tasks.v1.json``). The fixtures ``google_api`` (the respx router, with
+``settings.GOOGLE_API_BASE_URL`` pointing at it), ``retry_sleeps`` (the waits retries
+asked for; nothing really sleeps) and ``google_client`` live in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-import respx
-
-from workspace.google import client as google_client_module
-from workspace.google.client import GoogleClient, SignInAgain
+from workspace.google.client import SignInAgain
 
 BASE = "https://google.test"
 TOKEN = "ya29.test-access-token-SECRET"
@@ -42,29 +36,6 @@ class FakeTokens:
         self.refreshes_left -= 1
         self.current = FRESH_TOKEN
         return self.current
-
-
-@pytest.fixture(name="google_api")
-def google_api_fixture(settings) -> Iterator[respx.MockRouter]:
-    settings.GOOGLE_API_BASE_URL = BASE
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture(name="retry_sleeps")
-def retry_sleeps_fixture(monkeypatch) -> list[float]:
-    waits: list[float] = []
-
-    async def record(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr(google_client_module, "sleep", record)
-    return waits
-
-
-@pytest.fixture(name="google_client")
-def google_client_fixture(google_api, retry_sleeps) -> GoogleClient:
-    return GoogleClient(FakeTokens())
 
 
 # --- Errors ---------------------------------------------------------------------------

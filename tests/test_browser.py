@@ -1,7 +1,8 @@
 """The chat in a real browser: Playwright driving Debian's chromium against the real server.
 
 Sign in with the one-time local URL, start a chat, send a message, watch the reply
-stream in over the websocket, reload, and find the conversation restored.
+stream in over the websocket, reload, and find the conversation restored; ask the demo
+workspace for tomorrow's agenda and the unread mail and see both rendered.
 
 Playwright never downloads a browser here: ``scripts/install-browser.sh`` (run by
 ``make test``) installs Debian's chromium, and the test fails — it is not skipped —
@@ -95,6 +96,38 @@ async def test_sign_in_chat_streamed_reply_and_history_after_reload(
     await expect(page.locator("li.msg.assistant")).to_have_count(1)
     await expect(page.locator("li.msg.assistant")).to_contain_text(answer.split()[0])
     await expect(chat).to_have_class(_has("live"))  # and the socket is back after the reload
+
+
+async def test_the_demo_workspace_renders_an_agenda_and_the_unread_mail(
+    server: LiveServer, page: Page
+) -> None:
+    """``make run``'s default set-up: no Google, a local sign-in, the demo workspace."""
+    await page.goto(server.login_url())
+    await expect(page.locator("#google-state")).to_contain_text("Demo workspace")
+    await page.get_by_role("button", name="Start a new chat").click()
+    await expect(page.locator("#chat")).to_have_class(_has("live"))
+
+    await page.locator("#message").fill("What's on my calendar tomorrow?")
+    await page.locator("#message").press("Enter")
+    agenda = page.locator("li.msg.tool table.agenda")
+    await expect(agenda).to_be_visible(timeout=30_000)
+    assert await agenda.locator("tbody tr").count() >= 1
+    await expect(page.locator("li.msg.tool .demo-label").first).to_contain_text(
+        "not your Google account"
+    )
+    await expect(page.locator("li.msg.assistant").last).to_contain_text("event(s)")
+    await expect(page.locator("#send")).to_be_enabled(timeout=30_000)
+
+    await page.locator("#message").fill("Show my unread emails")
+    await page.locator("#message").press("Enter")
+    inbox = page.locator("li.msg.tool table.inbox")
+    await expect(inbox).to_be_visible(timeout=30_000)
+    await expect(inbox.locator("tr.unread").first).to_be_visible()
+    await expect(inbox).to_contain_text("Urgent: action required")  # shown as data, nothing more
+
+    await page.reload()  # the no-JS rendering of the same results
+    await expect(page.locator("table.agenda")).to_be_visible()
+    await expect(page.locator("table.inbox")).to_be_visible()
 
 
 def _has(css_class: str) -> re.Pattern:

@@ -8,12 +8,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from tests.google_bodies import (  # noqa: F401 (the *_fixture functions are fixtures)
+from tests.google_bodies import (
     event,
     events_page,
-    google_api_fixture,
-    google_client_fixture,
-    retry_sleeps_fixture,
 )
 from workspace.google.calendar import (
     EVENT_FIELDS,

@@ -15,16 +15,13 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from tests.google_bodies import (  # noqa: F401 (the *_fixture functions are fixtures)
+from tests.google_bodies import (
     BASE,
     FRESH_TOKEN,
     SCOPE_ERROR,
     TOKEN,
     FakeTokens,
     error_body,
-    google_api_fixture,
-    google_client_fixture,
-    retry_sleeps_fixture,
 )
 from workspace.google import client as google
 from workspace.google.client import (

@@ -10,14 +10,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import pytest
 
-from tests.google_bodies import (  # noqa: F401 (the *_fixture functions are fixtures)
+from tests.google_bodies import (
     attachment,
-    google_api_fixture,
-    google_client_fixture,
     message,
     multipart,
     part,
-    retry_sleeps_fixture,
 )
 from workspace.google.gmail import (
     FULL_FIELDS,

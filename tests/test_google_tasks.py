@@ -8,10 +8,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from tests.google_bodies import (  # noqa: F401 (the *_fixture functions are fixtures)
-    google_api_fixture,
-    google_client_fixture,
-    retry_sleeps_fixture,
+from tests.google_bodies import (
     task,
 )
 from workspace.google.tasks import (

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
+from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -263,7 +264,8 @@ def summary_item(message: gmail.MessageSummary, zone: ZoneInfo) -> dict[str, Any
     return {
         "id": message.id,
         "thread_id": message.thread_id,
-        "from": message.sender,
+        "from": parseaddr(message.sender)[0] or parseaddr(message.sender)[1] or message.sender,
+        "sender": message.sender,
         "to": message.to,
         "subject": message.subject or "(no subject)",
         "date": iso(message.date, zone),
@@ -278,7 +280,7 @@ def summary_line(item: dict[str, Any]) -> str:
     state = "unread" if item["unread"] else "read"
     return (
         f"- id {item['id']} (thread {item['thread_id']}), {item['when']}, {state}: "
-        f"from {quoted(item['from'])}, subject {quoted(item['subject'])}, "
+        f"from {quoted(item['sender'])}, subject {quoted(item['subject'])}, "
         f"snippet {quoted(item['snippet'])}"
     )
 

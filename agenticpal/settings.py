@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agenticpal import redis_keys as keys
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+
 from agenticpal.config import (
     channel_layers,
     env,
@@ -43,6 +45,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "agenticpal.middleware.RedisUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sessions_redis.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -51,6 +54,23 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Pages load nothing from elsewhere: no external image can carry data out (a reply or an
+# email that names one), no inline script runs. Google sign-in is a redirect, not a load.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],  # the admin's style attributes
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],  # the chat websocket and EventSource, same origin
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 ROOT_URLCONF = "agenticpal.urls"
 WSGI_APPLICATION = "agenticpal.wsgi.application"

@@ -1,7 +1,7 @@
 """HTML for people: assistant replies (Markdown, sanitised) and Workspace tool results.
 
 Replies are rendered with ``markdown`` and cleaned by ``nh3`` (an allow-list
-sanitiser), so a reply can never inject HTML or script. Tool results are rendered by
+sanitiser, no images), so a reply can never inject HTML, script or an outside fetch. Tool results are rendered by
 one template (``chat/_tool_result.html``, auto-escaped) for the page, the no-JS page
 and the live stream alike (the ``tool`` event carries it as ``html``); the terminal
 chat uses its plain-text twin (``chat/_tool_result.txt``).
@@ -17,12 +17,15 @@ from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
 MARKDOWN_EXTENSIONS = ["fenced_code", "sane_lists", "nl2br"]
+# No images: an image URL in a reply (say, one an email talked the model into writing)
+# would be fetched by the browser and could carry data out. The CSP blocks them too.
+SAFE_TAGS = nh3.ALLOWED_TAGS - {"img"}
 
 
 def render_markdown(text: str) -> SafeString:
     """Markdown -> HTML with only harmless tags and attributes left (links get rel=noopener)."""
     html = markdown.markdown(text, extensions=MARKDOWN_EXTENSIONS, output_format="html")
-    return mark_safe(nh3.clean(html, link_rel="noopener noreferrer nofollow"))
+    return mark_safe(nh3.clean(html, tags=SAFE_TAGS, link_rel="noopener noreferrer nofollow"))
 
 
 def render_tool(data: dict[str, Any] | None) -> SafeString | None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agenticpal import redis_keys as keys
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 
+from agenticpal import redis_keys as keys
 from agenticpal.config import (
     channel_layers,
     env,

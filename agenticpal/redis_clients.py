@@ -21,9 +21,12 @@ from typing import Any, Literal
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.retry
+import redis.retry
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from redis.backoff import EqualJitterBackoff
 
 from agenticpal.config import mask_password
 
@@ -65,19 +68,30 @@ class HiredisPackingConnection(aioredis.Connection):
 
 
 def _async_pool(url: str) -> aioredis.ConnectionPool:
-    pool = aioredis.ConnectionPool.from_url(url, **_pool_kwargs())
+    pool = aioredis.ConnectionPool.from_url(url, **_pool_kwargs(asynchronous=True))
     if pool.connection_class is aioredis.Connection:  # not unix:// or rediss://
         pool.connection_class = HiredisPackingConnection
     return pool
 
 
-def _pool_kwargs() -> dict:
+# A pooled connection that Redis dropped (a restart, a failover, a kill) fails on its
+# next use; the command is then retried on a fresh connection, with jittered backoff
+# while Redis comes back or loads its data. Only connection errors: a timeout means
+# Redis is there but stuck, and callers should learn that at once.
+RETRIES = 4
+RETRY_BACKOFF = EqualJitterBackoff(base=0.1, cap=2.0)  # 1.5-3 s in all
+
+
+def _pool_kwargs(*, asynchronous: bool = False) -> dict:
     conf = settings.REDIS
+    retry = (aioredis.retry.Retry if asynchronous else redis.retry.Retry)(RETRY_BACKOFF, RETRIES)
     return {
         "socket_timeout": conf.get("SOCKET_TIMEOUT", 5),
         "socket_connect_timeout": conf.get("CONNECT_TIMEOUT", 2),
         "max_connections": conf.get("MAX_CONNECTIONS", 200),
         "health_check_interval": 30,
+        "retry": retry,
+        "retry_on_error": [redis.exceptions.ConnectionError],
     }
 
 

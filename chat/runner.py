@@ -64,6 +64,8 @@ RENEW_INTERVAL_SECONDS = 1.0  # the lock lives keys.RUN_LOCK_TTL_MS; renewal is 
 WATCH_MARGIN_SECONDS = 0.05  # retry this long after the holder's lock would have expired
 STOP_WAIT_SECONDS = 10.0  # how long forget()/aclose() wait for a stopped run to finish
 TOKEN_WINDOW_SECONDS = 0.05  # after a run's first token event, at most one per this long
+RETRY_FIRST_SECONDS = 0.5  # a run that Redis failed is tried again after this, doubling
+RETRY_MAX_SECONDS = 5.0
 
 GraphFactory = Callable[[], Awaitable[CompiledStateGraph]]
 
@@ -200,12 +202,26 @@ class Runner:
 
     # --- entry points -----------------------------------------------------------------
 
-    async def submit(self, thread_id: str, text: str, email: str, timezone: object = "") -> str:
-        """Queue ``text`` (durably) and make sure a run will pick it up; returns its id."""
+    async def submit(
+        self,
+        thread_id: str,
+        text: str,
+        email: str,
+        timezone: object = "",
+        message_id: object = None,
+    ) -> str:
+        """Queue ``text`` (durably) and make sure a run will pick it up; returns its id.
+
+        ``message_id``: the client's id for the message, so that sending it again (a
+        reconnect before the acknowledgement) cannot make a second turn.
+        """
         reason = threads.check_message(text)
         if reason is not None:
             raise InvalidMessage(reason)
-        message = PendingMessage(uuid.uuid4().hex, text, email, threads.clean_timezone(timezone))
+        if message_id is not None and not threads.validate_thread_id(message_id):
+            raise InvalidMessage("A message id is 1-64 letters, digits, '_' or '-'.")
+        mid = message_id or uuid.uuid4().hex
+        message = PendingMessage(mid, text, email, threads.clean_timezone(timezone))
         token = pending.new_token()
         if await pending.asubmit(thread_id, message, token):
             self._start(thread_id, token)
@@ -300,27 +316,49 @@ class Runner:
                 del self._watchers[thread_id]
 
     async def _run_queue(self, thread_id: str, run: _Run) -> None:
-        """Run the queue head first until it is empty (the lock is ours throughout)."""
+        """Run the queue head first until it is empty (the lock is ours throughout).
+
+        Redis failing mid-run leaves the message queued; this process tries again with
+        backoff (the same lock while it lasts, then as any process would) until Redis is
+        back, so the message is answered without waiting for another socket or message.
+        """
+        delay = RETRY_FIRST_SECONDS
+        watch = False
         try:
-            status, raw = await pending.aack_and_next(thread_id, run.token)
-            while status == "next" and raw is not None and not self._closing:
-                message = PendingMessage.decode(raw)
-                if not await self._run_one(thread_id, run, message):
-                    return  # the lock is gone: the message stays queued for its next run
-                status, raw = await pending.aack_and_next(thread_id, run.token, message, raw)
-            if status == "lost":
-                logger.warning("Run lock of thread %s expired between two messages", thread_id)
-        except UNAVAILABLE_ERRORS as exc:
-            logger.warning(
-                "Run of thread %s stopped: Redis unavailable (%s); its message stays queued",
-                thread_id,
-                exc,
-            )
+            while not self._closing:
+                try:
+                    watch = not await self._drain(thread_id, run)
+                    return
+                except UNAVAILABLE_ERRORS as exc:
+                    logger.warning(
+                        "Run of thread %s stopped: Redis unavailable (%s); its message stays "
+                        "queued, trying again in %.1f s",
+                        thread_id,
+                        exc,
+                        delay,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
         except Exception:
             logger.exception("Run of thread %s failed; its message stays queued", thread_id)
         finally:
             if self._runs.get(thread_id) is run:
                 del self._runs[thread_id]
+            if watch and not self._closing:
+                self._watch(thread_id)  # our lock expired meanwhile: take the queue over
+
+    async def _drain(self, thread_id: str, run: _Run) -> bool:
+        """Run every queued message; False when the lock stopped being ours."""
+        status, raw = await pending.aack_and_next(thread_id, run.token)
+        while status == "next" and raw is not None and not self._closing:
+            message = PendingMessage.decode(raw)
+            if not await self._run_one(thread_id, run, message):
+                return False  # the lock is gone: the message stays queued for its next run
+            status, raw = await pending.aack_and_next(thread_id, run.token, message, raw)
+        if status == "lost":
+            logger.warning("Run lock of thread %s expired between two messages", thread_id)
+            return False
+        return True
 
     async def _run_one(self, thread_id: str, run: _Run, message: PendingMessage) -> bool:
         """Run one message to its end; False when the lock was lost (do not acknowledge)."""
@@ -483,8 +521,10 @@ def get_runner() -> Runner:
     return runner
 
 
-async def submit(thread_id: str, text: str, email: str, timezone: object = "") -> str:
-    return await get_runner().submit(thread_id, text, email, timezone)
+async def submit(
+    thread_id: str, text: str, email: str, timezone: object = "", message_id: object = None
+) -> str:
+    return await get_runner().submit(thread_id, text, email, timezone, message_id)
 
 
 async def cancel(thread_id: str) -> bool:

@@ -7,25 +7,32 @@ call here. Ids are client-chosen (:func:`validate_thread_id`) or new
 the id joins the session's ``thread_ids``; nobody else opens it (:func:`aowns`).
 :func:`adelete` / :func:`delete` have one meaning everywhere: stop any run, drop the
 queued messages, the checkpoints and the events, then the ownership and the id in every
-session of the owner. Ownership keys have no TTL (checkpoints are persistent too).
+session of the owner. Ownership keys have no TTL; the owner is also in every checkpoint's
+metadata (``user_email``), so a thread whose db 0 entry is lost is never claimed by
+someone else (:func:`aclaim` restores it for its owner, refuses anyone else).
 Every function takes ``client=None`` (the project's db 0 client).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
 from typing import Any, Literal
 
+from langgraph.checkpoint.base import CheckpointTuple
 from redis.commands.core import AsyncScript, Script
 
 from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import get_async_client, get_client
 from chat import events, pending
 from chat.checkpoint import sync_checkpointer
+from chat.graph import get_checkpointer
 from chat.tools import resolve_timezone
 from sessions_redis import store
+
+logger = logging.getLogger("chat.threads")
 
 THREAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_MESSAGE_BYTES = 16 * 1024  # the contract's limit on one message, UTF-8 encoded
@@ -79,12 +86,14 @@ def shorten_title(text: str) -> str:
 # --- ownership ------------------------------------------------------------------------------
 
 # KEYS: thread_owner:<id>, user_threads:<email>; ARGV: email, thread id, now (ms).
+# Returns 0 someone else's, 1 already ours, 2 newly ours (check the checkpoints' owner).
 CLAIM_LUA = b"""
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[1] then return 0 end
-if not owner then redis.call('SET', KEYS[1], ARGV[1]) end
 redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[2])
-return 1
+if owner then return 1 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 2
 """
 
 # KEYS: thread_owner:<id>, user_threads:<email>; ARGV: email, thread id.
@@ -99,18 +108,48 @@ _claim, _forget = Script(None, CLAIM_LUA), Script(None, FORGET_LUA)
 _aclaim, _aforget = AsyncScript(None, CLAIM_LUA), AsyncScript(None, FORGET_LUA)
 
 
+def _config(thread_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+
 def _owner_keys(email: str, thread_id: str) -> list[str]:
     return [keys.thread_owner_key(thread_id), keys.user_threads_key(email)]
+
+
+def _refuse_recorded(email: str, thread_id: str, recorded: CheckpointTuple | None) -> bool:
+    """A thread with checkpoints but no owner in db 0 (db 0 lost, restored, failed over)
+    belongs to the user its checkpoints name, never to whoever asks first."""
+    if recorded is None:
+        return False  # a new thread
+    owner = (recorded.metadata or {}).get("user_email")
+    if owner == email:
+        logger.info("Ownership of thread %s restored from its checkpoints", thread_id)
+        return False
+    logger.warning(
+        "Refused %s the thread %s: its checkpoints belong to %s, db 0 had no owner",
+        email,
+        thread_id,
+        owner or "nobody (a conversation without a user)",
+    )
+    return True
 
 
 def claim(email: str, thread_id: str, session_id: str | None = None, *, client=None) -> bool:
     """Own ``thread_id`` (or confirm it is ours) and list it in the session.
 
-    ``False``: it belongs to someone else, and nothing changed.
+    ``False``: it belongs to someone else (in db 0, or by its checkpoints), and nothing
+    changed.
     """
     client = client or get_client("sessions")
     now_ms = int(time.time() * 1000)
-    if not _claim(_owner_keys(email, thread_id), [email, thread_id, now_ms], client=client):
+    keys_ = _owner_keys(email, thread_id)
+    status = _claim(keys_, [email, thread_id, now_ms], client=client)
+    if status == 2 and _refuse_recorded(
+        email, thread_id, sync_checkpointer().get_tuple(_config(thread_id))
+    ):
+        _forget(keys_, [email, thread_id], client=client)
+        return False
+    if not status:
         return False
     if session_id:
         store.add_thread_id(session_id, thread_id, client=client)
@@ -120,7 +159,14 @@ def claim(email: str, thread_id: str, session_id: str | None = None, *, client=N
 async def aclaim(email: str, thread_id: str, session_id: str | None = None, *, client=None) -> bool:
     client = client or get_async_client("sessions")
     now_ms = int(time.time() * 1000)
-    if not await _aclaim(_owner_keys(email, thread_id), [email, thread_id, now_ms], client=client):
+    keys_ = _owner_keys(email, thread_id)
+    status = await _aclaim(keys_, [email, thread_id, now_ms], client=client)
+    if status == 2:
+        saver = await get_checkpointer()
+        if _refuse_recorded(email, thread_id, await saver.aget_tuple(_config(thread_id))):
+            await _aforget(keys_, [email, thread_id], client=client)
+            return False
+    if not status:
         return False
     if session_id:
         await store.aadd_thread_id(session_id, thread_id, client=client)
@@ -191,7 +237,6 @@ def delete(
 async def adelete(thread_id: str, *, if_busy: IfBusy = "stop", client=None) -> str | None:
     """The async twin of :func:`delete`; also waits for this process's run to stop."""
     from chat import runner  # runner imports this module
-    from chat.graph import get_checkpointer
 
     client = client or get_async_client("sessions")
     if if_busy == "refuse" and await pending.ais_busy(thread_id, client=client):

@@ -440,3 +440,40 @@ async def test_tool_events_keep_their_place_among_tokens(window):
     assert kinds[0] == "user" and kinds[-1] == "done"
     final = [e["text"] for e in seen[kinds.index("tool") + 1 :] if e["type"] == "token"]
     assert "".join(final) == seen[-1]["content"]
+
+
+# --- Redis going away mid-run: the owner of the lock tries again --------------------------------
+
+
+async def test_a_run_that_redis_failed_is_answered_once_redis_is_back(redis_factory):
+    from tests.conftest import use_redis
+
+    server = redis_factory(appendonly=True)
+    with use_redis(server):
+        gate = asyncio.Event()
+        model = ScriptedModel(gate=gate)
+        worker = runner_with(model)
+        await worker.submit("r-heal", "hello after the storm", EMAIL)
+        await eventually(lambda: model.calls)  # the run is inside the model
+        server.stop()  # Redis goes away mid-run (graceful: its AOF keeps the queue)
+        gate.set()  # the run ends and fails to write its checkpoint
+        await asyncio.sleep(4)  # longer than the clients' own retries (1.5-3 s)
+        server.start()
+        # Nobody connects, nothing else is sent: the lock's owner tries again by itself.
+        seen = await events_until("r-heal", "done", wait=30)
+        assert [e["type"] for e in seen].count("done") == 1
+        await worker.drain()
+        conversation = await history.get_history("r-heal")
+        assert [m["role"] for m in conversation] == ["user", "assistant"]
+        assert sessions_redis_client("sessions").llen(keys.pending_message_key("r-heal")) == 0
+
+
+async def test_the_same_message_id_sent_twice_makes_one_turn(sessions_redis):
+    worker = runner_with(ScriptedModel())
+    assert await worker.submit("r-twice", "hi", EMAIL, message_id="client-1") == "client-1"
+    await worker.drain()
+    await worker.submit("r-twice", "hi", EMAIL, message_id="client-1")  # a resend
+    await worker.drain()
+    assert [m["role"] for m in await history.get_history("r-twice")] == ["user", "assistant"]
+    with pytest.raises(InvalidMessage, match="message id"):
+        await worker.submit("r-twice", "hi", EMAIL, message_id="bad id!")

@@ -157,3 +157,32 @@ async def test_a_deleted_thread_id_can_be_used_again_as_a_new_thread(sessions_re
     await eventually(lambda: not sessions_redis.exists(keys.thread_owner_key("d-again")))
     eve = await signed_in_client("eve@example.com")
     assert await threads.aclaim("eve@example.com", "d-again", session_cookie(eve))
+
+
+# --- ownership survives the loss of db 0 ---------------------------------------------------------
+
+
+async def test_after_db0_is_lost_the_checkpoints_decide_who_owns_a_thread(sessions_redis):
+    await threads.aclaim(EMAIL, "d-lost")
+    await runner.submit("d-lost", "my secret plans", EMAIL)
+    await runner.drain()
+    sessions_redis.flushdb()  # db 0 lost (a failover to an empty replica, a restore of db 1 only)
+    assert not await threads.aclaim("eve@example.com", "d-lost")
+    assert threads.owner_of("d-lost") is None  # the refusal left nothing behind
+    eve = await signed_in_client("eve@example.com")
+    assert (await eve.get("/api/threads/d-lost")).status_code == 403
+    assert (await eve.get("/chat/d-lost/")).status_code == 403
+    assert await threads.aclaim(EMAIL, "d-lost")  # the owner gets it back
+    assert threads.owner_of("d-lost") == EMAIL
+    assert not threads.claim("eve@example.com", "d-lost")
+
+
+async def test_a_conversation_without_a_user_is_nobodys_to_take(sessions_redis):
+    from langchain_core.messages import HumanMessage
+
+    from chat.graph import build_graph, get_checkpointer, run_config
+    from chat.offline_model import OfflineChatModel
+
+    graph = build_graph(model=OfflineChatModel(), checkpointer=await get_checkpointer())
+    await graph.ainvoke({"messages": [HumanMessage("hi")]}, run_config("d-cli"))  # no user
+    assert not await threads.aclaim(EMAIL, "d-cli")

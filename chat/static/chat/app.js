@@ -24,6 +24,7 @@
   var running = false;
   var bubbles = {}; // message_id -> {el, text}
   var seenUsers = {}; // message_id of user messages already shown
+  var unacked = {}; // message id -> frame sent but not yet acknowledged (its "user" event)
 
   // --- formatting -----------------------------------------------------------
   function browserTimezone() {
@@ -134,7 +135,14 @@
         seenUsers = {};
         break;
       case "user":
-        if (seenUsers[ev.message_id]) break;
+        acknowledge(ev.message_id);
+        if (seenUsers[ev.message_id]) {
+          // The same message run again (Redis failed mid-run): its reply starts over.
+          var again = bubbles[ev.message_id];
+          if (again) { again.text = ""; again.el.firstChild.textContent = ""; again.el.classList.add("streaming"); }
+          setRunning(true);
+          break;
+        }
         seenUsers[ev.message_id] = true;
         addMessage("user", ev.text);
         setRunning(true);
@@ -190,7 +198,11 @@
       showStatus("");
       root.classList.add("live");
       clearInterval(pingTimer);
-      pingTimer = setInterval(function () { send({type: "ping"}); }, 15000);
+      // The server answers a ping only when Redis does: a dead Redis closes the socket
+      // within a few seconds, and the page shows "reconnecting".
+      pingTimer = setInterval(function () { send({type: "ping"}); }, 5000);
+      // Messages never acknowledged are sent again; their id makes that harmless.
+      Object.keys(unacked).forEach(function (id) { send(unacked[id]); });
     };
     socket.onmessage = function (msg) {
       try { onEvent(JSON.parse(msg.data)); } catch (err) { console.error(err); }
@@ -212,6 +224,17 @@
     clearTimeout(retryTimer);
     retryTimer = setTimeout(connect, delay);
   }
+  function newMessageId() {
+    var raw = window.crypto && crypto.randomUUID ? crypto.randomUUID() : Date.now() + "-" + Math.random();
+    return raw.replace(/[^A-Za-z0-9]/g, "").slice(0, 32);
+  }
+  function acknowledge(id) {
+    var frame = unacked[id];
+    if (!frame) return;
+    delete unacked[id];
+    if (input.value === frame.message) input.value = "";  // kept until the server has it
+    input.classList.remove("sending");
+  }
   function send(frame) {
     if (!socket || socket.readyState !== WebSocket.OPEN) return false;
     socket.send(JSON.stringify(frame));
@@ -232,9 +255,12 @@
       showStatus("The message is longer than 16 KB; shorten it.", "error");
       return;
     }
-    if (send({type: "message", message: text, timezone: browserTimezone()})) {
+    if (Object.keys(unacked).length) { e.preventDefault(); return; }  // one at a time
+    var frame = {type: "message", id: newMessageId(), message: text, timezone: browserTimezone()};
+    if (send(frame)) {
       e.preventDefault();
-      input.value = "";
+      unacked[frame.id] = frame;
+      input.classList.add("sending");
     } // else: the socket is down, let the browser POST the form (works without the socket)
   });
   input.addEventListener("keydown", function (e) {

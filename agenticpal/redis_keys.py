@@ -106,6 +106,17 @@ THREAD_EVENTS_MAXLEN: Final = 2_000  # approximate cap (XADD MAXLEN ~)
 THREAD_EVENTS_TTL_SECONDS: Final = 86_400  # an idle thread's stream expires after a day
 
 
+# Limits on what one user can queue (settings CHAT_MAX_QUEUED_MESSAGES and
+# CHAT_MESSAGES_PER_MINUTE override them): nobody fills Redis for everyone else.
+MESSAGE_RATE_PREFIX: Final = "rate:messages:"  # messages a user sent in one minute
+MAX_QUEUED_MESSAGES: Final = 20  # waiting in one thread's queue
+MESSAGES_PER_MINUTE: Final = 30  # sent by one user, all threads together
+
+
+def message_rate_key(email: str, minute: int) -> str:
+    return f"{MESSAGE_RATE_PREFIX}{email}:{minute}"
+
+
 def run_lock_key(thread_id: str) -> str:
     return lock_key(f"thread_run:{thread_id}")
 

@@ -1,7 +1,7 @@
 """The pending-message queue (``pending_msg:<thread_id>``, db 0) and the thread's run lock.
 
 This module owns the protocol; :mod:`chat.runner` only calls it. A message is queued
-durably in the same MULTI/EXEC that tries the run lock (:func:`asubmit`), so it is in
+durably in the same script call that tries the run lock (:func:`asubmit`), so it is in
 Redis before anything runs; only the lock holder reads and acknowledges messages, head
 first, and releases the lock atomically when the queue is empty (:func:`aack_and_next`),
 so a message pushed during a run is always seen by that run. A worker that dies keeps
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -105,6 +106,19 @@ end
 return 0
 """
 
+# KEYS: queue, lock, rate counter. ARGV: message, token, lock ttl, max queued, per minute,
+# counter ttl (s). Returns -1 queue full, -2 rate limited, 1 queued + lock taken, 0 queued.
+_SUBMIT = """
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[4]) then return -1 end
+local sent = redis.call('INCR', KEYS[3])
+if sent == 1 then redis.call('EXPIRE', KEYS[3], ARGV[6]) end
+if sent > tonumber(ARGV[5]) then return -2 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+return 0
+"""
+
+_submit = AsyncScript(None, _SUBMIT.encode())
 _ack_and_next = AsyncScript(None, _ACK_AND_NEXT.encode())
 _renew = AsyncScript(None, _RENEW.encode())
 _try_lock_pending = AsyncScript(None, _TRY_LOCK_PENDING.encode())
@@ -121,14 +135,46 @@ def _run_keys(thread_id: str) -> list[str]:
     ]
 
 
-async def asubmit(thread_id: str, message: PendingMessage, token: str, *, client=None) -> bool:
-    """Queue ``message`` and try the run lock in one MULTI/EXEC; True if ``token`` got it."""
+class Refused(Exception):
+    """The message was not queued: ``reason`` says why, for the user (``queue_full`` or
+    ``rate_limited``)."""
+
+    def __init__(self, reason: str, limit: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.limit = limit
+
+
+async def asubmit(
+    thread_id: str,
+    message: PendingMessage,
+    token: str,
+    *,
+    max_queued: int = keys.MAX_QUEUED_MESSAGES,
+    per_minute: int = keys.MESSAGES_PER_MINUTE,
+    client=None,
+) -> bool:
+    """Queue ``message`` and try the run lock in one script call; True if ``token`` got it.
+
+    Refused (:class:`Refused`, nothing written) when the thread already has ``max_queued``
+    messages waiting, or the user sent ``per_minute`` messages in the current minute.
+    """
     client = client or get_async_client("sessions")
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.rpush(keys.pending_message_key(thread_id), message.encode())
-        pipe.set(keys.run_lock_key(thread_id), token, nx=True, px=keys.RUN_LOCK_TTL_MS)
-        _length, locked = await pipe.execute()
-    return bool(locked)
+    window = int(time.time() // 60)
+    reply = await _submit(
+        [
+            keys.pending_message_key(thread_id),
+            keys.run_lock_key(thread_id),
+            keys.message_rate_key(message.user_email, window),
+        ],
+        [message.encode(), token, keys.RUN_LOCK_TTL_MS, max_queued, per_minute, 120],
+        client=client,
+    )
+    if reply == -1:
+        raise Refused("queue_full", max_queued)
+    if reply == -2:
+        raise Refused("rate_limited", per_minute)
+    return reply == 1
 
 
 AckResult = tuple[Literal["next", "released", "lost"], bytes | None]

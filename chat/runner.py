@@ -42,8 +42,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from langgraph.graph.state import CompiledStateGraph
 
+from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS
 from chat import events, pending, threads
 from chat.graph import (
@@ -72,6 +74,32 @@ GraphFactory = Callable[[], Awaitable[CompiledStateGraph]]
 
 class InvalidMessage(ValueError):
     """The message cannot be queued; the argument says why, for the user."""
+
+    status = 400
+
+
+class TooManyMessages(InvalidMessage):
+    """A limit refused the message (the thread's queue is full, or the user's rate)."""
+
+    status = 429
+
+
+def _limits() -> dict[str, int]:
+    return {
+        "max_queued": getattr(settings, "CHAT_MAX_QUEUED_MESSAGES", keys.MAX_QUEUED_MESSAGES),
+        "per_minute": getattr(settings, "CHAT_MESSAGES_PER_MINUTE", keys.MESSAGES_PER_MINUTE),
+    }
+
+
+def _refusal(refused: pending.Refused) -> TooManyMessages:
+    if refused.reason == "queue_full":
+        return TooManyMessages(
+            f"This chat already has {refused.limit} messages waiting for an answer; "
+            "send more once they are answered."
+        )
+    return TooManyMessages(
+        f"You sent {refused.limit} messages in the last minute; wait a moment and send again."
+    )
 
 
 @dataclass
@@ -223,7 +251,11 @@ class Runner:
         mid = message_id or uuid.uuid4().hex
         message = PendingMessage(mid, text, email, threads.clean_timezone(timezone))
         token = pending.new_token()
-        if await pending.asubmit(thread_id, message, token):
+        try:
+            locked = await pending.asubmit(thread_id, message, token, **_limits())
+        except pending.Refused as refused:
+            raise _refusal(refused) from None
+        if locked:
             self._start(thread_id, token)
         elif thread_id not in self._runs:
             self._watch(thread_id)  # the holder is another process, alive or not

@@ -136,3 +136,26 @@ async def test_drop_empties_the_queue_and_flags_a_running_message(sessions_redis
     assert not await pending.adrop("q11")  # nothing running there
     await push("q12", message(1), "tok")
     assert pending.drop("q12") and queued("q12") == []  # the sync twin (admin, commands)
+
+
+# --- limits: one user cannot fill Redis ----------------------------------------------------------
+
+
+async def test_a_full_queue_refuses_and_writes_nothing(sessions_redis):
+    for n in range(3):
+        await pending.asubmit("q-full", message(n), "tok", max_queued=3)
+    with pytest.raises(pending.Refused) as refused:
+        await pending.asubmit("q-full", message(9), "tok", max_queued=3)
+    assert (refused.value.reason, refused.value.limit) == ("queue_full", 3)
+    assert queued("q-full") == ["m0", "m1", "m2"]
+
+
+async def test_the_rate_limit_counts_a_users_messages_across_threads(sessions_redis):
+    for n in range(4):
+        await pending.asubmit(f"q-rate-{n}", message(n), "tok", per_minute=4)
+    with pytest.raises(pending.Refused) as refused:
+        await pending.asubmit("q-rate-9", message(9), "tok", per_minute=4)
+    assert refused.value.reason == "rate_limited"
+    assert queued("q-rate-9") == []
+    counters = list(sessions_redis.scan_iter(match="rate:messages:*"))
+    assert len(counters) == 1 and 0 < sessions_redis.ttl(counters[0]) <= 120

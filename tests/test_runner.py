@@ -477,3 +477,16 @@ async def test_the_same_message_id_sent_twice_makes_one_turn(sessions_redis):
     assert [m["role"] for m in await history.get_history("r-twice")] == ["user", "assistant"]
     with pytest.raises(InvalidMessage, match="message id"):
         await worker.submit("r-twice", "hi", EMAIL, message_id="bad id!")
+
+
+async def test_limits_reach_the_user_as_a_sentence(settings, sessions_redis):
+    settings.CHAT_MAX_QUEUED_MESSAGES = 2
+    gate = asyncio.Event()
+    worker = runner_with(ScriptedModel(gate=gate))
+    await worker.submit("r-limit", "one", EMAIL)
+    await worker.submit("r-limit", "two", EMAIL)
+    with pytest.raises(InvalidMessage, match="already has 2 messages waiting") as refused:
+        await worker.submit("r-limit", "three", EMAIL)
+    assert refused.value.status == 429
+    gate.set()
+    await worker.drain()

@@ -14,15 +14,17 @@ back exactly as it was published.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from agenticpal import redis_keys as keys
-from agenticpal.redis_clients import get_async_client, get_client
+from agenticpal.redis_clients import UNAVAILABLE_ERRORS, get_async_client, get_client
 
 EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 READ_BATCH = 200  # events per XREAD; a resuming client gets the rest on the next call
@@ -93,6 +95,20 @@ async def last_id(thread_id: str, *, client=None) -> str:
     client = client or get_async_client("sessions")
     reply = await client.xrevrange(keys.thread_events_key(thread_id), count=1)
     return reply[0][0].decode() if reply else "0-0"
+
+
+async def aannounce_deleted(thread_id: str) -> None:
+    """Tell every open tab of the thread that it is gone (they close with 4410); best
+    effort: the thread is deleted whether or not Redis carries the news."""
+    event = {"type": "deleted", "thread_id": thread_id}
+    with contextlib.suppress(*UNAVAILABLE_ERRORS):
+        await get_channel_layer().group_send(
+            group_name(thread_id), {"type": "chat.event", "event": event}
+        )
+
+
+def announce_deleted(thread_id: str) -> None:
+    async_to_sync(aannounce_deleted)(thread_id)
 
 
 def delete(thread_id: str, *, client=None) -> None:

@@ -1,23 +1,13 @@
 """The assistant's LangGraph graph: a model node and a tool node over ``MessagesState``.
 
-::
-
-    START --(new user message?)--> agent --(tool calls?)--> tools --> agent --> END
-          \\--(already answered)--> END
-
-The entry router makes a re-run of an already answered message a no-op: the runner
-sends the user's message with its ``message_id`` as the LangChain message id, and
-``add_messages`` replaces a message with the same id in place instead of appending it.
-So after a crash between "checkpoint written" and "message acknowledged", running the
-message again finds it answered (it is not the last message) and stops; the
-conversation never holds the message or its reply twice.
-
-The chat model comes from ``settings.AGENTICPAL_MODEL`` through LangChain's
-``init_chat_model`` (``"openai:gpt-4.1-mini"`` needs ``pip install 'agenticpal[openai]'``);
-unset (or ``"offline"``) means the built-in :class:`~chat.offline_model.OfflineChatModel`.
-
-Compiled graphs are cached per event loop, because the checkpointer's async Redis
-client belongs to the loop that created it.
+``START -> agent -> (tools -> agent)* -> END``; the entry router ends at once when the
+user's message is already answered (the runner gives it its message id, and
+``add_messages`` replaces a message with the same id), so running a message twice after a
+crash never adds a second turn. The model comes from ``AGENTICPAL_MODEL`` through
+``init_chat_model`` (the offline demo model when unset); the tools are the clock and the
+Google Workspace tools. The system prompt gives the user's date, time and timezone and
+says that email and event text is data. Graphs and savers are cached per event loop
+(the checkpointer's async client belongs to its loop).
 """
 
 from __future__ import annotations
@@ -51,7 +41,7 @@ from chat.checkpoint import create_redis_checkpointer
 from chat.messages import message_text
 from chat.offline_model import DISPLAY_NAME, OfflineChatModel
 from chat.tools import TOOLS as CHAT_TOOLS
-from chat.tools import default_timezone, format_now, resolve_timezone
+from workspace.dates import default_timezone, format_now, resolve_timezone
 from workspace.tools import TOOLS as WORKSPACE_TOOLS
 
 OFFLINE = "offline"

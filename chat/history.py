@@ -1,16 +1,11 @@
 """A thread's conversation as the UI and the API show it, read from its latest checkpoint.
 
-Messages come out as plain dicts, oldest first:
-
-* ``{"role": "user", "content": ...}``
-* ``{"role": "assistant", "content": ...}`` (``"stopped": true`` when the user stopped
-  it); assistant steps that only call tools are left out, their results are not:
-* ``{"role": "tool", "name": ..., "content": ..., "data"?: {...}, "html"?: ...}``
-  (``data``: the structured result, e.g. an agenda, see :mod:`workspace.tools`;
-  ``html``: it rendered for people by :func:`chat.render.render_tool`)
-
-The checkpointer is read directly (one round trip), without compiling the graph, so
-the history works whatever chat model is configured.
+Messages come out as plain dicts, oldest first: ``{"role": "user"|"assistant",
+"content"}`` (``"stopped": true`` on a reply the user stopped; steps that only call
+tools are left out) and ``{"role": "tool", "name", "content", "data"?, "html"?}``
+(``data``: a Workspace tool's structured result, ``html``: it rendered by
+:func:`chat.render.render_tool`). The checkpointer is read directly (one round trip),
+without compiling the graph, so the history works whatever model is configured.
 """
 
 from __future__ import annotations

@@ -1,17 +1,12 @@
 """The AgenticPal offline demo model: a deterministic chat model that needs no network.
 
-It is the default when ``AGENTICPAL_MODEL`` is unset, so a fresh checkout has a working
-assistant, and it makes the product's moving parts visible without a provider key:
-
-* it is a real LangChain ``BaseChatModel`` and streams its reply word by word, so
-  LangGraph's ``stream_mode="messages"`` and every transport see real token streams;
-* it answers from the conversation (it recalls the user's name and earlier messages:
-  "You told me earlier that ..."), so multi-turn context from checkpoints is visible;
-* it calls a real tool: asked for the time or date, it emits a ``current_datetime``
-  tool call (with a timezone if one was mentioned) and then answers from the result.
-
-It is written here rather than taken from ``langchain_core``'s fake models because
-those replay fixed responses; this one has to react to the conversation and to tools.
+The default when ``AGENTICPAL_MODEL`` is unset, so a fresh checkout has a working
+assistant. A real ``BaseChatModel`` that streams word by word, answers from the
+conversation (it recalls names and earlier messages), calls ``current_datetime`` for
+time questions and the Workspace read tools for the common phrasings ("what's on my
+calendar tomorrow", "show my unread emails"), and answers from the tools' structured
+results only, never from the external text in them. Written here because LangChain's
+fake models replay fixed responses; this one reacts to the conversation and the tools.
 """
 
 from __future__ import annotations
@@ -37,7 +32,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from chat.messages import message_text, tool_data
-from chat.tools import resolve_timezone
+from workspace.dates import resolve_timezone
 
 DISPLAY_NAME = "AgenticPal offline demo model"
 DATETIME_TOOL = "current_datetime"
@@ -72,8 +67,10 @@ _ASKS_FREE = re.compile(
     r"(min(?:ute)?s?|hours?|h)\b|\bfree (?:time|slot)",
     re.I,
 )
-_ASKS_MAIL = re.compile(r"\b(e-?mails?|mail|inbox|gmail)\b", re.I)
-_MAIL_FROM = re.compile(r"\bfrom ([\w.@+-]+)", re.I)
+_ASKS_MAIL = re.compile(r"\b(e-?mails?|mails?|inbox|gmail)\b", re.I)
+_MAIL_FROM = re.compile(
+    r"\bfrom (?!(?:this|next|last|today|tomorrow|yesterday)\b)([\w.@+-]+)", re.I
+)
 _ASKS_TASKS = re.compile(r"\b(tasks?|to-?dos?|to do list)\b", re.I)
 
 
@@ -163,8 +160,8 @@ def _results(messages: Sequence[BaseMessage]) -> list[ToolMessage]:
 
 
 def describe(result: ToolMessage) -> str:
-    """One paragraph about a tool result, from its structured part (never from the
-    external text inside it: a quoted email cannot make this model do anything)."""
+    """One paragraph about a tool result, from its structured part: counts and times,
+    never external text (a title could carry Markdown, a link, instructions)."""
     data = tool_data(result)
     if data is None:
         text = message_text(result)
@@ -178,10 +175,9 @@ def describe(result: ToolMessage) -> str:
         events = data["events"]
         if not events:
             return f"Nothing on your calendar for **{data['title']}**."
-        first = events[0]
         return (
-            f"You have **{len(events)} event(s)** for **{data['title']}**; the first is "
-            f"“{first['title']}” ({first['when']})."
+            f"You have **{len(events)} event(s)** for **{data['title']}**; the first starts "
+            f"{events[0]['when']}."
         )
     if kind == "slots":
         slots = data["slots"]

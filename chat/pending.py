@@ -106,9 +106,12 @@ end
 return 0
 """
 
-# KEYS: queue, lock, rate counter. ARGV: message, token, lock ttl, max queued, per minute,
-# counter ttl (s). Returns -1 queue full, -2 rate limited, 1 queued + lock taken, 0 queued.
+# KEYS: queue, lock, rate counter, thread owner. ARGV: message, token, lock ttl, max queued,
+# per minute, counter ttl (s), sender. Returns -3 someone else's thread, -1 queue full,
+# -2 rate limited, 1 queued + lock taken, 0 queued.
 _SUBMIT = """
+local owner = redis.call('GET', KEYS[4])
+if owner and owner ~= ARGV[7] then return -3 end
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[4]) then return -1 end
 local sent = redis.call('INCR', KEYS[3])
 if sent == 1 then redis.call('EXPIRE', KEYS[3], ARGV[6]) end
@@ -136,7 +139,7 @@ def _run_keys(thread_id: str) -> list[str]:
 
 
 class Refused(Exception):
-    """The message was not queued: ``reason`` says why, for the user (``queue_full`` or
+    """The message was not queued: ``reason`` says why (``not_owner``, ``queue_full`` or
     ``rate_limited``)."""
 
     def __init__(self, reason: str, limit: int) -> None:
@@ -156,8 +159,9 @@ async def asubmit(
 ) -> bool:
     """Queue ``message`` and try the run lock in one script call; True if ``token`` got it.
 
-    Refused (:class:`Refused`, nothing written) when the thread already has ``max_queued``
-    messages waiting, or the user sent ``per_minute`` messages in the current minute.
+    Refused (:class:`Refused`, nothing written) when the thread belongs to someone else
+    (deleted and taken since the sender opened it), already has ``max_queued`` messages
+    waiting, or the user sent ``per_minute`` messages in the current minute.
     """
     client = client or get_async_client("sessions")
     window = int(time.time() // 60)
@@ -166,14 +170,25 @@ async def asubmit(
             keys.pending_message_key(thread_id),
             keys.run_lock_key(thread_id),
             keys.message_rate_key(message.user_email, window),
+            keys.thread_owner_key(thread_id),
         ],
-        [message.encode(), token, keys.RUN_LOCK_TTL_MS, max_queued, per_minute, 120],
+        [
+            message.encode(),
+            token,
+            keys.RUN_LOCK_TTL_MS,
+            max_queued,
+            per_minute,
+            120,
+            message.user_email,
+        ],
         client=client,
     )
     if reply == -1:
         raise Refused("queue_full", max_queued)
     if reply == -2:
         raise Refused("rate_limited", per_minute)
+    if reply == -3:
+        raise Refused("not_owner", 0)
     return reply == 1
 
 

@@ -9,6 +9,7 @@ chat uses its plain-text twin (``chat/_tool_result.txt``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import markdown
@@ -17,6 +18,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
 MARKDOWN_EXTENSIONS = ["fenced_code", "sane_lists", "nl2br"]
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 but \t \n
 # No images: an image URL in a reply (say, one an email talked the model into writing)
 # would be fetched by the browser and could carry data out. The CSP blocks them too.
 SAFE_TAGS = nh3.ALLOWED_TAGS - {"img"}
@@ -36,5 +38,7 @@ def render_tool(data: dict[str, Any] | None) -> SafeString | None:
 
 
 def render_tool_text(data: dict[str, Any]) -> str:
-    """The same for a terminal (``manage.py chat``): plain text lines."""
-    return render_to_string("chat/_tool_result.txt", {"data": data}).rstrip()
+    """The same for a terminal (``manage.py chat``): plain text lines, with the control
+    characters of external text removed (an email must not drive the terminal)."""
+    text = render_to_string("chat/_tool_result.txt", {"data": data}).rstrip()
+    return CONTROL_CHARACTERS.sub("", text)

@@ -1,33 +1,15 @@
 """Runs the graph for queued messages: one run per thread at a time, across processes.
 
-:func:`submit` puts the message in ``pending_msg:<thread_id>`` and tries the thread's
-run lock in the same MULTI/EXEC (see :mod:`chat.pending` for the protocol
-and its guarantees). The process that gets the lock runs the queue head first until
-it is empty, in a background task; a process that does not get it leaves the message
-to the holder, which is guaranteed to see it.
-
-One message's run:
-
-1. queue ``user`` for publishing and, without waiting for it, stream the graph with
-   the user's message (its id is the message id, so a re-run after a crash replaces
-   it instead of adding a second copy);
-2. publish the model's ``token`` events and each ``tool`` result as they come, in
-   order, through the run's outbox: the first token at once, then the words of each
-   ``TOKEN_WINDOW_SECONDS`` (50 ms) joined into one event;
-3. once the graph has finished (its last checkpoint written) publish ``done``, then
-   acknowledge the message, which removes it from the queue and hands over the next one.
-
-A keeper task renews the lock every second and reads the cancel flag in the same
-round trip. Stopped by the user: ``cancelled``; the partial reply is kept. Model error:
-``error``; the turn is removed from the checkpoint. Both are acknowledged. Lock lost or
-Redis gone: the run stops without acknowledging, so the message is run again later.
-
-A worker that dies leaves its message at the head of the queue. :func:`recover`
-(called by every socket connect) and a :func:`submit` that finds the lock held by
-another process watch the lock and take over once it expires.
-
-Why hand-written: LangGraph runs a graph but has no cross-process queue or run lock
-without LangGraph Platform; this is the small piece that binds its runs to Redis.
+:func:`submit` queues the message durably and tries the thread's run lock in one script
+call (:mod:`chat.pending`); the process that gets the lock runs the queue head first in a
+background task, publishing ``user``, ``token`` (joined per 50 ms window), ``tool`` and
+``done`` through the run's outbox, and acknowledges each message only after its
+checkpoint is written. A keeper renews the lock every second and reads the cancel flag in
+the same round trip. Stopped: ``cancelled`` (the partial reply kept); model error:
+``error`` (the turn undone); Redis gone: the message stays queued and this process tries
+again with backoff. A dead worker's message is taken over once its lock expires.
+Hand-written because LangGraph has no cross-process queue or run lock without its
+Platform; the README's "The chat engine" section has the whole protocol.
 """
 
 from __future__ import annotations
@@ -91,7 +73,15 @@ def _limits() -> dict[str, int]:
     }
 
 
-def _refusal(refused: pending.Refused) -> TooManyMessages:
+class NotYourThread(InvalidMessage):
+    """The thread was deleted and is someone else's now."""
+
+    status = 403
+
+
+def _refusal(refused: pending.Refused) -> InvalidMessage:
+    if refused.reason == "not_owner":
+        return NotYourThread("This chat was deleted; start a new one.")
     if refused.reason == "queue_full":
         return TooManyMessages(
             f"This chat already has {refused.limit} messages waiting for an answer; "

@@ -1,16 +1,12 @@
 """A conversation thread's life: its id, its owner, its messages' rules, its title, its end.
 
-The one owner of what a thread is; the API, the pages, the websocket and the admin all
-call here. Ids are client-chosen (:func:`validate_thread_id`) or new
-(:func:`new_thread_id`). The first user to use an id owns it (:func:`aclaim`:
-``thread_owner:<id>`` set-if-absent plus ``user_threads:<email>``, one Lua call) and
-the id joins the session's ``thread_ids``; nobody else opens it (:func:`aowns`).
-:func:`adelete` / :func:`delete` have one meaning everywhere: stop any run, drop the
-queued messages, the checkpoints and the events, then the ownership and the id in every
-session of the owner. Ownership keys have no TTL; the owner is also in every checkpoint's
-metadata (``user_email``), so a thread whose db 0 entry is lost is never claimed by
-someone else (:func:`aclaim` restores it for its owner, refuses anyone else).
-Every function takes ``client=None`` (the project's db 0 client).
+The one owner of what a thread is; the API, the pages, the websocket and the admin call
+here. Ids are client-chosen (:func:`validate_thread_id`) or new. The first user to use an
+id owns it (:func:`aclaim`, one Lua call); the owner is also in every checkpoint's
+metadata, so a thread whose db 0 entry is lost is restored for its owner and refused to
+anyone else. :func:`adelete` / :func:`delete` mean the same everywhere: stop the run,
+drop the queue, checkpoints and events, tell every open tab, then forget the owner and
+the id in the owner's sessions. Every function takes ``client=None`` (db 0).
 """
 
 from __future__ import annotations
@@ -29,8 +25,8 @@ from agenticpal.redis_clients import get_async_client, get_client
 from chat import events, pending
 from chat.checkpoint import sync_checkpointer
 from chat.graph import get_checkpointer
-from chat.tools import resolve_timezone
 from sessions_redis import store
+from workspace.dates import resolve_timezone
 
 logger = logging.getLogger("chat.threads")
 
@@ -226,6 +222,7 @@ def delete(
     pending.drop(thread_id, client=client)
     (checkpointer or sync_checkpointer()).delete_thread(thread_id)
     events.delete(thread_id, client=client)
+    events.announce_deleted(thread_id)
     if owner:
         _forget(_owner_keys(owner, thread_id), [owner, thread_id], client=client)
         for record in store.sessions_for(owner, client=client):
@@ -246,6 +243,7 @@ async def adelete(thread_id: str, *, if_busy: IfBusy = "stop", client=None) -> s
     await runner.forget(thread_id)
     await (await get_checkpointer()).adelete_thread(thread_id)
     await events.adelete(thread_id, client=client)
+    await events.aannounce_deleted(thread_id)
     if owner:
         await _aforget(_owner_keys(owner, thread_id), [owner, thread_id], client=client)
         for record in await store.asessions_for(owner, client=client):

@@ -107,8 +107,22 @@ def assert_gone(sessions_redis, thread_id: str, *clients: AsyncClient) -> None:
 
 async def test_delete_through_the_api(sessions_redis):
     first, second = await two_sessions_with_a_thread("d-api")
+    tab, _ = await connected("d-api", session_cookie(second))  # another tab is open
     assert (await first.delete("/api/threads/d-api")).status_code == 200
     assert_gone(sessions_redis, "d-api", first, second)
+    seen = await receive_until(tab, "deleted")  # it is told, and closed
+    assert seen[-1] == {"type": "deleted", "thread_id": "d-api"}
+    assert (await tab.receive_output(timeout=5))["code"] == 4410
+
+
+async def test_a_tab_of_a_deleted_thread_cannot_write_into_its_next_owner(sessions_redis):
+    await two_sessions_with_a_thread("d-reuse")
+    await threads.adelete("d-reuse")
+    assert await threads.aclaim("eve@example.com", "d-reuse")  # the id is Eve's now
+    with pytest.raises(runner.InvalidMessage, match="deleted") as refused:
+        await runner.submit("d-reuse", "what's on my calendar", EMAIL)  # Ada's stale tab
+    assert refused.value.status == 403
+    assert not sessions_redis.exists(keys.pending_message_key("d-reuse"))
 
 
 async def test_delete_through_the_page(sessions_redis):

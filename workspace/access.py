@@ -9,6 +9,8 @@ the in-process emulator (:mod:`workspace.demo`) instead of Google.
 
 from __future__ import annotations
 
+import asyncio
+
 from django.urls import reverse
 
 from workspace import credentials, demo
@@ -25,19 +27,30 @@ class NotConnected(Exception):
 
 
 class UserTokens:
-    """A :class:`~workspace.google.client.TokenSource` over ``credentials:<email>``."""
+    """A :class:`~workspace.google.client.TokenSource` over ``credentials:<email>``.
+
+    One per tool call: the credentials read by :func:`client_for` serve every request
+    of the call, and one refresh (under this lock, then the credentials' Redis lock)
+    serves every request that got a 401 meanwhile.
+    """
 
     def __init__(self, email: str, known: credentials.GoogleCredentials | None = None) -> None:
         self.email = email
-        self._known = known  # read already (client_for): saves a round trip
+        self._known = known
+        self._lock = asyncio.Lock()
 
     async def token(self) -> str:
-        if self._known is not None and not self._known.expired:
-            return self._known.token
-        return (await self._credentials()).token
+        if self._known is None or self._known.expired:
+            async with self._lock:
+                if self._known is None or self._known.expired:
+                    self._known = await self._credentials()
+        return self._known.token
 
     async def refreshed(self, stale_token: str) -> str:
-        return (await self._credentials(stale_token)).token
+        async with self._lock:
+            if self._known is None or self._known.token == stale_token:
+                self._known = await self._credentials(stale_token)
+            return self._known.token
 
     async def _credentials(self, stale_token: str | None = None) -> credentials.GoogleCredentials:
         try:
@@ -50,10 +63,7 @@ class UserTokens:
 
 async def client_for(email: str) -> GoogleClient:
     """The user's client; :class:`NotConnected` when they have no Google credentials."""
-    try:
-        stored = await credentials.aload_credentials(email)
-    except credentials.CredentialsUnreadable:
-        stored = None
+    stored = await credentials.aload_or_none(email)
     if stored is None:
         raise NotConnected(email)
     tokens = UserTokens(email, stored)
@@ -65,12 +75,9 @@ async def client_for(email: str) -> GoogleClient:
 async def connection(email: str) -> dict[str, str]:
     """What the pages say about the user's Google connection: ``demo``, ``google`` or
     ``none`` (with a link to connect), from one read of the credentials."""
-    try:
-        stored = await credentials.aload_credentials(email)
-    except credentials.CredentialsUnreadable:
-        stored = None
-    if stored is None:
+    kind = await credentials.aconnection_kind(email)
+    if kind is None:
         return {"state": "none", "text": "Google is not connected", "url": reverse("login")}
-    if stored.is_demo:
+    if kind == "demo":
         return {"state": "demo", "text": demo.DEMO_LABEL}
     return {"state": "google", "text": "Google Workspace connected"}

@@ -137,6 +137,7 @@ class GoogleCredentials:
 
 
 DEMO_TOKEN_PREFIX = "demo."  # the local emulator's tokens (workspace.demo)
+DEMO_CLIENT_ID = "demo"
 # The secrets of this shape, encrypted at rest (the rest is readable with redis-cli).
 ENCRYPTED_FIELDS = tuple(
     name for name in ("token", "refresh_token", "client_secret") if name in SECRET_FIELDS
@@ -181,6 +182,41 @@ def _decode(email: str, raw: bytes | None) -> GoogleCredentials | None:
 
 
 # --- storage: sync and async side by side ----------------------------------------
+
+
+def load_or_none(email: str, *, client=None) -> GoogleCredentials | None:
+    """The stored credentials, or None when there are none or no configured key reads them."""
+    try:
+        return load_credentials(email, client=client)
+    except CredentialsUnreadable:
+        return None
+
+
+async def aload_or_none(email: str, *, client=None) -> GoogleCredentials | None:
+    try:
+        return await aload_credentials(email, client=client)
+    except CredentialsUnreadable:
+        return None
+
+
+def _kind(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        client_id = json.loads(raw).get("client_id")
+    except (ValueError, AttributeError):
+        return "google"  # unreadable: reported where the credentials are used
+    return "demo" if client_id == DEMO_CLIENT_ID else "google"
+
+
+def connection_kind(email: str, *, client=None) -> str | None:
+    """``"demo"``, ``"google"`` or None (no credentials), without decrypting anything."""
+    return _kind((client or get_client()).getex(keys.credentials_key(email), ex=_ttl()))
+
+
+async def aconnection_kind(email: str, *, client=None) -> str | None:
+    client = client or get_async_client()
+    return _kind(await client.getex(keys.credentials_key(email), ex=_ttl()))
 
 
 def save_credentials(email: str, credentials: GoogleCredentials, *, client=None) -> None:
@@ -321,10 +357,7 @@ def revoke_and_delete(email: str) -> bool:
     Returns whether Google confirmed the revocation (False: unreachable; the local
     credentials are deleted either way).
     """
-    try:
-        credentials = load_credentials(email)
-    except CredentialsUnreadable:
-        credentials = None
+    credentials = load_or_none(email)
     revoked = True
     if credentials is not None and not credentials.is_demo:
         revoked = oauth.revoke_token(credentials.refresh_token or credentials.token)
@@ -333,10 +366,7 @@ def revoke_and_delete(email: str) -> bool:
 
 
 async def arevoke_and_delete(email: str) -> bool:
-    try:
-        credentials = await aload_credentials(email)
-    except CredentialsUnreadable:
-        credentials = None
+    credentials = await aload_or_none(email)
     revoked = True
     if credentials is not None and not credentials.is_demo:
         revoked = await oauth.arevoke_token(credentials.refresh_token or credentials.token)

@@ -18,9 +18,11 @@ import re
 from calendar import month_name
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateparser.date import DateDataParser
+from django.conf import settings
+from langchain_core.runnables import RunnableConfig
 
 MAX_DAYS = 3660  # "next N days" beyond ten years is a typo
 WEEKDAY_NAMES = ("monday mon", "tuesday tue tues", "wednesday wed", "thursday thu thurs",
@@ -36,6 +38,32 @@ BARE_HOUR = re.compile(r"\bat (\d{1,2})\b(?![:.]?\d|\s*[ap]\.?m\b)", re.IGNORECA
 MOMENT_PERIODS = ("time", "part_of_day")  # dateparser's periods that name an instant
 
 
+def resolve_timezone(name: str | None) -> ZoneInfo | None:
+    """The ``ZoneInfo`` for an IANA name, or None when the name is empty or unknown."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def default_timezone(config: RunnableConfig | None = None) -> str:
+    """The user's timezone from the run's config, else the server's ``TIME_ZONE``."""
+    configured = ((config or {}).get("configurable") or {}).get("timezone")
+    if resolve_timezone(configured):
+        return configured
+    return settings.TIME_ZONE
+
+
+def format_now(zone: ZoneInfo, now: datetime | None = None) -> str:
+    """``Wednesday 25 November 2026, 14:03 (Europe/Paris, UTC+01:00)``."""
+    local = (now or datetime.now(zone)).astimezone(zone)
+    offset = local.strftime("%z")
+    offset = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"
+    return f"{local:%A} {local.day} {local:%B %Y, %H:%M} ({zone.key}, {offset})"
+
+
 class DateParseError(ValueError):
     """Text that is not a date or range we can read; the message asks for a better one."""
 
@@ -49,7 +77,12 @@ class _Span:
 
 def parse_moment(text: str, zone: ZoneInfo, *, now: datetime | None = None) -> datetime:
     """One instant, aware; ``now`` (default: the current time) anchors relative phrases."""
-    moment, _period = _read(text, zone, _local_now(zone, now))
+    try:
+        moment, _period = _read(text, zone, _local_now(zone, now))
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, DateParseError):
+            raise
+        raise _out_of_range(text) from None
     return moment
 
 
@@ -64,13 +97,25 @@ def parse_range(
     time ("3pm") runs to the end of its day.
     """
     local_now = _local_now(zone, now)
-    span = _span(" ".join(text.split()), zone, local_now)
+    try:
+        span = _span(" ".join(text.split()), zone, local_now)
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, DateParseError):
+            raise
+        raise _out_of_range(text) from None
     if span.end <= span.start:
         raise DateParseError(
             f"The range '{text}' ends before it starts. Give the start first, "
             "like '2026-12-03 to 2026-12-05'."
         )
     return span.start, span.end
+
+
+def _out_of_range(text: str) -> DateParseError:
+    return DateParseError(
+        f"The date '{text}' is out of range. Give a date between the years 1 and 9998, "
+        "like 2026-12-03."
+    )
 
 
 def _local_now(zone: ZoneInfo, now: datetime | None) -> datetime:

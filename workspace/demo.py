@@ -32,15 +32,17 @@ def demo_credentials(email: str) -> credentials.GoogleCredentials:
     return credentials.GoogleCredentials(
         token=f"{credentials.DEMO_TOKEN_PREFIX}{email}",
         refresh_token=None,
-        client_id="demo",
+        client_id=credentials.DEMO_CLIENT_ID,
         client_secret="",
         scopes=list(settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SCOPE),
     )
 
 
 def connect(email: str) -> None:
-    """Give ``email`` the demo workspace (a local sign-in with ``WORKSPACE_DEMO`` on)."""
-    credentials.save_credentials(email, demo_credentials(email))
+    """Give ``email`` the demo workspace (a local sign-in with ``WORKSPACE_DEMO`` on),
+    unless they have a real Google grant: that is never replaced."""
+    if credentials.connection_kind(email) != "google":
+        credentials.save_credentials(email, demo_credentials(email))
 
 
 @functools.cache

@@ -2,10 +2,11 @@
 
 :class:`RedisOAuthStateMixin` overrides the two social-auth backend methods that own the
 state: ``get_or_create_state`` stores a fresh state bound to this browser
-(:func:`store_state`), ``validate_state`` consumes it with ``GETDEL``
-(:func:`consume_state`). Key guarantee: a state is used at most once, only by the browser
-and backend that started sign-in; anything else raises :class:`OAuthStateError` before the
-code is exchanged. :class:`GoogleOAuth2` is social-core's Google backend with this state
+(:func:`store_state`), ``validate_state`` consumes it (:func:`consume_state`: one Lua
+script checks backend and binding, and deletes only on a match). Key guarantee: a state
+is used at most once, only by the browser and backend that started sign-in; anything
+else raises :class:`OAuthStateError` before the code is exchanged, and leaves the state
+to its rightful browser. :class:`GoogleOAuth2` is social-core's Google backend with this state
 handling and offline access. See the README's "How tokens are kept" section.
 """
 
@@ -19,7 +20,7 @@ import time
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
-from django.utils.crypto import constant_time_compare
+from redis.commands.core import Script
 from social_core.backends.google import GoogleOAuth2 as SocialGoogleOAuth2
 
 from agenticpal import redis_keys as keys
@@ -32,6 +33,22 @@ BINDING_SESSION_KEY = "oauth_binding"
 # Set after a successful Google sign-in; without it the next sign-in asks for consent.
 SIGNED_IN_BEFORE_COOKIE = "agenticpal_google"
 MAX_STATE_LENGTH = 128
+
+# KEYS[1] oauth_state:<state>; ARGV: backend, sha256 of the binding ('' matches nothing).
+# 1 consumed, 0 unknown (expired, used, never issued), -1 not this browser's or provider's:
+# left in place, so whoever merely saw the state cannot spoil the rightful sign-in.
+CONSUME_LUA = b"""
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local ok, stored = pcall(cjson.decode, raw)
+if not ok or type(stored) ~= 'table' or stored.backend ~= ARGV[1]
+    or ARGV[2] == '' or stored.binding ~= ARGV[2] then
+  return -1
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+_consume = Script(None, CONSUME_LUA)
 
 
 class OAuthStateError(SuspiciousOperation):
@@ -63,23 +80,19 @@ def store_state(state: str, *, backend: str, binding: str) -> None:
 
 
 def consume_state(state: str | None, *, backend: str, binding: str) -> None:
-    """Consume ``state`` exactly once (GETDEL); raise :class:`OAuthStateError` if refused."""
+    """Consume ``state`` exactly once, and only from the browser and backend it was issued
+    to (checked, then deleted, in one script); raise :class:`OAuthStateError` if refused."""
     if not state or not isinstance(state, str):
         raise OAuthStateError("missing", "The sign-in callback carried no state parameter.")
     if len(state) > MAX_STATE_LENGTH:
         raise OAuthStateError("unknown", "The sign-in callback's state is not one we issued.")
-    raw = get_client().getdel(keys.oauth_state_key(state))
-    if raw is None:
+    args = [backend, _hash(binding) if binding else ""]
+    status = _consume([keys.oauth_state_key(state)], args, client=get_client())
+    if status == 0:
         raise OAuthStateError(
             "unknown", "The sign-in state is unknown, expired or was already used."
         )
-    try:
-        stored = json.loads(raw)
-    except ValueError:
-        stored = {}
-    if stored.get("backend") != backend or not (
-        binding and constant_time_compare(stored.get("binding", ""), _hash(binding))
-    ):
+    if status != 1:
         raise OAuthStateError(
             "mismatch", "The sign-in state was issued to another browser or provider."
         )

@@ -27,10 +27,7 @@ def require_offline_access(
     email = details.get("email")
     if response.get("refresh_token") or not email:
         return None
-    try:
-        stored = credentials.load_credentials(email)
-    except credentials.CredentialsUnreadable:
-        stored = None
+    stored = credentials.load_or_none(email)
     if stored is not None and stored.refresh_token:
         return None
     request = backend.strategy.request
@@ -47,10 +44,7 @@ def store_credentials(
 ):
     email = (user and getattr(user, "email", "")) or details.get("email")
     if email and response.get("access_token"):
-        try:
-            previous = credentials.load_credentials(email)
-        except credentials.CredentialsUnreadable:
-            previous = None
+        previous = credentials.load_or_none(email)
         credentials.save_credentials(email, credentials.from_token_response(response, previous))
     social = kwargs.get("social") or backend.strategy.storage.user.get_social_auth(
         backend.name, uid

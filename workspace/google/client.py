@@ -346,11 +346,12 @@ class _Bearer:
         return {"Authorization": f"Bearer {self._token}"}
 
     async def refresh(self) -> bool:
-        """Ask for a new token; False when this request already had one."""
+        """Ask for a new token; False when this request already had one. A refresh that
+        failed (Google's token endpoint down) does not count: a retry may refresh again."""
         if self._refreshed:
             return False
-        self._refreshed = True
         self._token = await self._tokens.refreshed(self._token)
+        self._refreshed = True
         return True
 
 
@@ -519,7 +520,7 @@ class GoogleClient:
                 return await (self._http or http_client()).request(
                     method, f"{self.base_url}/{path}", params=query, json=body, headers=headers
                 )
-        except (httpx.TransportError, TimeoutError) as exc:
+        except (httpx.RequestError, TimeoutError) as exc:  # transport, decoding, redirects
             detail = f"{method} {path}: {type(exc).__name__} {exc}".rstrip()
             raise GoogleUnavailable(detail, service=service_for(path).name) from exc
 

@@ -11,6 +11,8 @@ from typing import Final
 # Databases (seed: "Redis Database Organization").
 SESSIONS_DB: Final = 0  # sessions, credentials, OAuth state, pending messages
 CHECKPOINTS_DB: Final = 1  # LangGraph checkpoints
+# langgraph-checkpoint-redis (CHECKPOINTER=official): RediSearch indexes only db 0.
+OFFICIAL_SAVER_DB: Final = 0
 
 # Key prefixes in db 0 (seed: "Key Prefixes").
 SESSION_PREFIX: Final = "session:"
@@ -64,6 +66,9 @@ def thread_owner_key(thread_id: str) -> str:
 
 def lock_key(name: str) -> str:
     return f"{LOCK_PREFIX}{name}"
+
+
+REFRESH_LOCK_SECONDS: Final = 15  # > the token endpoint's timeout: the holder finishes first
 
 
 def refresh_lock_key(email: str) -> str:

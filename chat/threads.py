@@ -100,6 +100,7 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
 """
 
+NEWLY_OURS = 2
 _claim, _forget = Script(None, CLAIM_LUA), Script(None, FORGET_LUA)
 _aclaim, _aforget = AsyncScript(None, CLAIM_LUA), AsyncScript(None, FORGET_LUA)
 
@@ -140,14 +141,14 @@ def claim(email: str, thread_id: str, session_id: str | None = None, *, client=N
     now_ms = int(time.time() * 1000)
     keys_ = _owner_keys(email, thread_id)
     status = _claim(keys_, [email, thread_id, now_ms], client=client)
-    if status == 2 and _refuse_recorded(
+    if status == NEWLY_OURS and _refuse_recorded(
         email, thread_id, sync_checkpointer().get_tuple(_config(thread_id))
     ):
         _forget(keys_, [email, thread_id], client=client)
         return False
     if not status:
         return False
-    if session_id:
+    if status == NEWLY_OURS and session_id:  # the session that started it lists it
         store.add_thread_id(session_id, thread_id, client=client)
     return True
 
@@ -157,14 +158,14 @@ async def aclaim(email: str, thread_id: str, session_id: str | None = None, *, c
     now_ms = int(time.time() * 1000)
     keys_ = _owner_keys(email, thread_id)
     status = await _aclaim(keys_, [email, thread_id, now_ms], client=client)
-    if status == 2:
+    if status == NEWLY_OURS:
         saver = await get_checkpointer()
         if _refuse_recorded(email, thread_id, await saver.aget_tuple(_config(thread_id))):
             await _aforget(keys_, [email, thread_id], client=client)
             return False
     if not status:
         return False
-    if session_id:
+    if status == NEWLY_OURS and session_id:  # one round trip for a thread already ours
         await store.aadd_thread_id(session_id, thread_id, client=client)
     return True
 

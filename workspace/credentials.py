@@ -35,7 +35,6 @@ from workspace.oauth import TOKEN_URI, RefreshFailed, SignInRequired
 logger = logging.getLogger("agenticpal.credentials")
 
 EXPIRY_LEEWAY = timedelta(seconds=60)  # refresh a little early: a token must outlive the call
-REFRESH_LOCK_SECONDS = 15  # > HTTP_TIMEOUT: the holder finishes before the lock expires
 REFRESH_WAIT_SECONDS = 20  # how long a waiter polls before giving up
 REFRESH_POLL_SECONDS = 0.05
 
@@ -264,7 +263,7 @@ def google_credentials(user: Any, *, stale_token: str | None = None) -> GoogleCr
     credentials = load_credentials(email)
     if credentials is not None and _usable(credentials, stale_token):
         return credentials
-    lock = get_client().lock(keys.refresh_lock_key(email), timeout=REFRESH_LOCK_SECONDS)
+    lock = get_client().lock(keys.refresh_lock_key(email), timeout=keys.REFRESH_LOCK_SECONDS)
     deadline = time.monotonic() + REFRESH_WAIT_SECONDS
     while True:
         if credentials is None:
@@ -291,7 +290,7 @@ async def agoogle_credentials(user: Any, *, stale_token: str | None = None) -> G
     credentials = await aload_credentials(email)
     if credentials is not None and _usable(credentials, stale_token):
         return credentials
-    lock = get_async_client().lock(keys.refresh_lock_key(email), timeout=REFRESH_LOCK_SECONDS)
+    lock = get_async_client().lock(keys.refresh_lock_key(email), timeout=keys.REFRESH_LOCK_SECONDS)
     deadline = time.monotonic() + REFRESH_WAIT_SECONDS
     while True:
         if credentials is None:

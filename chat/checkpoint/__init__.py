@@ -20,6 +20,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agenticpal import redis_clients
+from agenticpal import redis_keys as keys
 from agenticpal.config import mask_password, with_db
 from chat.checkpoint.aio import AsyncRedisCheckpointer
 from chat.checkpoint.base import (
@@ -44,9 +45,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Not part of our key contract: RediSearch (used by the official saver) refuses to
-# create an index on any database but 0.
-OFFICIAL_SAVER_DB = 0
 CHECKPOINTER_CHOICES = ("agenticpal", "official")
 
 
@@ -82,7 +80,7 @@ async def create_redis_checkpointer(*, fallback: bool = False) -> BaseCheckpoint
     except CheckpointerUnavailableError as exc:
         if not fallback:
             raise
-        _warn_fallback(url if choice != "official" else with_db(url, OFFICIAL_SAVER_DB), exc)
+        _warn_fallback(url if choice != "official" else with_db(url, keys.OFFICIAL_SAVER_DB), exc)
         return InMemorySaver()
 
 
@@ -94,7 +92,7 @@ async def _official_saver(url: str) -> BaseCheckpointSaver:
             "CHECKPOINTER=official needs langgraph-checkpoint-redis: "
             "pip install 'agenticpal[official-saver]' (and a Redis 8 or Redis Stack server)."
         ) from exc
-    url = with_db(url, OFFICIAL_SAVER_DB)
+    url = with_db(url, keys.OFFICIAL_SAVER_DB)
     client = redis_clients.async_client_for_url(url)
     try:
         await client.ping()

@@ -185,3 +185,23 @@ def values_and_ttls(
         for i, name in enumerate(names)
         if replies[2 * i] is not None
     ]
+
+
+def scan_page(
+    client: redis.Redis, prefix: str, cursor: int, page_size: int
+) -> tuple[list[str], int]:
+    """One admin page of the names under ``prefix``: whole SCAN batches until at least
+    ``page_size`` names (or the end); returns the names and the next cursor (0: the end)."""
+    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+    found: list[str] = []
+    next_cursor = int(cursor)
+    while True:
+        next_cursor, batch = client.scan(next_cursor, match=f"{prefix}*", count=page_size)
+        found.extend(key.decode()[len(prefix) :] for key in batch)
+        if next_cursor == 0 or len(found) >= page_size:
+            return found, int(next_cursor)
+
+
+def ttl_seconds(pttl: int | None) -> int | None:
+    """A PTTL reply as whole seconds, None for a key without expiry."""
+    return None if pttl is None or pttl < 0 else pttl // 1000

@@ -23,9 +23,10 @@ import redis
 from agenticpal import redis_keys as keys
 from agenticpal.redis_admin import (
     DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
     format_duration,
     parse_time,
+    scan_page,
+    ttl_seconds,
     values_and_ttls,
 )
 from agenticpal.redis_clients import get_client
@@ -86,7 +87,7 @@ class SessionRow:
 
 
 def _row(session_id: str, raw: bytes, pttl: int) -> SessionRow:
-    ttl = None if pttl is None or pttl < 0 else pttl // 1000
+    ttl = ttl_seconds(pttl)
     try:
         record = SessionRecord.from_json(raw)
     except InvalidRecord as exc:
@@ -129,17 +130,8 @@ def list_sessions(
 ) -> SessionPage:
     """One page of sessions starting at SCAN ``cursor`` (see the module docstring)."""
     client = client or get_client()
-    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
-    found: list[str] = []
-    next_cursor = int(cursor)
-    while True:
-        next_cursor, batch = client.scan(
-            next_cursor, match=f"{keys.SESSION_PREFIX}*", count=page_size
-        )
-        found.extend(_session_id_of(key) for key in batch)
-        if next_cursor == 0 or len(found) >= page_size:
-            break
-    return SessionPage(_fetch_rows(client, found), int(cursor), int(next_cursor))
+    found, next_cursor = scan_page(client, keys.SESSION_PREFIX, cursor, page_size)
+    return SessionPage(_fetch_rows(client, found), int(cursor), next_cursor)
 
 
 def _email_variants(email: str) -> list[str]:

@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.crypto import salted_hmac
+from django.utils.http import urlencode
 
 from agenticpal.redis_admin import RedisPagesAdmin, cursor_param, page_size_param, pager_links
 from sessions_redis import admin_service as service
@@ -158,9 +159,9 @@ class RedisSessionAdmin(RedisPagesAdmin):
             ),
             items=[session_repr(row) for row in rows],
             hidden={"email": email},
-            cancel_url=f"{list_url}?q={email}",
+            cancel_url=f"{list_url}?{urlencode({'q': email})}",
             confirm_label="Yes, sign them out everywhere",
-            breadcrumb_object=(email, f"{list_url}?q={email}"),
+            breadcrumb_object=(email, f"{list_url}?{urlencode({'q': email})}"),
         )
 
 

@@ -17,16 +17,18 @@ from django.contrib import admin, messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.http import urlencode
 
 from agenticpal import redis_keys as keys
 from agenticpal.redis_admin import (
     DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
     RedisPagesAdmin,
     cursor_param,
     format_duration,
     page_size_param,
     pager_links,
+    scan_page,
+    ttl_seconds,
     values_and_ttls,
 )
 from agenticpal.redis_clients import get_client
@@ -55,7 +57,7 @@ class CredentialRow:
 
 
 def _row(email: str, raw: bytes, pttl: int) -> CredentialRow:
-    ttl = None if pttl is None or pttl < 0 else pttl // 1000
+    ttl = ttl_seconds(pttl)
     try:
         stored = credentials.GoogleCredentials.from_json(raw)
     except credentials.encryption.InvalidToken:
@@ -95,18 +97,9 @@ def list_credentials(
     query = query.strip()
     if query:
         return CredentialPage(_rows(client, dict.fromkeys([query, query.lower()])), 0, 0)
-    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
-    found: list[str] = []
-    next_cursor = int(cursor)
-    while True:
-        next_cursor, batch = client.scan(
-            next_cursor, match=f"{keys.CREDENTIALS_PREFIX}*", count=page_size
-        )
-        found.extend(key.decode()[len(keys.CREDENTIALS_PREFIX) :] for key in batch)
-        if next_cursor == 0 or len(found) >= page_size:
-            break
+    found, next_cursor = scan_page(client, keys.CREDENTIALS_PREFIX, cursor, page_size)
     rows = sorted(_rows(client, found), key=lambda row: row.user_email)
-    return CredentialPage(rows, int(cursor), int(next_cursor))
+    return CredentialPage(rows, int(cursor), next_cursor)
 
 
 class GoogleCredentialAdmin(RedisPagesAdmin):
@@ -165,7 +158,10 @@ class GoogleCredentialAdmin(RedisPagesAdmin):
             hidden={"email": rows[0].user_email},
             cancel_url=list_url,
             confirm_label="Yes, revoke",
-            breadcrumb_object=(rows[0].user_email, f"{list_url}?q={rows[0].user_email}"),
+            breadcrumb_object=(
+                rows[0].user_email,
+                f"{list_url}?{urlencode({'q': rows[0].user_email})}",
+            ),
         )
 
 

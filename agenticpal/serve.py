@@ -1,5 +1,7 @@
 """``make run``: one command from a fresh clone to a working server.
 
+DEBUG is on unless the environment or ``.env`` sets it (``.env.example`` ships it off).
+
 1. If ``REDIS_URL`` is unset, start the embedded Redis (AOF on, data in ``var/redis``).
 2. Apply migrations.
 3. Serve HTTP and websockets with uvicorn on 127.0.0.1:8000 (``HOST``/``PORT``).
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +34,16 @@ def _manage(*args: str, env: dict[str, str], capture: bool = False) -> subproces
     )
 
 
+def _dotenv_sets(name: str) -> bool:
+    """Whether ``.env`` (the file settings read) assigns ``name``."""
+    path = Path(os.environ.get("AGENTICPAL_ENV_FILE", BASE_DIR / ".env"))
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    except OSError:
+        return False
+    return re.search(rf"(?m)^\s*(?:export\s+)?{re.escape(name)}\s*=", text) is not None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -43,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
-    env.setdefault("DEBUG", "true")
+    if "DEBUG" not in env and not _dotenv_sets("DEBUG"):
+        env["DEBUG"] = "true"  # a development server, unless the environment or .env says
     redis_server = None
     # whitenoise serves app static files through the finders in development; an empty
     # STATIC_ROOT keeps it from warning that the collectstatic directory is missing.

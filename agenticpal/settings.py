@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 
 from agenticpal import redis_keys as keys
 from agenticpal.config import (
@@ -128,7 +129,38 @@ SESSION_ENGINE = "sessions_redis.backend"
 SESSION_COOKIE_AGE = SESSION_TTL_SECONDS
 SESSION_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=SESSION_COOKIE_SECURE)
+
+
+# --- HTTPS: .env.example's production section passes `manage.py check --deploy` ------
+def _hsts_seconds(name: str) -> int:
+    raw = env.str(name, default="").strip() or "0"
+    if not raw.isdigit():
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of seconds (0: off), got {raw!r}."
+        )
+    return int(raw)
+
+
+def _proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return None
+    header, _, value = (part.strip() for part in raw.partition(","))
+    if not header.startswith("HTTP_") or not value or "," in value:
+        raise ImproperlyConfigured(
+            f"{name} must be 'HTTP_<HEADER>,<value>', e.g. HTTP_X_FORWARDED_PROTO,https; got {raw!r}."
+        )
+    return header, value
+
+
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # a load balancer's plain-HTTP health check
+SECURE_HSTS_SECONDS = _hsts_seconds("SECURE_HSTS_SECONDS")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Behind a proxy that terminates TLS: the header (and value) it sets on https requests.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
 
 # channels-redis's pub/sub layer, publishing without its per-process lock (see
 # agenticpal/channel_layer.py); a Redis that stops answering fails a publish in time.
@@ -209,10 +241,31 @@ if not SECRET_KEY:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Session ids, OAuth codes/states and tokens never reach a log line (uvicorn's own
+    # loggers get the same filter from agenticpal.asgi).
+    "filters": {"redact": {"()": "agenticpal.log_redaction.RedactingFilter"}},
+    "formatters": {
+        "plain": {"format": "%(levelname)s %(name)s: %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+        "django.server": {  # runserver's request lines, as Django logs them, redacted
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's default handlers for "django" (a second, unfiltered console line in
+        # DEBUG; mail to ADMINS, which are not set): every line goes through "console".
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.security": {"level": "INFO", "propagate": True},
         "httpx": {"level": "WARNING"},  # one line per Google request is noise
     },

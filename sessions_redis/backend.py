@@ -3,9 +3,11 @@
 ``SESSION_ENGINE = "sessions_redis.backend"``; :class:`SessionStore` is shaped like
 Django's ``contrib/sessions/backends/cache.py``, but a read is one round trip that also
 renews the TTL (no ``SESSION_SAVE_EVERY_REQUEST`` needed) and a save is one
-compare-and-set that merges a concurrent write instead of losing it. A malformed cookie
-or record never causes a 500; Redis errors propagate unchanged so the middleware answers
-503. Session data must be JSON-serialisable. Details: the README's "Sessions" section.
+compare-and-set that merges a concurrent write instead of losing it. An expiry in the
+past ends the session at once (the save deletes the record). A malformed cookie or
+record, or a key of another type, never causes a 500; Redis errors propagate unchanged
+so the middleware answers 503. Session data must be JSON-serialisable. Log lines show a
+session id's prefix only. Details: the README's "Sessions" section.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
 from agenticpal import redis_keys as keys
+from agenticpal.log_redaction import short_session_id
 from agenticpal.redis_clients import get_async_client, get_client
 from sessions_redis import store
 from sessions_redis.record import InvalidRecord, SessionRecord, new_session_id, timestamp
@@ -82,20 +85,32 @@ class SessionStore(SessionBase):
 
     # --- reading -------------------------------------------------------------
 
+    def _expired(self, record: SessionRecord) -> bool:
+        """Whether the record's own expiry (``set_expiry``) has passed."""
+        expiry = record.django.get("_session_expiry")
+        if not expiry:
+            return False
+        try:
+            return self.get_expiry_age(expiry=expiry) <= 0
+        except (TypeError, ValueError) as exc:
+            raise InvalidRecord(f"_session_expiry {expiry!r} is not a date or seconds") from exc
+
     def _loaded(self, raw: bytes | None) -> dict[str, Any]:
         if raw is not None:
             try:
                 record = SessionRecord.from_json(raw)
+                expired = self._expired(record)
             except InvalidRecord as exc:
                 logger.warning(
                     "Session record %s%s is unreadable (%s); treating it as no session.",
                     keys.SESSION_PREFIX,
-                    self.session_key,
+                    short_session_id(self.session_key),
                     exc,
                 )
             else:
-                self._raw, self._record = raw, record
-                return dict(record.django)
+                if not expired:
+                    self._raw, self._record = raw, record
+                    return dict(record.django)
         elif self.session_key is not None:
             # Expired, signed out elsewhere, or never issued (forged): same answer.
             security_logger.info(
@@ -153,11 +168,6 @@ class SessionStore(SessionBase):
 
         return change
 
-    @staticmethod
-    def _ttl(age: int) -> int:
-        # An absolute expiry already in the past: keep it one more second, then gone.
-        return max(int(age), 1)
-
     def _created(self, status: int, record: SessionRecord, value: bytes) -> None:
         if status != 1:
             raise CreateError
@@ -167,8 +177,13 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return self.create()
         data = self._get_session(no_load=must_create)
-        ttl = self._ttl(self.get_expiry_age())
+        ttl = int(self.get_expiry_age())
         client = get_client("sessions")
+        if ttl <= 0:  # an expiry in the past: the session ends now, no record kept
+            self._raw = self._record = None
+            if not must_create:  # (a key being created has nothing stored yet)
+                store.delete(self.session_key, client=client)
+            return None
         if must_create:
             record = self._new_record(data)
             value = record.to_json()
@@ -197,8 +212,13 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return await self.acreate()
         data = await self._aget_session(no_load=must_create)
-        ttl = self._ttl(await self.aget_expiry_age())
+        ttl = int(await self.aget_expiry_age())
         client = get_async_client("sessions")
+        if ttl <= 0:
+            self._raw = self._record = None
+            if not must_create:
+                await store.adelete(self.session_key, client=client)
+            return None
         if must_create:
             record = self._new_record(data)
             value = record.to_json()

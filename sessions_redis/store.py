@@ -5,8 +5,9 @@ per ``SESSION_LAST_ACCESSED_RESOLUTION``); :func:`write` and :func:`update` save
 compare-and-set, so a concurrent change is merged, never lost; :func:`delete` and
 :func:`delete_all_for` keep the ``user_sessions:<email>`` index in step. Each is one Lua
 script, no lock held, assuming db 0 is one Redis node. Every function takes the client
-(sync or asyncio); the async twins (``atouch``...) share the same scripts. Why Lua and
-what each script does: the README's "Sessions" section.
+(sync or asyncio); the async twins (``atouch``...) share the same scripts. A key of
+another Redis type reads as no session (logged). Log lines name a session by a short
+prefix only. Why Lua and what each script does: the README's "Sessions" section.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from collections.abc import Callable
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.commands.core import AsyncScript, Script
+from redis.exceptions import ResponseError
 
 from agenticpal import redis_keys as keys
+from agenticpal.log_redaction import short_session_id
 from agenticpal.redis_clients import get_async_client, get_client
 from sessions_redis.record import InvalidRecord, SessionRecord, timestamp, timestamp_before
 
@@ -40,7 +43,10 @@ if string.find(value, '"_session_expiry"', 1, true) then
   local ok, record = pcall(cjson.decode, value)
   if ok and type(record) == 'table' and type(record.django) == 'table' then
     local expiry = record.django._session_expiry
-    if type(expiry) == 'number' and expiry > 0 then
+    if type(expiry) == 'number' and expiry < 0 then
+      redis.call('DEL', KEYS[1])
+      return false
+    elseif type(expiry) == 'number' and expiry > 0 then
       ttl = math.floor(expiry * 1000)
     elseif type(expiry) == 'string' then
       ttl = 0
@@ -174,15 +180,43 @@ def _write_args(
     return key_list, [token, value, max(int(ttl), 0) * 1000, session_id]
 
 
+def _wrong_type(session_id: str, exc: ResponseError) -> bool:
+    """Whether ``exc`` is WRONGTYPE: the key is not a session record (logged)."""
+    if "WRONGTYPE" not in str(exc):
+        return False
+    logger.warning(
+        "Key %s%s is not a string, so not a session record; treating it as no session. "
+        "Inspect it with `redis-cli --scan --pattern '%s%s*'` and TYPE, then DEL it.",
+        keys.SESSION_PREFIX,
+        short_session_id(session_id),
+        keys.SESSION_PREFIX,
+        session_id[:10],
+    )
+    return True
+
+
 def touch(session_id: str, *, client=None) -> bytes | None:
-    """The stored record (``None`` if absent), its TTL renewed: one round trip."""
+    """The stored record (``None`` if absent or expired), its TTL renewed: one round trip.
+
+    A record whose ``_session_expiry`` is a negative number of seconds is deleted.
+    """
     client = client or get_client("sessions")
-    return _touch(*_touch_args(session_id), client=client)
+    try:
+        return _touch(*_touch_args(session_id), client=client)
+    except ResponseError as exc:
+        if not _wrong_type(session_id, exc):
+            raise
+        return None
 
 
 async def atouch(session_id: str, *, client=None) -> bytes | None:
     client = client or get_async_client("sessions")
-    return await _atouch(*_touch_args(session_id), client=client)
+    try:
+        return await _atouch(*_touch_args(session_id), client=client)
+    except ResponseError as exc:
+        if not _wrong_type(session_id, exc):
+            raise
+        return None
 
 
 def write(
@@ -218,7 +252,12 @@ def _parse_for_update(session_id: str, raw: bytes) -> SessionRecord | None:
     try:
         return SessionRecord.from_json(raw)
     except InvalidRecord as exc:
-        logger.warning("Session record %s is unreadable, not updating it: %s", session_id, exc)
+        logger.warning(
+            "Session record %s%s is unreadable, not updating it: %s",
+            keys.SESSION_PREFIX,
+            short_session_id(session_id),
+            exc,
+        )
         return None
 
 
@@ -239,7 +278,12 @@ def update(
     record as written, or ``None`` when the session does not exist (or is unreadable).
     """
     client = client or get_client("sessions")
-    raw = loaded if loaded is not None else client.get(keys.session_key(session_id))
+    try:
+        raw = loaded if loaded is not None else client.get(keys.session_key(session_id))
+    except ResponseError as exc:
+        if not _wrong_type(session_id, exc):
+            raise
+        return None
     if loaded is None:
         record = None
     for _ in range(MAX_ATTEMPTS):
@@ -261,7 +305,9 @@ def update(
         if status == -1:
             return None
         raw, record = current, None
-    raise RuntimeError(f"Session {session_id} kept changing; gave up after {MAX_ATTEMPTS} tries.")
+    raise RuntimeError(
+        f"Session {short_session_id(session_id)} kept changing; gave up after {MAX_ATTEMPTS} tries."
+    )
 
 
 async def aupdate(
@@ -274,7 +320,12 @@ async def aupdate(
     ttl: int = 0,
 ) -> SessionRecord | None:
     client = client or get_async_client("sessions")
-    raw = loaded if loaded is not None else await client.get(keys.session_key(session_id))
+    try:
+        raw = loaded if loaded is not None else await client.get(keys.session_key(session_id))
+    except ResponseError as exc:
+        if not _wrong_type(session_id, exc):
+            raise
+        return None
     if loaded is None:
         record = None
     for _ in range(MAX_ATTEMPTS):
@@ -296,7 +347,9 @@ async def aupdate(
         if status == -1:
             return None
         raw, record = current, None
-    raise RuntimeError(f"Session {session_id} kept changing; gave up after {MAX_ATTEMPTS} tries.")
+    raise RuntimeError(
+        f"Session {short_session_id(session_id)} kept changing; gave up after {MAX_ATTEMPTS} tries."
+    )
 
 
 def delete(session_id: str, *, client=None) -> bool:

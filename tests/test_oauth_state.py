@@ -103,7 +103,11 @@ def test_state_from_another_browser_is_refused(google, sessions_redis, caplog):
     assert b"issued to another browser" in response.content
     [record] = security_records(caplog)
     assert "(mismatch)" in record.getMessage()
-    # The state was consumed by the refused attempt: it cannot be used afterwards either.
+    # The refused attempt did not consume the state: the browser that started sign-in
+    # still completes it (someone who saw a state cannot spoil that sign-in).
+    assert sessions_redis.exists(keys.oauth_state_key(state)) == 1
+    assert callback(attacker, state).status_code == 302
+    assert "_auth_user_id" in attacker.session
     assert sessions_redis.exists(keys.oauth_state_key(state)) == 0
 
 
@@ -146,7 +150,7 @@ def test_state_is_consumed_even_when_the_code_exchange_fails(google, sessions_re
 
 
 def test_racing_callbacks_consume_a_state_exactly_once():
-    """GETDEL: of N concurrent consumers of one state, exactly one gets it."""
+    """Of N concurrent consumers of one state, exactly one gets it."""
     oauth_state.store_state("raced", backend="google-oauth2", binding="browser")
     barrier = threading.Barrier(20)
     outcomes: list[str] = []
@@ -165,3 +169,50 @@ def test_racing_callbacks_consume_a_state_exactly_once():
     for thread in threads:
         thread.join(10)
     assert sorted(outcomes) == ["ok"] + ["unknown"] * 19
+
+
+def test_mismatching_consumers_cannot_spoil_a_race_for_the_rightful_one():
+    """Checked and deleted in one script: of 10 wrong and 10 right browsers racing for one
+    state, exactly one right one gets it; no wrong one consumes it."""
+    oauth_state.store_state("contested", backend="google-oauth2", binding="browser")
+    barrier = threading.Barrier(20)
+    outcomes: list[tuple[str, str]] = []
+
+    def consume(binding: str) -> None:
+        barrier.wait()
+        try:
+            oauth_state.consume_state("contested", backend="google-oauth2", binding=binding)
+            outcomes.append((binding, "ok"))
+        except oauth_state.OAuthStateError as exc:
+            outcomes.append((binding, exc.reason))
+
+    threads = [
+        threading.Thread(target=consume, args=("browser" if i % 2 else "intruder",))
+        for i in range(20)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert [b for b, outcome in outcomes if outcome == "ok"] == ["browser"]
+    assert {o for b, o in outcomes if b == "intruder"} <= {"mismatch", "unknown"}
+    assert {o for b, o in outcomes if b == "browser"} <= {"ok", "unknown"}
+
+
+def test_a_state_refused_for_its_binding_or_backend_stays_for_the_rightful_browser(
+    sessions_redis,
+):
+    oauth_state.store_state("kept", backend="google-oauth2", binding="browser")
+    for backend, binding in [
+        ("google-oauth2", "other"),
+        ("google-oauth2", ""),
+        ("github", "browser"),
+    ]:
+        with pytest.raises(oauth_state.OAuthStateError) as refused:
+            oauth_state.consume_state("kept", backend=backend, binding=binding)
+        assert refused.value.reason == "mismatch"
+    assert sessions_redis.exists(keys.oauth_state_key("kept")) == 1
+    oauth_state.consume_state("kept", backend="google-oauth2", binding="browser")
+    with pytest.raises(oauth_state.OAuthStateError) as replayed:
+        oauth_state.consume_state("kept", backend="google-oauth2", binding="browser")
+    assert replayed.value.reason == "unknown"

@@ -10,6 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from agenticpal import redis_keys as keys
+from sessions_redis import store
 from sessions_redis.backend import SessionStore
 
 
@@ -256,3 +257,49 @@ async def test_async_round_trip_of_a_large_non_ascii_session(sessions_redis):
     assert await again.aget("notes") == "é" * 100_000
     assert await again.aget("n") == 1.5
     assert stored(sessions_redis, session.session_key)["django"]["n"] == 1.5
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_a_key_of_another_type_reads_as_no_session_and_is_logged(
+    sessions_redis, caplog, use_async
+):
+    """A hash (or list...) at ``session:<id>`` is no session, not a WRONGTYPE 500."""
+    key = "W" * 43
+    sessions_redis.hset(keys.session_key(key), "django", "{}")
+    session = SessionStore(key)
+    with caplog.at_level(logging.WARNING, logger="sessions_redis"):
+        data = await session.aload() if use_async else session.load()
+    assert data == {}
+    assert session.session_key is None
+    [line] = [r.getMessage() for r in caplog.records if "not a string" in r.getMessage()]
+    assert "WWWWWWWWWW…" in line and key not in line  # the id, redacted to its prefix
+    session["a"] = 1
+    if use_async:
+        await session.asave()
+    else:
+        session.save()
+    assert session.session_key != key
+    assert sessions_redis.type(keys.session_key(key)) == b"hash"  # left for an operator
+    # The thread-list update of that id is refused the same way.
+    assert not store.add_thread_id(key, "t1")
+    assert not await store.aadd_thread_id(key, "t1")
+
+
+def test_log_lines_name_a_session_by_its_prefix_only(sessions_redis, caplog):
+    key = "U" * 43
+    sessions_redis.set(keys.session_key(key), b"{not json", ex=100)
+    with caplog.at_level(logging.WARNING, logger="sessions_redis"):
+        SessionStore(key).load()
+        assert store.update(key, lambda record: None) is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and all("UUUUUUUUUU…" in m for m in messages)
+    assert not any(key in m for m in messages)
+
+
+@pytest.mark.django_db
+def test_a_cookie_naming_a_key_of_another_type_gets_a_page_not_a_500(client, sessions_redis):
+    key = "H" * 43
+    sessions_redis.hset(keys.session_key(key), "x", "1")
+    client.cookies["sessionid"] = key
+    for url in ("/", "/login/"):
+        assert client.get(url).status_code in (200, 302)

@@ -6,6 +6,9 @@ import asyncio
 import json
 
 import pytest
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import override_settings
 
 from agenticpal import redis_keys as keys
 from chat import events
@@ -39,6 +42,69 @@ async def test_foreign_origin_is_refused():
     comm = communicator("t-origin", session_cookie(client), origin="http://evil.example")
     ok, _ = await comm.connect()
     assert not ok
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed"),
+    [
+        ("http://localhost", "localhost", True),
+        ("http://localhost:8000", "localhost:8000", True),
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", True),
+        ("https://localhost", "localhost", True),  # TLS proxy: https page, Host as sent
+        ("https://localhost", "localhost:443", True),
+        ("http://localhost:80", "localhost", True),
+        ("http://[::1]:8000", "[::1]:8000", True),
+        ("HTTP://LOCALHOST:8000", "LocalHost:8000", True),
+        ("http://localhost:9999", "localhost:8000", False),  # another port, another site
+        ("http://localhost:9999", "localhost", False),
+        ("http://localhost", "localhost:8000", False),
+        ("https://localhost", "localhost:80", False),
+        ("http://127.0.0.1:8000", "localhost:8000", False),
+        ("http://evil.example", "evil.example", False),  # not in ALLOWED_HOSTS
+        ("http://evil.example:8000", "localhost:8000", False),
+        ("null", "localhost", False),  # sandboxed iframes, file:// pages
+        ("ftp://localhost", "localhost", False),
+        ("http://localhost:99999", "localhost", False),
+        ("http://localhost", "localhost:bad", False),
+        (None, "localhost", False),
+        ("http://localhost", None, False),
+    ],
+)
+def test_origin_must_be_the_host_port_included(origin, host, allowed):
+    from agenticpal.asgi import origin_allowed
+
+    assert origin_allowed(origin, host) is allowed
+
+
+@override_settings(CSRF_TRUSTED_ORIGINS=["https://chat.example.com", "https://*.apps.example.com"])
+def test_trusted_origins_pass_when_a_proxy_rewrites_host():
+    from agenticpal.asgi import origin_allowed
+
+    assert origin_allowed("https://chat.example.com", "app:8000")
+    assert origin_allowed("https://eu.apps.example.com", "app:8000")
+    assert not origin_allowed("http://chat.example.com", "app:8000")  # scheme counts here
+    assert not origin_allowed("https://chat.example.com:8443", "app:8000")
+    assert not origin_allowed("https://evil.example.com", "app:8000")
+
+
+async def test_another_port_of_the_same_host_is_refused_at_the_handshake(caplog):
+    from agenticpal.asgi import application
+
+    client = await signed_in_client("ada@example.com")
+    cookie = f"{settings.SESSION_COOKIE_NAME}={session_cookie(client)}".encode()
+
+    def handshake(origin: bytes) -> WebsocketCommunicator:
+        headers = [(b"origin", origin), (b"host", b"localhost:8000"), (b"cookie", cookie)]
+        return WebsocketCommunicator(application, "/ws/chat/t-port/", headers=headers)
+
+    refused = handshake(b"http://localhost:9999")
+    ok, _ = await refused.connect()
+    assert not ok
+    assert any("Websocket refused" in r.getMessage() for r in caplog.records)
+    accepted = handshake(b"http://localhost:8000")
+    ok, _ = await accepted.connect()
+    assert ok
+    await accepted.disconnect()
 
 
 async def test_thread_of_another_user_is_closed_with_4403_and_reveals_nothing():

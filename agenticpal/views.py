@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
@@ -16,6 +17,8 @@ async def _ping(purpose: Purpose) -> dict:
     try:
         await asyncio.wait_for(get_async_client(purpose).ping(), timeout=2)
     except (*UNAVAILABLE_ERRORS, TimeoutError) as exc:
+        if not settings.DEBUG:  # anyone can ask: no internal address, no raw error
+            return {"status": "down"}
         return {"status": "down", "url": display_url(purpose), "error": str(exc) or "timeout"}
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 

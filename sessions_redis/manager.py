@@ -19,6 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from agenticpal import redis_keys as keys
+from agenticpal.log_redaction import short_session_id
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, async_client_for_url, get_async_client
 from sessions_redis import store
 from sessions_redis.record import SECRET_FIELDS, InvalidRecord, SessionRecord, new_session_id
@@ -80,7 +81,7 @@ class SessionManager:
             logger.warning(
                 "Session record %s%s is unreadable (%s); treating it as no session.",
                 keys.SESSION_PREFIX,
-                session_id,
+                short_session_id(session_id),
                 exc,
             )
             return None

@@ -176,6 +176,9 @@ CHECKPOINTER = env.str("CHECKPOINTER", default="agenticpal")
 # Conversations idle this long are dropped by Redis (unset: kept until pruned, the seed's
 # "persistent"); every turn renews it.
 CHECKPOINT_TTL_SECONDS = positive_int("CHECKPOINT_TTL_SECONDS", 0) or None
+# What one user may queue: nobody fills Redis for everyone else.
+CHAT_MAX_QUEUED_MESSAGES = positive_int("CHAT_MAX_QUEUED_MESSAGES", keys.MAX_QUEUED_MESSAGES)
+CHAT_MESSAGES_PER_MINUTE = positive_int("CHAT_MESSAGES_PER_MINUTE", keys.MESSAGES_PER_MINUTE)
 
 # --- Google sign-in ----------------------------------------------------------
 SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = env.str("GOOGLE_OAUTH2_KEY", default="")

@@ -27,7 +27,6 @@ from typing import Any
 from django.conf import settings
 from langgraph.graph.state import CompiledStateGraph
 
-from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS
 from chat import events, pending, threads
 from chat.graph import (
@@ -68,8 +67,8 @@ class TooManyMessages(InvalidMessage):
 
 def _limits() -> dict[str, int]:
     return {
-        "max_queued": getattr(settings, "CHAT_MAX_QUEUED_MESSAGES", keys.MAX_QUEUED_MESSAGES),
-        "per_minute": getattr(settings, "CHAT_MESSAGES_PER_MINUTE", keys.MESSAGES_PER_MINUTE),
+        "max_queued": settings.CHAT_MAX_QUEUED_MESSAGES,
+        "per_minute": settings.CHAT_MESSAGES_PER_MINUTE,
     }
 
 

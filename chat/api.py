@@ -9,7 +9,13 @@ down a JSON 503 from :mod:`agenticpal.middleware`.
 one per SSE message with its stream id in the ``id:`` line, so ``EventSource``
 resumes after a dropped connection by sending ``Last-Event-ID``. A stream opened
 without it starts with a ``history`` event (the conversation so far) whose id is the
-last event of the thread at that moment: nothing falls between the two.
+last event of the thread at that moment: nothing falls between the two. A
+``Last-Event-ID`` that is not one of ours (garbage, or numbers past 64 bits) starts
+over with the history too.
+
+Every answer under ``/api/`` is JSON ``{"error", "detail"}`` when it is an error: 405
+(:func:`api_methods`), 413 (bodies are bounded by :mod:`chat.frames`), 415 for a form
+body (:func:`api_csrf`), and 404 for a path that is not an endpoint (:func:`not_found`).
 """
 
 from __future__ import annotations
@@ -19,21 +25,26 @@ import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import auth
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from redis.exceptions import ResponseError
 
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, unavailable_message
-from chat import events, history, runner, threads
+from chat import events, frames, history, runner, threads
 
 logger = logging.getLogger("chat.api")
 
 SSE_BLOCK_MS = 15_000  # a keep-alive comment at least this often keeps proxies from closing
 SSE_RETRY_MS = 2_000  # how long EventSource waits before reconnecting
+MAX_STREAM_ID_PART = 2**64 - 1  # a Redis Stream id is two unsigned 64-bit numbers
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 View = Callable[..., Awaitable[HttpResponse]]
 
@@ -44,6 +55,86 @@ def error(status: int, code: str, detail: str) -> JsonResponse:
 
 def forbidden() -> JsonResponse:
     return error(403, "forbidden", "This thread is not yours.")
+
+
+def bad_thread_id(
+    detail: str = "thread_id must be 1-64 letters, digits, '_' or '-'.",
+) -> JsonResponse:
+    return error(400, "bad_thread_id", detail)
+
+
+def api_methods(*methods: str) -> Callable[[View], View]:
+    """Like ``require_http_methods``, but the 405 is JSON (with the ``Allow`` header)."""
+
+    def decorator(view: View) -> View:
+        @functools.wraps(view)
+        async def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method not in methods:
+                response = error(
+                    405, "method_not_allowed", f"Use {' or '.join(methods)} on {request.path}."
+                )
+                response["Allow"] = ", ".join(methods)
+                return response
+            return await view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def api_csrf(view: View) -> View:
+    """CSRF protection as ``csrf_protect`` gives it, after refusing form bodies (415).
+
+    The CSRF middleware looks for ``csrfmiddlewaretoken`` in the form of every POST, so
+    a form body reached Django's parsers first: a bad multipart body, 1,000 fields or
+    2.5 MB answered an HTML 400 (and logged a traceback), and once a multipart body was
+    read as a stream ``request.body`` raised (a 500). The API takes JSON only, and its
+    token comes in the ``X-CSRFToken`` header: the middleware skips these views
+    (``csrf_exempt``) and the same check runs here once the body is known not to be a form.
+    """
+    protected = csrf_protect(view)
+
+    @csrf_exempt
+    @functools.wraps(view)
+    async def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method == "POST" and request.content_type.lower() in FORM_TYPES:
+            return error(
+                415,
+                "unsupported_media_type",
+                f"Send JSON with Content-Type: application/json, not {request.content_type}.",
+            )
+        return await protected(request, *args, **kwargs)
+
+    return wrapper
+
+
+def json_body(request: HttpRequest) -> Any:
+    """The request's JSON body (empty: ``{}``), bounded by :mod:`chat.frames`.
+
+    Raises :class:`chat.frames.FrameError` (its ``status`` is 400 or 413). A declared
+    ``Content-Length`` over the limit is refused without reading the body.
+    """
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not (declared.isascii() and declared.isdigit()):  # Django's int() would raise
+        raise frames.FrameError(f"The Content-Length header is not a number: {declared[:40]!r}.")
+    if int(declared) > frames.MAX_BYTES:
+        raise frames.too_large(int(declared))
+    try:
+        body = request.body
+    except RequestDataTooBig:  # past DATA_UPLOAD_MAX_MEMORY_SIZE, no Content-Length
+        raise frames.FrameTooLarge(
+            f"The body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; "
+            f"the limit is {frames.MAX_BYTES} bytes."
+        ) from None
+    return frames.parse(body or b"{}")
+
+
+def valid_stream_id(value: str | None) -> bool:
+    """One of our event ids: ``<ms>-<seq>``, each number fitting in 64 bits (else Redis
+    refuses it with "Invalid stream ID")."""
+    if value is None or not value.isascii() or not events.validate_event_id(value):
+        return False  # isascii: the pattern's \d also matches digits such as "٣"
+    return all(int(part) <= MAX_STREAM_ID_PART for part in value.split("-"))
 
 
 async def request_user(request: HttpRequest):
@@ -87,14 +178,15 @@ async def owns(request: HttpRequest, thread_id: str) -> bool:
 
 
 @never_cache
-@require_http_methods(["POST"])
+@api_methods("POST")
+@api_csrf
 @api_login_required
 async def post_chat(request: HttpRequest) -> JsonResponse:
     """``{"message": "...", "thread_id"?: "..."}`` -> 202 ``{"thread_id", "message_id"}``."""
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        return error(400, "bad_request", "The body is not valid JSON.")
+        body = json_body(request)
+    except frames.FrameError as exc:
+        return error(exc.status, exc.code, str(exc))
     if not isinstance(body, dict):
         return error(400, "bad_request", 'Send a JSON object: {"message": "..."}.')
     reason = threads.check_message(body.get("message"))
@@ -102,13 +194,21 @@ async def post_chat(request: HttpRequest) -> JsonResponse:
         return error(400, "invalid_message", reason)
     thread_id = body.get("thread_id") or threads.new_thread_id()
     if not threads.validate_thread_id(thread_id):
-        return error(400, "bad_thread_id", "thread_id must be 1-64 letters, digits, '_' or '-'.")
+        return bad_thread_id()
     if not await claim(request, thread_id):
         return forbidden()
     try:
         message_id = await runner.submit(
-            thread_id, body["message"], threads.user_email(request.user), body.get("timezone")
+            thread_id,
+            body["message"],
+            threads.user_email(request.user),
+            body.get("timezone"),
+            body.get("message_id"),
         )
+    except runner.NotYourThread:
+        return forbidden()
+    except runner.TooManyMessages as exc:
+        return error(429, "too_many_messages", str(exc))
     except runner.InvalidMessage as exc:
         return error(400, "invalid_message", str(exc))
     return JsonResponse({"thread_id": thread_id, "message_id": message_id}, status=202)
@@ -147,21 +247,25 @@ async def event_stream(thread_id: str, last_id: str | None) -> AsyncIterator[byt
         logger.warning("SSE stream of thread %s ended: Redis unavailable (%s)", thread_id, exc)
         reason = unavailable_message(exc)
         yield f"event: unavailable\ndata: {json.dumps({'reason': reason})}\n\n".encode()
+    except ResponseError as exc:
+        # The headers are sent: a traceback here would only cut the stream. Say why and end.
+        logger.error("SSE stream of thread %s ended: Redis refused a read (%s)", thread_id, exc)
+        reason = f"The event stream could not be read ({exc}); reload the page."
+        yield sse({"type": "error", "reason": reason})
 
 
 @never_cache
-@require_http_methods(["GET"])
+@api_methods("GET")
+@api_csrf
 @api_login_required
 async def chat_stream(request: HttpRequest) -> HttpResponse:
     thread_id = request.GET.get("thread_id", "")
     if not threads.validate_thread_id(thread_id):
-        return error(
-            400, "bad_thread_id", "Pass ?thread_id= with 1-64 letters, digits, '_' or '-'."
-        )
+        return bad_thread_id("Pass ?thread_id= with 1-64 letters, digits, '_' or '-'.")
     if not await claim(request, thread_id):  # like the websocket, a new id is a new thread
         return forbidden()
     last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or None
-    if last_id is not None and not events.validate_event_id(last_id):
+    if not valid_stream_id(last_id):
         last_id = None  # not one of our ids: start over with the history
     response = StreamingHttpResponse(
         event_stream(thread_id, last_id), content_type="text/event-stream"
@@ -171,7 +275,8 @@ async def chat_stream(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_http_methods(["GET"])
+@api_methods("GET")
+@api_csrf
 @api_login_required
 async def thread_list(request: HttpRequest) -> JsonResponse:
     """The user's threads, newest first: ``{"threads": [{"id", "title"}]}``."""
@@ -182,9 +287,12 @@ async def thread_list(request: HttpRequest) -> JsonResponse:
 
 
 @never_cache
-@require_http_methods(["GET", "DELETE"])
+@api_methods("GET", "DELETE")
+@api_csrf
 @api_login_required
 async def thread_detail(request: HttpRequest, thread_id: str) -> JsonResponse:
+    if not threads.validate_thread_id(thread_id):
+        return bad_thread_id("A thread id is 1-64 letters, digits, '_' or '-'.")
     if not await owns(request, thread_id):
         return forbidden()
     if request.method == "DELETE":
@@ -192,6 +300,18 @@ async def thread_detail(request: HttpRequest, thread_id: str) -> JsonResponse:
         return JsonResponse({"deleted": thread_id})
     messages = await history.get_history(thread_id)
     return JsonResponse({"thread_id": thread_id, "messages": messages})
+
+
+@never_cache
+@csrf_exempt  # it changes nothing, and a form body must not be parsed to say so
+async def not_found(request: HttpRequest) -> JsonResponse:
+    """Any ``/api/`` path that is not an endpoint: a JSON 404, not Django's page."""
+    return error(
+        404,
+        "not_found",
+        f"No API endpoint at {request.path}; the endpoints are /api/chat, "
+        "/api/chat/stream, /api/threads and /api/threads/<thread_id>.",
+    )
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -10,7 +10,8 @@ Close codes a client can act on:
 
 * 4401 — not signed in (sign in, then reconnect);
 * 4403 — the thread belongs to someone else (nothing else is revealed);
-* 4400 — the thread id is not valid;
+* 4400 — the thread id is not valid (any path segment reaches the consumer);
+* 4404 — no websocket at that path (:class:`NotFoundConsumer`);
 * 4410 — the thread was deleted (from this tab or another: a ``deleted`` event first);
 * 1011 — Redis did not answer (reconnect with backoff; the reason says what to fix).
 
@@ -29,15 +30,21 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, get_async_client
-from chat import events, history, runner, threads
+from chat import events, frames, history, runner, threads
 
 logger = logging.getLogger("chat.consumers")
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_THREAD = 4400
+CLOSE_NOT_FOUND = 4404
 CLOSE_DELETED = 4410
 CLOSE_REDIS_DOWN = 1011
+MAX_ECHO = 40  # characters of an unknown frame type quoted back
+# What the ASGI server raises for a send on a socket that is already closed: an OSError
+# (the ASGI spec; uvicorn's ClientDisconnected), or uvicorn's RuntimeError once it sent a
+# close itself (1007 invalid UTF-8, 1009 too big) while websocket.disconnect is queued.
+SOCKET_GONE = (OSError, RuntimeError)
 
 
 def redis_down_reason() -> str:
@@ -48,6 +55,7 @@ def redis_down_reason() -> str:
 class ChatConsumer(AsyncWebsocketConsumer):
     thread_id: str = ""
     group: str | None = None
+    socket_gone: bool = False  # a send failed: the socket closed under us
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -106,9 +114,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error("Send text frames with JSON, not binary frames.")
             return
         try:
-            frame = json.loads(text_data)
-        except ValueError:
-            await self.send_error("The frame is not valid JSON.")
+            frame = frames.parse(text_data, "The frame")
+        except frames.FrameError as exc:
+            await self.send_error(str(exc))
             return
         if not isinstance(frame, dict):
             await self.send_error('The frame must be a JSON object with a "type".')
@@ -116,7 +124,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         kind = frame.get("type")
         try:
             if kind == "message":
-                await self.on_message(frame.get("message"), frame.get("timezone"))
+                await self.on_message(frame.get("message"), frame.get("timezone"), frame.get("id"))
             elif kind == "cancel":
                 await runner.cancel(self.thread_id)
             elif kind == "delete":
@@ -127,23 +135,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await get_async_client("sessions").ping()
                 await self.send_event({"type": "pong"})
             else:
+                shown = repr(kind)
+                shown = shown if len(shown) <= MAX_ECHO else shown[: MAX_ECHO - 1] + "…"
                 await self.send_error(
-                    f"Unknown frame type {kind!r}; expected 'message', 'cancel', 'delete' or 'ping'."
+                    f"Unknown frame type {shown}; expected 'message', 'cancel', 'delete' or 'ping'."
                 )
         except UNAVAILABLE_ERRORS as exc:
             await self.close_redis_down(exc)
 
-    async def on_message(self, text: Any, timezone: Any = None) -> None:
+    async def on_message(self, text: Any, timezone: Any = None, message_id: Any = None) -> None:
+        """Queue a message; ``message_id`` (optional, the page's) makes a resend harmless."""
         try:
-            await runner.submit(self.thread_id, text, self.user_email, timezone)
+            await runner.submit(self.thread_id, text, self.user_email, timezone, message_id)
+        except runner.NotYourThread as exc:
+            await self.send_error(str(exc))
+            await self.close(code=CLOSE_DELETED, reason="This chat was deleted.")
         except runner.InvalidMessage as exc:
             await self.send_error(str(exc.args[0] if exc.args else exc))
 
     async def on_delete(self) -> None:
-        """Delete the thread (chat.threads.adelete), tell every open tab, close with 4410."""
+        """Delete the thread; every open tab, this one included, gets ``deleted`` and 4410."""
         await threads.adelete(self.thread_id)
-        deleted = {"type": "deleted", "thread_id": self.thread_id}
-        await self.channel_layer.group_send(self.group, {"type": "chat.event", "event": deleted})
 
     async def chat_event(self, message: dict) -> None:
         """An event of the thread from the channel layer (see chat.events)."""
@@ -154,7 +166,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_DELETED, reason="This chat was deleted.")
 
     async def send_event(self, event: dict) -> None:
-        await self.send(text_data=json.dumps(event, ensure_ascii=False))
+        """Send ``event``; on a socket already closed, drop it (the thread's event stream
+        keeps it for the next connection) instead of failing the consumer."""
+        if self.socket_gone:
+            return
+        try:
+            await self.send(text_data=json.dumps(event, ensure_ascii=False))
+        except SOCKET_GONE as exc:
+            self.socket_gone = True
+            logger.info("Chat socket of thread %s already closed (%s)", self.thread_id, exc)
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        if self.socket_gone:
+            return
+        try:
+            await super().close(code=code, reason=reason)
+        except SOCKET_GONE as exc:
+            self.socket_gone = True
+            logger.info("Chat socket of thread %s already closed (%s)", self.thread_id, exc)
 
     async def send_error(self, reason: str) -> None:
         await self.send_event({"type": "error", "reason": reason})
@@ -166,3 +195,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.group is not None:
             await self.disconnect(CLOSE_REDIS_DOWN)
         await self.close(code=CLOSE_REDIS_DOWN, reason=redis_down_reason())
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any other websocket path: accepted, then closed with 4404 (not an HTTP 500)."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(
+            code=CLOSE_NOT_FOUND, reason="No websocket here; chats are /ws/chat/<id>/."
+        )

@@ -1,4 +1,6 @@
-from django.urls import path
+"""Chat pages and the JSON API (every other ``/api/`` path is a JSON 404)."""
+
+from django.urls import path, re_path
 
 from chat import api, views
 
@@ -15,4 +17,6 @@ urlpatterns = [
     path("api/chat/stream", api.chat_stream, name="api-stream"),
     path("api/threads", api.thread_list, name="api-threads"),
     path(f"api/threads/{THREAD}", api.thread_detail, name="api-thread"),
+    # Also "/api" itself: were only "/api/" to match, APPEND_SLASH would redirect a POST.
+    re_path(r"^api(?:/[\s\S]*)?$", api.not_found, name="api-not-found"),
 ]

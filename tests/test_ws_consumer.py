@@ -263,3 +263,18 @@ async def test_events_are_forwarded_without_closing_old_db_connections(monkeypat
     assert (await receive(comm))["type"] == "error"  # frames still reach their handlers
     assert calls == []
     await comm.disconnect()
+
+
+async def test_a_message_resent_with_its_id_makes_one_turn(sessions_redis):
+    """The page resends an unacknowledged message after a reconnect: one turn, one answer."""
+    client = await signed_in_client("ada@example.com")
+    socket, _ = await connected("w-resend", session_cookie(client))
+    frame = {"type": "message", "message": "hello", "id": "client-msg-1"}
+    await socket.send_json_to(frame)
+    seen = await receive_until(socket, "done")
+    assert seen[0] == {**seen[0], "type": "user", "message_id": "client-msg-1"}
+    await socket.send_json_to(frame)  # the same message again
+    await receive_until(socket, "done")
+    messages = (await client.get("/api/threads/w-resend")).json()["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    await socket.disconnect()

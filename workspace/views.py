@@ -3,7 +3,8 @@
 The Google flow itself is social-auth's (``social:begin`` is a CSRF-protected POST).
 :func:`oauth_complete` wraps its callback view only to turn refusals into pages a
 person can read: a refused OAuth state (logged to ``django.security``), a cancelled
-consent screen, Google not answering. Nothing is written on any of those paths.
+consent screen, a callback without the authorization ``code`` (nothing is sent to
+Google then), Google not answering. Nothing is written on any of those paths.
 
 Signing out (both are POST with a CSRF token):
 
@@ -29,7 +30,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login, logout
 from django.contrib.auth.decorators import login_not_required, login_required
+from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -140,6 +143,16 @@ def _refused(request: HttpRequest, title: str, detail: str, status: int = 400) -
 @login_not_required
 @csrf_exempt  # Google redirects here with a GET; the OAuth state is the CSRF check.
 def oauth_complete(request: HttpRequest, backend: str) -> HttpResponse:
+    if backend == GOOGLE and not _has_code_or_error(request):
+        # social-core would send Google an empty code and report whatever came back.
+        logger.info("Google sign-in callback without a code or an error: not completed")
+        return _refused(
+            request,
+            "Sign-in was not completed",
+            "Google sent no authorization code back, so nothing was granted. This happens "
+            "when a sign-in page is reloaded or its address is opened by hand. Start again "
+            "from the sign-in page.",
+        )
     try:
         response = social_views.complete(request, backend)
     except OAuthStateError as exc:
@@ -181,6 +194,20 @@ def oauth_complete(request: HttpRequest, backend: str) -> HttpResponse:
     if backend == GOOGLE and request.user.is_authenticated:
         _after_google_sign_in(request, response)
     return response
+
+
+def _has_code_or_error(request: HttpRequest) -> bool:
+    """Whether the callback carries what Google sends: a ``code``, or an ``error``
+    (a refusal social-core turns into :class:`AuthCanceled` and the like)."""
+    wanted = ("code", "error")
+    if any(request.GET.get(name) for name in wanted):
+        return True
+    if request.method != "POST":
+        return False
+    try:  # social-auth reads both; a form POST carries them in the body
+        return any(request.POST.get(name) for name in wanted)
+    except (SuspiciousOperation, MultiPartParserError):  # too big, too many fields, bad
+        return False
 
 
 def _after_google_sign_in(request: HttpRequest, response: HttpResponse) -> None:

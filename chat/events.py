@@ -26,7 +26,7 @@ from django.conf import settings
 from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, get_async_client, get_client
 
-EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
+EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")  # ASCII digits only: Redis refuses others
 READ_BATCH = 200  # events per XREAD; a resuming client gets the rest on the next call
 _FIELD = b"e"
 

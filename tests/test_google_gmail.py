@@ -40,7 +40,10 @@ def listed(ids: list[str], next_page: str = "") -> httpx.Response:
     return httpx.Response(200, json=body)
 
 
-async def test_a_search_pages_the_list_and_gets_metadata_concurrently(google_api, google_client):
+async def test_a_search_pages_the_list_and_gets_metadata_concurrently(
+    google_api, google_client, monkeypatch
+):
+    monkeypatch.setattr("workspace.google.gmail.CONCURRENCY", 10)  # the bound holds
     ids = [f"m{n:02}" for n in range(20)]
     listing = google_api.get(MESSAGES).mock(
         side_effect=[listed(ids[:12], next_page="page-2"), listed(ids[12:])]

@@ -598,9 +598,9 @@ def _message_format(call: Call) -> tuple[str, set[str]]:
 def _message(record: Json, message_format: str, headers: set[str]) -> Json:
     """A Gmail Message resource in ``format``; ``headers``: metadataHeaders (all if empty)."""
     mime: EmailMessage = record["mime"]
-    raw = mime.as_bytes()
+    raw, snippet = _rendered(record)
     message = {key: record[key] for key in ("id", "threadId", "labelIds")}
-    message["snippet"] = escape(textwrap.shorten(_text(mime), 200, placeholder=""))
+    message["snippet"] = snippet
     if message_format == "full":
         message["payload"] = _part(mime, "", record["id"])
     elif message_format == "metadata":
@@ -615,6 +615,15 @@ def _message(record: Json, message_format: str, headers: set[str]) -> Json:
         "historyId": record["historyId"],
         "internalDate": record["internalDate"],
     }
+
+
+def _rendered(record: Json) -> tuple[bytes, str]:
+    """The message's bytes and snippet, made once per record (messages never change)."""
+    if "_rendered" not in record:
+        mime: EmailMessage = record["mime"]
+        snippet = escape(textwrap.shorten(_text(mime), 200, placeholder=""))
+        record["_rendered"] = (mime.as_bytes(), snippet)
+    return record["_rendered"]
 
 
 def _part(part: EmailMessage, part_id: str, message_id: str) -> Json:

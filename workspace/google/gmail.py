@@ -3,7 +3,7 @@
 A search is one paginated ``messages.list`` plus concurrent ``messages.get`` calls in
 ``format=metadata`` with only the From/To/Subject/Date headers (at most
 ``CONCURRENCY`` in flight, via :func:`~workspace.google.client.gather_bounded`), each
-with a tight ``fields=`` selector: 20 results take three round trips, not 21.
+with a tight ``fields=`` selector: 20 results take two round trips, not 21.
 Reading a message fetches ``format=full`` and turns its MIME tree into text with
 :func:`workspace.google.mail.message_text` in a worker thread (a big HTML body takes
 CPU time the event loop should not lose); attachments are listed, not downloaded.
@@ -36,7 +36,7 @@ from workspace.google.mail import Attachment, headers, message_text
 
 USER = "gmail/v1/users/me"
 PAGE_SIZE = 100  # messages.list allows up to 500
-CONCURRENCY = 10
+CONCURRENCY = 20  # a 20-message search is one list + one wave of reads: 2 round trips
 SUMMARY_HEADERS = ["From", "To", "Subject", "Date"]
 SUMMARY_FIELDS = "id,threadId,labelIds,snippet,payload/headers"
 FULL_FIELDS = "id,threadId,labelIds,snippet,payload"

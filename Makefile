@@ -60,6 +60,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/checkpointer.py
 	$(PY) bench/chat_ws.py
 	$(PY) bench/admin_sessions.py
+	$(PY) bench/workspace.py
 
 clean:
 	rm -rf $(VENV) var/static .pytest_cache

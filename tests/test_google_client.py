@@ -178,7 +178,9 @@ async def test_rate_limit_403s_back_off_exponentially_then_give_up(
     body = error_body(403, reason, "User Rate Limit Exceeded")
     route = google_api.post(MESSAGES).mock(return_value=httpx.Response(403, json=body))
     with pytest.raises(RateLimited):
-        await google_client.post(MESSAGES, json={"raw": "..."})  # rejected, so safe to resend
+        await google_client.request(
+            "POST", MESSAGES, json={"raw": "..."}
+        )  # rejected, so safe to resend
     assert route.call_count == google.MAX_ATTEMPTS
     assert len(retry_sleeps) == google.MAX_ATTEMPTS - 1
     for attempt, waited in enumerate(retry_sleeps):
@@ -215,7 +217,7 @@ async def test_a_connection_error_is_retried_for_get_only(google_api, google_cli
     assert route.call_count == google.MAX_ATTEMPTS
     post = google_api.post(EVENTS).mock(side_effect=httpx.ReadTimeout("slow"))
     with pytest.raises(GoogleUnavailable):
-        await google_client.post(EVENTS, json={})
+        await google_client.request("POST", EVENTS, json={})
     assert post.call_count == 1
 
 
@@ -244,7 +246,7 @@ async def test_a_malformed_json_body_is_an_unreadable_answer(google_api, google_
     assert route.call_count == google.MAX_ATTEMPTS
     google_api.post(EVENTS).mock(return_value=httpx.Response(200, json=["not", "an", "object"]))
     with pytest.raises(GoogleUnavailable):
-        await google_client.post(EVENTS, json={})
+        await google_client.request("POST", EVENTS, json={})
 
 
 @pytest.mark.parametrize(
@@ -307,7 +309,7 @@ async def test_the_token_is_never_logged_nor_in_errors(google_api, google_client
 
 async def test_an_empty_answer_is_an_empty_dict(google_api, google_client):
     google_api.delete(f"{EVENTS}/abc").mock(return_value=httpx.Response(204))
-    assert await google_client.delete(f"{EVENTS}/abc") == {}
+    assert await google_client.request("DELETE", f"{EVENTS}/abc") == {}
 
 
 async def test_get_all_follows_page_tokens_up_to_the_limit(google_api, google_client):

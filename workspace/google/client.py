@@ -408,48 +408,6 @@ class GoogleClient:
     ) -> dict[str, Any]:
         return await self.request("GET", path, params=params, fields=fields)
 
-    async def post(
-        self,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        fields: str | None = None,
-    ) -> dict[str, Any]:
-        """Not retried on 5xx or transport errors (a send or insert must not happen twice)."""
-        return await self.request("POST", path, params=params, json=json, fields=fields)
-
-    async def patch(
-        self,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        fields: str | None = None,
-    ) -> dict[str, Any]:
-        """Not retried on 5xx or transport errors, like POST."""
-        return await self.request("PATCH", path, params=params, json=json, fields=fields)
-
-    async def put(
-        self,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        fields: str | None = None,
-    ) -> dict[str, Any]:
-        return await self.request("PUT", path, params=params, json=json, fields=fields)
-
-    async def delete(
-        self,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        fields: str | None = None,
-    ) -> dict[str, Any]:
-        return await self.request("DELETE", path, params=params, json=json, fields=fields)
-
     async def request(
         self,
         method: str,
@@ -459,7 +417,11 @@ class GoogleClient:
         json: Any = None,
         fields: str | None = None,
     ) -> dict[str, Any]:
-        """The JSON answer (``{}`` for an empty one), or a :class:`GoogleAPIError`."""
+        """The JSON answer (``{}`` for an empty one), or a :class:`GoogleAPIError`.
+
+        Writes call this with their method: POST and PATCH are never retried after a
+        5xx or a transport error (a send or an insert must not happen twice).
+        """
         path = path.lstrip("/")
         query = {**(params or {}), **({"fields": fields} if fields else {})}
         retrying = AsyncRetrying(

@@ -1,21 +1,12 @@
 """The chat HTTP API: JSON endpoints and a Server-Sent Events stream.
 
-Session-authenticated and CSRF-protected like any Django view (send the
-``X-CSRFToken`` header with POST and DELETE). Anonymous callers get a JSON 401,
-a thread of someone else a JSON 403 that says nothing about it, and Redis being
-down a JSON 503 from :mod:`agenticpal.middleware`.
-
-``GET /api/chat/stream?thread_id=`` sends the same event objects as the websocket,
-one per SSE message with its stream id in the ``id:`` line, so ``EventSource``
-resumes after a dropped connection by sending ``Last-Event-ID``. A stream opened
-without it starts with a ``history`` event (the conversation so far) whose id is the
-last event of the thread at that moment: nothing falls between the two. A
-``Last-Event-ID`` that is not one of ours (garbage, or numbers past 64 bits) starts
-over with the history too.
-
-Every answer under ``/api/`` is JSON ``{"error", "detail"}`` when it is an error: 405
-(:func:`api_methods`), 413 (bodies are bounded by :mod:`chat.frames`), 415 for a form
-body (:func:`api_csrf`), and 404 for a path that is not an endpoint (:func:`not_found`).
+Session-authenticated and CSRF-protected like any Django view (the ``X-CSRFToken``
+header on POST and DELETE). Every answer is JSON, errors included: 401 signed out, 403
+someone else's thread (nothing revealed), 400 / 404 / 405 / 413 / 415 / 429 with a
+reason, 503 when Redis is down. ``GET /api/chat/stream`` sends the websocket's events,
+one per SSE message with its stream id as ``id:``, so ``EventSource`` resumes after a
+dropped connection with ``Last-Event-ID``; without one it starts with a ``history``
+event whose id is the thread's last event, so nothing falls between the two.
 """
 
 from __future__ import annotations

@@ -1,22 +1,13 @@
-"""The chat websocket: ``/ws/chat/<thread_id>/``.
+"""The chat websocket: ``/ws/chat/<thread_id>/``, one consumer per open tab.
 
-One consumer per open tab. It owns no conversation state: a message frame goes to
-:func:`chat.runner.submit` (durable in ``pending_msg:<thread>`` before anything runs),
-and every event of the thread — from this process or any other — arrives through the
-channel layer group of the thread and is forwarded as is. So two tabs of one thread
-see the same stream, and a tab that reconnects catches up from the ``history`` event.
-
-Close codes a client can act on:
-
-* 4401 — not signed in (sign in, then reconnect);
-* 4403 — the thread belongs to someone else (nothing else is revealed);
-* 4400 — the thread id is not valid (any path segment reaches the consumer);
-* 4404 — no websocket at that path (:class:`NotFoundConsumer`);
-* 4410 — the thread was deleted (from this tab or another: a ``deleted`` event first);
-* 1011 — Redis did not answer (reconnect with backoff; the reason says what to fix).
-
-The socket is accepted before it is closed with one of these codes: a close before
-the handshake completes reaches a browser as a bare HTTP 403 without the code.
+It owns no conversation state: a message frame goes to :func:`chat.runner.submit`
+(durable before anything runs) and every event of the thread, from any process, arrives
+through the thread's channel-layer group and is forwarded as is, so every tab sees the
+same stream and a reconnecting tab catches up from the ``history`` event. Frames are
+parsed with a size and depth bound (:mod:`chat.frames`). Close codes a client can act
+on: 4401 not signed in, 4403 someone else's thread, 4400 an invalid id, 4404 an unknown
+path, 4410 the thread was deleted, 1011 Redis is down. The socket is accepted before it
+is closed, so a browser sees the code (a close before the handshake is a bare 403).
 """
 
 from __future__ import annotations

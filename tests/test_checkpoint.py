@@ -504,3 +504,11 @@ def test_delta_history_sync_matches_the_default_walk(saver: RedisCheckpointer) -
             saver, config=tup.config, channels=["messages", "other"]
         )
         assert fast == slow
+
+
+async def test_the_web_path_honours_checkpoint_ttl_seconds(settings, checkpoints_redis):
+    settings.CHECKPOINT_TTL_SECONDS = 3600
+    saver = await create_redis_checkpointer()
+    assert saver.ttl == 3600
+    settings.CHECKPOINT_TTL_SECONDS = None
+    assert (await create_redis_checkpointer()).ttl is None  # the default: kept until pruned

@@ -123,3 +123,17 @@ def test_redis_down_is_one_actionable_line(redis_factory):
         server.stop()
         with pytest.raises(CommandError, match="did not answer"):
             prune("--older-than", "30d")
+
+
+def test_threads_that_expired_leave_the_index(checkpoints_redis, settings):
+    """With CHECKPOINT_TTL_SECONDS, Redis drops idle conversations; prune tidies the index."""
+    settings.CHECKPOINT_TTL_SECONDS = 60
+    saver = admin_service.saver()
+    assert saver.ttl == 60
+    chat("t-expiring", "Hi")
+    assert [i.thread_id for i in saver.list_threads()] == ["t-expiring"]
+    for key in checkpoints_redis.scan_iter(match="*t-expiring*"):
+        checkpoints_redis.delete(key)  # what the TTL does, without waiting a minute
+    out = prune("--older-than", "30d")
+    assert "1 expired thread(s) left the thread index" in out
+    assert [i.thread_id for i in saver.list_threads()] == []

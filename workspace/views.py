@@ -1,23 +1,13 @@
 """Sign-in pages: /login/, the Google callback, sign-out, sign-out everywhere, local sign-in.
 
-The Google flow itself is social-auth's (``social:begin`` is a CSRF-protected POST).
-:func:`oauth_complete` wraps its callback view only to turn refusals into pages a
-person can read: a refused OAuth state (logged to ``django.security``), a cancelled
-consent screen, a callback without the authorization ``code`` (nothing is sent to
-Google then), Google not answering. Nothing is written on any of those paths.
-
-Signing out (both are POST with a CSRF token):
-
-- ``/logout/`` ends this browser's session (``session:<id>`` deleted, dropped from
-  ``user_sessions:<email>``). Other browsers and the Google credentials stay.
-- ``/logout/everywhere/`` revokes the grant at Google (the refresh token, so every
-  access token dies with it), deletes ``credentials:<email>`` and every session in
-  ``user_sessions:<email>``. If Google cannot be reached everything local is deleted
-  anyway and the page says how to revoke by hand.
-
-Local sign-in (``/login/local/<token>/``) works whenever ``DEBUG`` is on, whether or
-not Google is configured, and answers 404 when it is off: the token is single use
-(GETDEL) and expires after ``LOGIN_TOKEN_TTL_SECONDS``.
+The Google flow is social-auth's (``social:begin`` is a CSRF-protected POST);
+:func:`oauth_complete` wraps its callback only to turn refusals into pages a person can
+read (a refused OAuth state, a cancelled consent, a callback without a code, Google not
+answering); nothing is written on those paths. ``/login/?scope=`` asks Google for one
+missing permission. ``/logout/`` ends this browser's session; ``/logout/everywhere/``
+revokes the grant at Google and ends every session of the user. Local sign-in
+(``/login/local/<token>/``, DEBUG only, one-time token) gives the demo workspace when
+``WORKSPACE_DEMO`` is on. The README's "Google sign-in" section has the details.
 """
 
 from __future__ import annotations

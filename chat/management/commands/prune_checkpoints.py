@@ -48,8 +48,10 @@ class Command(BaseCommand):
             raise CommandError(f"--older-than: {exc}") from None
         verb = "would " if dry_run else ""
         what = "trim" if keep_latest else "delete"
-        changed = skipped = checkpoints = freed = 0
+        changed = skipped = checkpoints = freed = expired = 0
         try:
+            if not dry_run:  # threads Redis expired (CHECKPOINT_TTL_SECONDS) leave the index
+                expired = service.saver().forget_expired_threads()
             for item in service.prune(age, keep_latest=keep_latest, dry_run=dry_run):
                 idle = item.last_activity.strftime("%Y-%m-%d %H:%M") if item.last_activity else "?"
                 about = f"{item.thread_id} (owner {item.owner or 'nobody'}, last active {idle})"
@@ -76,6 +78,8 @@ class Command(BaseCommand):
             f"{'' if dry_run else f', about {format_bytes(max(freed, 0))} freed'}"
             f"; {skipped} skipped. (idle for more than {older_than})"
         )
+        if expired:
+            summary += f" {expired} expired thread(s) left the thread index."
         if not dry_run:
             logger.info("prune_checkpoints: %s", summary)
         self.stdout.write(self.style.SUCCESS(summary) if changed else summary)

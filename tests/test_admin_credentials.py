@@ -75,3 +75,9 @@ def test_unreadable_credentials_are_named_not_shown(admin_client, sessions_redis
     settings.CREDENTIALS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # not the old key
     html = admin_client.get(reverse(CRED_URL)).content.decode()
     assert "ann@example.com" in html and "not in CREDENTIALS_ENCRYPTION_KEY" in html
+
+
+def test_the_old_address_of_the_page_still_leads_to_it(admin_client):
+    response = admin_client.get("/admin/sessions_redis/googlecredential/?q=ann%40example.com")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/workspace/googlecredential/?q=ann%40example.com"

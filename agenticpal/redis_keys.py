@@ -118,6 +118,14 @@ MAX_QUEUED_MESSAGES: Final = 20  # waiting in one thread's queue
 MESSAGES_PER_MINUTE: Final = 30  # sent by one user, all threads together
 
 
+SIGN_IN_RATE_PREFIX: Final = "rate:sign_in:"  # sign-in attempts from one address a minute
+SIGN_IN_ATTEMPTS_PER_MINUTE: Final = 20
+
+
+def sign_in_rate_key(address: str, minute: int) -> str:
+    return f"{SIGN_IN_RATE_PREFIX}{address}:{minute}"
+
+
 def message_rate_key(email: str, minute: int) -> str:
     return f"{MESSAGE_RATE_PREFIX}{email}:{minute}"
 

@@ -179,6 +179,9 @@ CHECKPOINT_TTL_SECONDS = positive_int("CHECKPOINT_TTL_SECONDS", 0) or None
 # What one user may queue: nobody fills Redis for everyone else.
 CHAT_MAX_QUEUED_MESSAGES = positive_int("CHAT_MAX_QUEUED_MESSAGES", keys.MAX_QUEUED_MESSAGES)
 CHAT_MESSAGES_PER_MINUTE = positive_int("CHAT_MESSAGES_PER_MINUTE", keys.MESSAGES_PER_MINUTE)
+SIGN_IN_ATTEMPTS_PER_MINUTE = positive_int(
+    "SIGN_IN_ATTEMPTS_PER_MINUTE", keys.SIGN_IN_ATTEMPTS_PER_MINUTE
+)
 
 # --- Google sign-in ----------------------------------------------------------
 SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = env.str("GOOGLE_OAUTH2_KEY", default="")

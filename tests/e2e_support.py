@@ -61,6 +61,8 @@ def server_env(
             "DATABASE_URL": f"sqlite:///{var_dir / 'db.sqlite3'}",
             "AGENTICPAL_ENV_FILE": os.devnull,  # a developer's .env must not leak in
             "AGENTICPAL_MODEL": "",  # the offline model
+            # Load tests and benches sign in hundreds of users from 127.0.0.1.
+            "SIGN_IN_ATTEMPTS_PER_MINUTE": "1000000",
             "PYTHONUNBUFFERED": "1",
             "LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "WARNING"),
         }

@@ -113,3 +113,16 @@ def test_email_option_and_an_existing_account(debug):
     client.get(login_url("--email", "carol@example.com"))
     assert int(client.session["_auth_user_id"]) == existing.pk
     assert get_user_model().objects.count() == 1
+
+
+def test_sign_in_attempts_are_rate_limited_per_address(client, settings, sessions_redis):
+    """Guessing local links (or hammering the Google callback) stops at the limit."""
+    settings.DEBUG = True
+    settings.SIGN_IN_ATTEMPTS_PER_MINUTE = 3
+    codes = [client.get(f"/login/local/guess-{n}/").status_code for n in range(3)]
+    assert codes == [410, 410, 410]
+    refused = client.get("/login/local/guess-4/")
+    assert refused.status_code == 429 and refused["Retry-After"] == "60"
+    assert "Too many sign-in attempts" in refused.content.decode()
+    assert client.get("/complete/google-oauth2/?state=x&code=y").status_code == 429
+    assert client.post("/login/google-oauth2/").status_code == 429

@@ -10,4 +10,6 @@ urlpatterns = [
     path("logout/", views.logout_view, name="logout"),
     path("logout/everywhere/", views.logout_everywhere, name="logout_everywhere"),
     path("complete/<str:backend>/", views.oauth_complete, name="oauth_complete"),
+    # Same path as social-auth's begin (included after this): ours, rate-limited, wins.
+    path("login/<str:backend>/", views.oauth_begin, name="oauth_begin"),
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 
 import requests
 from django.conf import settings
@@ -120,6 +121,34 @@ def _grant(request: HttpRequest) -> dict[str, str]:
     return {"grant_scope": scope, "grant_scope_label": SCOPE_LABELS[scope]}
 
 
+def _too_many_sign_ins(request: HttpRequest) -> HttpResponse | None:
+    """A 429 page once an address tried ``SIGN_IN_ATTEMPTS_PER_MINUTE`` sign-ins this
+    minute (starting, completing, local links): one INCR + EXPIRE round trip."""
+    address = request.META.get("REMOTE_ADDR") or "unknown"
+    key = keys.sign_in_rate_key(address, int(time.time() // 60))
+    with get_client().pipeline(transaction=False) as pipe:
+        attempts, _ = pipe.incr(key).expire(key, 120).execute()
+    if attempts <= settings.SIGN_IN_ATTEMPTS_PER_MINUTE:
+        return None
+    security_logger.warning("Sign-in attempts from %s over the limit this minute", address)
+    response = _refused(
+        request,
+        "Too many sign-in attempts",
+        "This address tried to sign in too often in the last minute. Wait a minute and try again.",
+        status=429,
+    )
+    response["Retry-After"] = "60"
+    return response
+
+
+@never_cache
+@login_not_required
+@require_POST
+def oauth_begin(request: HttpRequest, backend: str) -> HttpResponse:
+    """social-auth's start of the Google flow, behind the sign-in rate limit."""
+    return _too_many_sign_ins(request) or social_views.auth(request, backend)
+
+
 def _refused(request: HttpRequest, title: str, detail: str, status: int = 400) -> HttpResponse:
     return render(
         request,
@@ -133,6 +162,8 @@ def _refused(request: HttpRequest, title: str, detail: str, status: int = 400) -
 @login_not_required
 @csrf_exempt  # Google redirects here with a GET; the OAuth state is the CSRF check.
 def oauth_complete(request: HttpRequest, backend: str) -> HttpResponse:
+    if throttled := _too_many_sign_ins(request):
+        return throttled
     if backend == GOOGLE and not _has_code_or_error(request):
         # social-core would send Google an empty code and report whatever came back.
         logger.info("Google sign-in callback without a code or an error: not completed")
@@ -271,6 +302,8 @@ def local_login(request: HttpRequest, token: str) -> HttpResponse:
     """Sign in the local developer with a one-time token (DEBUG only, else 404)."""
     if not settings.DEBUG:
         raise Http404("Local sign-in is disabled when DEBUG is off.")
+    if throttled := _too_many_sign_ins(request):
+        return throttled
     raw = get_client().getdel(keys.login_token_key(token))
     if raw is None:
         return _refused(

@@ -140,3 +140,20 @@ def cancel_run_key(thread_id: str) -> str:
 
 def thread_events_key(thread_id: str) -> str:
     return f"{THREAD_EVENTS_PREFIX}{thread_id}"
+
+
+# Workspace actions (db 0, see workspace.actions): one record per approved change to a
+# user's Google account (so it runs once whatever crashes in between) and each thread's
+# audit trail of what ran, newest first.
+ACTION_PREFIX: Final = "action:"  # action:<thread>:<interrupt id> -> JSON record
+ACTION_LOG_PREFIX: Final = "action_log:"  # list of JSON audit entries per thread
+ACTION_TTL_SECONDS: Final = 90 * 86_400  # longer than any approval is expected to wait
+ACTION_LOG_MAX: Final = 500
+
+
+def action_key(key: str) -> str:
+    return f"{ACTION_PREFIX}{key}"
+
+
+def action_log_key(thread_id: str) -> str:
+    return f"{ACTION_LOG_PREFIX}{thread_id}"

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/workspace.py [--latency-ms 50] [--repeat 20] [--quick]
 
-Stub Google: the Workspace emulator under uvicorn, each request delayed --latency-ms (a
+WorkspaceStub Google: the Workspace emulator under uvicorn, each request delayed --latency-ms (a
 second one at 0 ms); a redis-server of its own holds the user's encrypted credentials.
 Two turns run as the graph's ToolNode runs them, unread20 (search_email, 20 messages) and
 agenda_tasks (calendar_events + list_tasks at once), each against the original design's
@@ -21,7 +21,6 @@ import functools
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,8 +38,9 @@ import httpx
 from cryptography.fernet import Fernet
 from django.conf import settings
 
-from agenticpal.config import redis_settings
-from agenticpal.redis_server import RedisServer, free_port
+from agenticpal.config import channel_layers, redis_settings
+from agenticpal.redis_server import RedisServer
+from tests.e2e_support import WorkspaceStub
 
 ROOT = Path(__file__).resolve().parent.parent
 EMAIL = "bench@example.com"
@@ -76,11 +76,19 @@ def configure(redis_url: str, google_url: str) -> None:
             "chat",
         ],
         DATABASES={},
+        TEMPLATES=[
+            {"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}
+        ],
         ROOT_URLCONF="agenticpal.urls",  # the tools' notices link to reverse("login")
         LOGIN_URL="/login/",
         USE_TZ=True,
         TIME_ZONE="UTC",
-        REDIS=redis_settings(redis_url),
+        REDIS=(redis := redis_settings(redis_url)),
+        CHANNEL_LAYERS=channel_layers(redis),  # the approval scenario's events
+        CHAT_MAX_QUEUED_MESSAGES=20,
+        CHAT_MESSAGES_PER_MINUTE=1_000_000,
+        AGENTICPAL_MODEL="",  # the offline model
+        AGENTICPAL_OFFLINE_WORD_DELAY=0,
         SESSION_TTL_SECONDS=3600,
         CREDENTIALS_ENCRYPTION_KEYS=[Fernet.generate_key().decode()],
         SOCIAL_AUTH_GOOGLE_OAUTH2_KEY="",
@@ -93,73 +101,6 @@ def configure(redis_url: str, google_url: str) -> None:
 
 
 # --- the stub Google ------------------------------------------------------------------
-
-
-class Stub:
-    """``python -m workspace.emulator`` under uvicorn in a subprocess; its access log
-    (one line per request) goes to a file."""
-
-    def __init__(self, latency_ms: float, log_path: Path) -> None:
-        self.latency_ms = latency_ms
-        self.log_path = log_path
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 20.0) -> Stub:
-        command = [
-            sys.executable, "-m", "workspace.emulator", "--host", "127.0.0.1",
-            "--port", str(self.port), "--latency-ms", str(self.latency_ms),
-            "--timezone", TIMEZONE,
-        ]  # fmt: skip
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the stub exited: {self.log_path.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                answer = httpx.get(
-                    f"{self.url}/gmail/v1/users/me/labels",
-                    headers={"Authorization": f"Bearer {TOKEN}"},
-                    timeout=2,
-                )
-                if answer.status_code == 200:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"the stub did not answer within {timeout:.0f}s")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-    def cpu_seconds(self) -> float:
-        """The stub's CPU time so far (Linux: /proc; elsewhere NaN)."""
-        try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (AttributeError, OSError):
-            return float("nan")
-        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-    def logged(self) -> int:
-        """Requests in the stub's access log so far."""
-        text = self.log_path.read_text(errors="replace")
-        return len(re.findall(r'"(?:GET|POST|PUT|PATCH|DELETE) /', text))
 
 
 ENDPOINTS = [
@@ -298,7 +239,7 @@ def one_request_at_a_time() -> Iterator[None]:
 @dataclass
 class Series:
     name: str
-    stub: Stub
+    stub: WorkspaceStub
     run: Callable[[], Awaitable[None]]
     one_at_a_time: bool = False  # every concurrency bound of the tools at 1
     wall: list[float] = field(default_factory=list)  # seconds per timed run
@@ -374,7 +315,7 @@ class Results:
     logged: dict[str, int]  # stub -> requests in its access log
 
 
-async def run_all(args: argparse.Namespace, stub: Stub, stub0: Stub) -> Results:
+async def run_all(args: argparse.Namespace, stub: WorkspaceStub, stub0: WorkspaceStub) -> Results:
     """``WARMUP`` + ``--repeat`` rounds; in each, every series runs once, in turn, so a
     change of load on the machine touches them all alike."""
     from workspace.google import client as google
@@ -485,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20, help="timed runs per row (default 20)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 5 timed runs per row")
     parser.add_argument(
+        "--actions", type=int, default=200, help="approved actions in the approval scenario"
+    )
+    parser.add_argument("--workers", type=int, default=4, help="approvals run at a time")
+    parser.add_argument("--seed", type=int, default=1, help="where the faults land")
+    parser.add_argument(
         "--gmail-concurrency",
         type=int,
         help="what-if: set workspace.google.gmail.CONCURRENCY for this run (default: as is)",
@@ -492,15 +438,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.repeat = min(args.repeat, 5)
+        args.actions = min(args.actions, 30)
     if args.latency_ms <= 0 or args.repeat < 1 or (args.gmail_concurrency or 1) < 1:
         parser.error("--latency-ms must be > 0, --repeat and --gmail-concurrency >= 1")
     # SIGTERM (a timeout, a CI cancel) unwinds like an error: the stubs and Redis stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        stub = Stub(args.latency_ms, tmp / "stub.log")
+        stub = WorkspaceStub(args.latency_ms, tmp / "stub.log", timezone=TIMEZONE)
         stack.callback(stub.stop)
-        stub0 = Stub(0, tmp / "stub0.log")
+        stub0 = WorkspaceStub(0, tmp / "stub0.log", timezone=TIMEZONE)
         stack.callback(stub0.stop)
         redis = RedisServer(tmp / "redis", appendonly=False)
         stack.callback(redis.stop)
@@ -540,8 +487,58 @@ def main(argv: list[str] | None = None) -> int:
             f"({os.cpu_count()} CPUs)"
         )
         results = runner(run_all(args, stub, stub0))
+        approvals = runner(run_approvals(args, stub)) if args.actions else None
     print(f"load average at the end {load()}")
-    return 0 if report(results, args.latency_ms, args.repeat) else 1
+    ok = report(results, args.latency_ms, args.repeat)
+    return 0 if report_approvals(approvals, args) and ok else 1
+
+
+async def run_approvals(args: argparse.Namespace, stub: WorkspaceStub):
+    """The approval scenario (bench/approvals.py) against the same stub."""
+    import approvals
+
+    settings.GOOGLE_API_BASE_URL = stub.url
+
+    async def titles() -> list[str]:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=stub.url, headers=headers) as google:
+            lists = (await google.get("/tasks/v1/users/@me/lists")).json().get("items", [])
+            found: list[str] = []
+            for task_list in lists:
+                url = f"/tasks/v1/lists/{task_list['id']}/tasks"
+                page = await google.get(url, params={"showHidden": "true", "maxResults": 100})
+                found += [t["title"] for t in page.json().get("items", [])]
+                while token := page.json().get("nextPageToken"):
+                    params = {"showHidden": "true", "maxResults": 100, "pageToken": token}
+                    page = await google.get(url, params=params)
+                    found += [t["title"] for t in page.json().get("items", [])]
+            return found
+
+    return await approvals.run(EMAIL, args.actions, args.workers, args.seed, titles)
+
+
+TARGET_CARD_P99_MS = 100.0
+
+
+def report_approvals(outcome, args: argparse.Namespace) -> bool:
+    if outcome is None:
+        return True
+    crashes = ", ".join(f"{name} {n}" for name, n in sorted(outcome.crashes.items()))
+    print(
+        f"\napprovals: {outcome.actions} actions approved, {args.workers} at a time, the worker "
+        f"killed at a random step boundary in {sum(outcome.crashes.values())} ({crashes})"
+    )
+    p99 = outcome.p(0.99)
+    card_met = p99 <= TARGET_CARD_P99_MS
+    exact = outcome.duplicated == 0 and outcome.lost == 0
+    print(f"card on screen after the interrupt is checkpointed: p50 {outcome.p(0.5):.1f} ms, "
+          f"p99 {p99:.1f} ms (target <= {TARGET_CARD_P99_MS:g}: {'met' if card_met else 'MISSED'})")  # fmt: skip
+    print(f"exactly once: {outcome.duplicated} duplicated, {outcome.lost} lost ({'met' if exact else 'MISSED'})")  # fmt: skip
+    print(
+        f"scenario=approval card_p99_ms={p99:.1f} actions={outcome.actions} "
+        f"duplicated={outcome.duplicated} lost={outcome.lost}"
+    )
+    return card_met and exact
 
 
 def load() -> str:

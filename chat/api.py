@@ -270,10 +270,9 @@ async def chat_stream(request: HttpRequest) -> HttpResponse:
 @api_csrf
 @api_login_required
 async def thread_list(request: HttpRequest) -> JsonResponse:
-    """The user's threads, newest first: ``{"threads": [{"id", "title"}]}``."""
-    items = []
-    for thread_id in await threads.athreads_for(threads.user_email(request.user)):
-        items.append({"id": thread_id, "title": await history.thread_title(thread_id)})
+    """The user's threads, newest first: ``{"threads": [{"id", "title", "status"}]}``."""
+    email = threads.user_email(request.user)
+    items = [await history.thread_summary(t) for t in await threads.athreads_for(email)]
     return JsonResponse({"threads": items})
 
 
@@ -290,7 +289,52 @@ async def thread_detail(request: HttpRequest, thread_id: str) -> JsonResponse:
         await threads.adelete(thread_id)
         return JsonResponse({"deleted": thread_id})
     messages = await history.get_history(thread_id)
-    return JsonResponse({"thread_id": thread_id, "messages": messages})
+    approvals = await history.get_approvals(thread_id)
+    status = await history.thread_status(thread_id, approvals)
+    return JsonResponse(
+        {
+            "thread_id": thread_id,
+            "status": status,
+            "messages": messages,
+            "approvals": [{k: v for k, v in a.items() if k != "html"} for a in approvals],
+        }
+    )
+
+
+@never_cache
+@api_methods("POST")
+@api_csrf
+@api_login_required
+async def post_decisions(request: HttpRequest, thread_id: str) -> JsonResponse:
+    """``{"decisions": {"<interrupt id>": {"type": "approve" | "edit" | "reject", "args"?,
+    "message"?}}, "message_id"?}`` -> 202 ``{"thread_id", "message_id"}``; 409 when no
+    decision answers a waiting approval (already decided, or gone): nothing runs."""
+    try:
+        body = json_body(request)
+    except frames.FrameError as exc:
+        return error(exc.status, exc.code, str(exc))
+    if not isinstance(body, dict):
+        return error(400, "bad_request", 'Send a JSON object: {"decisions": {...}}.')
+    if not threads.validate_thread_id(thread_id):
+        return bad_thread_id()
+    if not await owns(request, thread_id):
+        return forbidden()
+    try:
+        message_id = await runner.decide(
+            thread_id,
+            body.get("decisions"),
+            threads.user_email(request.user),
+            body.get("message_id"),
+        )
+    except runner.NotYourThread:
+        return forbidden()
+    except runner.DecisionGone as exc:
+        return error(409, "not_waiting", str(exc))
+    except runner.TooManyMessages as exc:
+        return error(429, "too_many_messages", str(exc))
+    except runner.InvalidMessage as exc:
+        return error(400, "invalid_decision", str(exc))
+    return JsonResponse({"thread_id": thread_id, "message_id": message_id}, status=202)
 
 
 @never_cache
@@ -301,7 +345,8 @@ async def not_found(request: HttpRequest) -> JsonResponse:
         404,
         "not_found",
         f"No API endpoint at {request.path}; the endpoints are /api/chat, "
-        "/api/chat/stream, /api/threads and /api/threads/<thread_id>.",
+        "/api/chat/stream, /api/threads, /api/threads/<thread_id> and "
+        "/api/threads/<thread_id>/decisions.",
     )
 
 

@@ -1,6 +1,7 @@
 """The chat websocket: ``/ws/chat/<thread_id>/``, one consumer per open tab.
 
 It owns no conversation state: a message frame goes to :func:`chat.runner.submit`
+and a decision frame (approve / edit / reject an action) to :func:`chat.runner.decide`
 (durable before anything runs) and every event of the thread, from any process, arrives
 through the thread's channel-layer group and is forwarded as is, so every tab sees the
 same stream and a reconnecting tab catches up from the ``history`` event. Frames are
@@ -70,7 +71,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.group = events.group_name(thread_id)
             await self.channel_layer.group_add(self.group, self.channel_name)
             messages = await history.get_history(thread_id)
-            await self.send_event({"type": "history", "thread_id": thread_id, "messages": messages})
+            approvals = await history.get_approvals(thread_id)
+            await self.send_event(
+                {
+                    "type": "history",
+                    "thread_id": thread_id,
+                    "messages": messages,
+                    "approvals": approvals,
+                }
+            )
             await runner.recover(thread_id)
         except UNAVAILABLE_ERRORS as exc:
             await self.close_redis_down(exc)
@@ -116,6 +125,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             if kind == "message":
                 await self.on_message(frame.get("message"), frame.get("timezone"), frame.get("id"))
+            elif kind == "decision":
+                await self.on_decision(frame.get("decisions"), frame.get("id"))
             elif kind == "cancel":
                 await runner.cancel(self.thread_id)
             elif kind == "delete":
@@ -129,7 +140,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 shown = repr(kind)
                 shown = shown if len(shown) <= MAX_ECHO else shown[: MAX_ECHO - 1] + "…"
                 await self.send_error(
-                    f"Unknown frame type {shown}; expected 'message', 'cancel', 'delete' or 'ping'."
+                    f"Unknown frame type {shown}; expected 'message', 'decision', 'cancel', 'delete' or 'ping'."
                 )
         except UNAVAILABLE_ERRORS as exc:
             await self.close_redis_down(exc)
@@ -143,6 +154,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_DELETED, reason="This chat was deleted.")
         except runner.InvalidMessage as exc:
             await self.send_error(str(exc.args[0] if exc.args else exc))
+
+    async def on_decision(self, decisions: Any, message_id: Any = None) -> None:
+        """Queue the user's decisions on approval cards (``{interrupt id: {"type": ...}}``);
+        a decision for a card that is not waiting any more is refused, nothing runs."""
+        try:
+            await runner.decide(self.thread_id, decisions, self.user_email, message_id)
+        except runner.NotYourThread as exc:
+            await self.send_error(str(exc))
+            await self.close(code=CLOSE_DELETED, reason="This chat was deleted.")
+        except runner.InvalidMessage as exc:
+            await self.send_event({"type": "error", "reason": str(exc), "code": type(exc).__name__})
 
     async def on_delete(self) -> None:
         """Delete the thread; every open tab, this one included, gets ``deleted`` and 4410."""

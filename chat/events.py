@@ -90,6 +90,14 @@ async def read_since(
     return events
 
 
+def entry_type(fields: dict) -> str:
+    """The ``type`` of a raw stream entry's event ("" if unreadable)."""
+    try:
+        return str(json.loads(fields[_FIELD]).get("type", ""))
+    except (KeyError, ValueError, AttributeError):
+        return ""
+
+
 async def last_id(thread_id: str, *, client=None) -> str:
     """The id of the thread's latest event, ``"0-0"`` when it has none."""
     client = client or get_async_client("sessions")

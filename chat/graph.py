@@ -35,22 +35,26 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.prebuilt import ToolNode
+from langgraph.types import Command, Interrupt, Send
 
 from chat.checkpoint import create_redis_checkpointer
 from chat.messages import message_text
 from chat.offline_model import DISPLAY_NAME, OfflineChatModel
 from chat.tools import TOOLS as CHAT_TOOLS
+from workspace.actions import TOOLS as ACTION_TOOLS
 from workspace.dates import default_timezone, format_now, resolve_timezone
 from workspace.tools import TOOLS as WORKSPACE_TOOLS
 
 OFFLINE = "offline"
-TOOLS = [*CHAT_TOOLS, *WORKSPACE_TOOLS]
+TOOLS = [*CHAT_TOOLS, *WORKSPACE_TOOLS, *ACTION_TOOLS]
 DEFAULT_WORD_DELAY = 0.02  # seconds between the offline model's words: visible streaming
 
 SYSTEM_PROMPT = (
     "You are AgenticPal, a concise assistant for a Google Workspace user: you read their "
-    "Calendar, Gmail and Tasks with your tools. Answer in Markdown.\n"
+    "Calendar, Gmail and Tasks with your tools, and change them with your write tools: "
+    "each change is shown to the user, who approves, edits or rejects it before it runs, "
+    "so call the tool rather than asking for confirmation in words. Answer in Markdown.\n"
     "Now it is {now}; the user's timezone is {timezone}. Read and give every date and "
     "time in that timezone, and pass the user's own words for dates to the tools "
     '("tomorrow", "next Tuesday 2pm").\n'
@@ -96,21 +100,37 @@ def make_model() -> BaseChatModel:
         ) from exc
 
 
-def route_start(state: MessagesState) -> str:
-    """Where a run picks up: an unanswered user message goes to the model, an unanswered
-    tool call (a run that stopped between the two nodes) to the tools, anything else ends."""
+def unanswered_calls(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    """The tool calls of the last model step that have no result yet."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, AIMessage):
+            answered = {m.tool_call_id for m in messages[index + 1 :] if isinstance(m, ToolMessage)}
+            return [call for call in message.tool_calls if call["id"] not in answered]
+        if not isinstance(message, ToolMessage):
+            return []
+    return []
+
+
+def tool_sends(messages: list[BaseMessage]) -> list[Send]:
+    """One ``tools`` task per call: each can pause for its own approval (its own
+    interrupt id) and finishes, or waits, on its own."""
+    return [Send("tools", [call]) for call in unanswered_calls(messages)]
+
+
+def route_start(state: MessagesState) -> str | list[Send]:
+    """Where a run picks up: an unanswered user message goes to the model, unanswered
+    tool calls (a run that stopped between the two nodes) to the tools, anything else ends."""
     messages = state["messages"]
     last = messages[-1] if messages else None
     if isinstance(last, HumanMessage):
         return "agent"
-    if isinstance(last, AIMessage) and last.tool_calls:
-        return "tools"
-    return END
+    return tool_sends(messages) or END
 
 
-def route_after_agent(state: MessagesState) -> str:
+def route_after_agent(state: MessagesState) -> list[Send] | str:
     """The tools when the model asked for them; also safe on an emptied conversation."""
-    return tools_condition(state) if state["messages"] else END
+    return tool_sends(state["messages"]) or END
 
 
 def build_graph(
@@ -165,19 +185,29 @@ def final_reply(messages: list[BaseMessage], message_id: str) -> str:
     return ""
 
 
-TurnEvent = tuple[Literal["token", "step", "tool"], Any]
+TurnEvent = tuple[Literal["token", "step", "tool", "approval"], Any]
 
 
 async def stream_turn(
-    graph: CompiledStateGraph, config: RunnableConfig, message_id: str, text: str
+    graph: CompiledStateGraph,
+    config: RunnableConfig,
+    message_id: str,
+    text: str,
+    resume: dict[str, Any] | None = None,
 ) -> AsyncIterator[TurnEvent]:
-    """Run one user message through ``graph``, yielding what a person should see:
+    """Run one user message (or, with ``resume``, the user's decisions keyed by interrupt
+    id) through ``graph``, yielding what a person should see:
 
     ``("token", text)`` as the model writes, ``("step", AIMessage)`` when a model step
-    is complete (its text is then in the checkpoint) and ``("tool", ToolMessage)`` for
-    each tool result. The message's id is ``message_id``, so running it again is harmless.
+    is complete (its text is then in the checkpoint), ``("tool", ToolMessage)`` for
+    each tool result and ``("approval", Interrupt)`` for each action waiting for the
+    user. The message's id is ``message_id``, so running it again is harmless.
     """
-    inputs = {"messages": [HumanMessage(content=text, id=message_id)]}
+    inputs: Any = (
+        Command(resume=resume)
+        if resume is not None
+        else {"messages": [HumanMessage(content=text, id=message_id)]}
+    )
     async for mode, payload in graph.astream(inputs, config, stream_mode=["messages", "updates"]):
         if mode == "messages":
             chunk, meta = payload
@@ -186,13 +216,53 @@ async def stream_turn(
                 yield "token", piece
             continue
         for node, update in (payload or {}).items():
-            if node == "agent":
+            if node == "__interrupt__":
+                for waiting in update:
+                    yield "approval", waiting
+            elif node == "agent":
                 step = [m for m in (update or {}).get("messages", []) if isinstance(m, AIMessage)]
                 yield "step", step[-1] if step else None
             elif node == "tools":
                 for result in (update or {}).get("messages", []):
                     if isinstance(result, ToolMessage):
                         yield "tool", result
+
+
+async def waiting_approvals(graph: CompiledStateGraph, config: RunnableConfig) -> list[Interrupt]:
+    """The thread's actions waiting for the user's decision."""
+    return list((await graph.aget_state(config)).interrupts)
+
+
+async def set_aside_approvals(
+    graph: CompiledStateGraph, config: RunnableConfig, reason: str
+) -> list[Interrupt]:
+    """Answer every waiting approval with "not done" (``reason``) without running it:
+    the user wrote something new instead of deciding (see the README's "Approvals")."""
+    waiting = await waiting_approvals(graph, config)
+    if not waiting:
+        return []
+    state = await graph.aget_state(config)
+    calls = {call["id"]: call for call in unanswered_calls(state.values.get("messages", []))}
+    results = [
+        ToolMessage(
+            content=f"Not done: {reason}. Do not do it unless the user asks again.",
+            tool_call_id=call_id,
+            name=call["name"],
+            artifact={
+                "kind": "action",
+                "action": call["name"],
+                "status": "rejected",
+                "title": call["name"],
+                "summary": "",
+                "text": f"Not done: {reason}.",
+                "reason": reason,
+            },
+        )
+        for call_id, call in calls.items()
+    ]
+    if results:
+        await graph.aupdate_state(config, {"messages": results}, as_node="tools")
+    return waiting
 
 
 async def settle_turn(
@@ -238,6 +308,9 @@ _savers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseCheckpointSave
 _graphs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CompiledStateGraph] = (
     weakref.WeakKeyDictionary()
 )
+_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CompiledStateGraph] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def get_checkpointer() -> BaseCheckpointSaver:
@@ -262,9 +335,21 @@ async def get_graph() -> CompiledStateGraph:
     return graph
 
 
+async def get_reader_graph() -> CompiledStateGraph:
+    """A graph for reading a thread's state (its waiting approvals) whatever model is
+    configured: the offline model stands in, it is never called."""
+    loop = asyncio.get_running_loop()
+    graph = _readers.get(loop)
+    if graph is None:
+        model = OfflineChatModel(word_delay=0)
+        graph = _readers[loop] = build_graph(model, checkpointer=await get_checkpointer())
+    return graph
+
+
 def reset() -> None:
     """Forget cached graphs and savers (settings changed, or a test swapped the model)."""
     _graphs.clear()
+    _readers.clear()
     _savers.clear()
 
 

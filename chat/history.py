@@ -14,10 +14,15 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from chat import threads
-from chat.graph import get_checkpointer
+from agenticpal import redis_keys as keys
+from agenticpal.redis_clients import get_async_client
+from chat import events, threads
+from chat.graph import get_checkpointer, get_reader_graph, run_config, waiting_approvals
 from chat.messages import message_text, tool_data
-from chat.render import render_tool
+from chat.render import render_approval, render_tool
+
+# What a thread is doing, for the thread list, the API and the admin.
+IDLE, RUNNING, AWAITING_APPROVAL, ERROR = "idle", "running", "awaiting_approval", "error"
 
 
 def as_dict(message: BaseMessage) -> dict[str, Any] | None:
@@ -61,3 +66,37 @@ async def thread_title(thread_id: str) -> str:
         if isinstance(message, HumanMessage):
             return threads.shorten_title(message_text(message))
     return ""
+
+
+async def get_approvals(thread_id: str) -> list[dict[str, Any]]:
+    """The thread's actions waiting for the user: ``{"interrupt_id", "card", "html"}``
+    each (the card is the interrupt's payload, see :mod:`workspace.actions`)."""
+    waiting = await waiting_approvals(await get_reader_graph(), run_config(thread_id))
+    return [
+        {"interrupt_id": i.id, "card": i.value, "html": render_approval(thread_id, i.id, i.value)}
+        for i in waiting
+    ]
+
+
+async def thread_status(thread_id: str, approvals: list[dict[str, Any]] | None = None) -> str:
+    """``running`` (a message or decision is queued or running), ``awaiting_approval``,
+    ``error`` (the last run failed) or ``idle``; one round trip besides the checkpoint."""
+    async with get_async_client().pipeline(transaction=False) as pipe:
+        pipe.llen(keys.pending_message_key(thread_id))
+        pipe.xrevrange(keys.thread_events_key(thread_id), count=1)
+        queued, last = await pipe.execute()
+    if queued:
+        return RUNNING
+    if approvals is None:
+        approvals = await get_approvals(thread_id)
+    if approvals:
+        return AWAITING_APPROVAL
+    if last and events.entry_type(last[0][1]) == "error":
+        return ERROR
+    return IDLE
+
+
+async def thread_summary(thread_id: str) -> dict[str, Any]:
+    """``{"id", "title", "status"}``: one line of the thread list."""
+    title = await thread_title(thread_id)
+    return {"id": thread_id, "title": title, "status": await thread_status(thread_id)}

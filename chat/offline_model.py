@@ -3,8 +3,10 @@
 The default when ``AGENTICPAL_MODEL`` is unset, so a fresh checkout has a working
 assistant. A real ``BaseChatModel`` that streams word by word, answers from the
 conversation (it recalls names and earlier messages), calls ``current_datetime`` for
-time questions and the Workspace read tools for the common phrasings ("what's on my
-calendar tomorrow", "show my unread emails"), and answers from the tools' structured
+time questions, the Workspace read tools for the common phrasings ("what's on my
+calendar tomorrow", "show my unread emails") and the write tools for the common changes
+("add a meeting with ann@example.com next Tuesday at 2pm", "create a task: buy milk"),
+and answers from the tools' structured
 results only, never from the external text in them. Written here because LangChain's
 fake models replay fixed responses; this one reacts to the conversation and the tools.
 """
@@ -72,6 +74,102 @@ _MAIL_FROM = re.compile(
     r"\bfrom (?!(?:this|next|last|today|tomorrow|yesterday)\b)([\w.@+-]+)", re.I
 )
 _ASKS_TASKS = re.compile(r"\b(tasks?|to-?dos?|to do list)\b", re.I)
+
+
+# Changes ("add a meeting with ann@example.com next Tuesday at 2pm", "create a task: buy
+# milk", "reply to Ann's last email saying thanks", "mark the groceries task done",
+# "delete tomorrow's 9am", "send an email to ann@example.com saying hi") -> the write
+# tools; each waits for the user's approval. Two-step ones look the item up first.
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_ADD_EVENT = re.compile(
+    r"\b(?:add|schedule|book|create|set up|put)\b.*?\b(meeting|event|call|appointment|lunch)\b"
+    r"(?:\s+with\s+([\w.@+-]+))?(.*)$",
+    re.I,
+)
+_AT_TIME = re.compile(r"\b(?:at|from)\s+(\d{1,2}(?::\d{2})?\s*(?:am|pm)?)", re.I)
+_NEW_TASK = re.compile(r"\b(?:create|add|new)\s+(?:a\s+)?task\b\s*(?::|to|called)?\s*(.+)$", re.I)
+_DONE_TASK = re.compile(
+    r"\b(?:mark|tick|complete)\s+(?:the\s+)?(.+?)\s+task\b.*?\b(?:done|complete[d]?)?\b", re.I
+)
+_REPLY = re.compile(
+    r"\breply to\s+([\w.@+-]+?)(?:'s)?\s+(?:last\s+)?e?-?mail\b.*?\bsaying\s+(.+)$", re.I
+)
+_SEND = re.compile(
+    r"\b(send|draft|write)\s+(?:an?\s+)?e-?mail\s+to\s+([\w.@+-]+)\s+(?:saying|that says)\s+(.+)$",
+    re.I,
+)
+_DELETE_EVENT = re.compile(
+    r"\b(?:delete|cancel|remove)\s+(today|tomorrow)'?s?\s+(\d{1,2}(?::\d{2})?\s*(?:am|pm)?)", re.I
+)
+
+
+def _call(name: str, args: dict[str, Any], turn: int) -> dict[str, Any]:
+    return {"name": name, "args": args, "id": f"call_{name}_{turn}"}
+
+
+def action_calls(question: str, tool_names: Sequence[str], turn: int) -> list[dict[str, Any]]:
+    """The first step of a change the user asks for (a write tool, or the lookup before it)."""
+    if match := _REPLY.search(question):
+        return [_call("search_email", {"query": f"from:{match.group(1)}", "limit": 1}, turn)]
+    if match := _SEND.search(question):
+        tool = "draft_email" if match.group(1).lower() in ("draft", "write") else "send_email"
+        body = match.group(3).strip().rstrip(".")
+        args = {"to": [match.group(2)], "subject": body[:60], "body": body}
+        return [_call(tool, args, turn)]
+    if match := _DELETE_EVENT.search(question):
+        return [_call("calendar_events", {"when": match.group(1).lower()}, turn)]
+    if match := _NEW_TASK.search(question):
+        title = match.group(1).strip().strip("\"'“”").rstrip(".")
+        due = _WHEN.search(title)
+        args: dict[str, Any] = {"title": _WHEN.sub("", title).strip(" ,") or title}
+        if due:
+            args["due"] = due.group(1).lower()
+        return [_call("create_task", args, turn)]
+    if _DONE_TASK.search(question) and re.search(r"\bdone|complete", question, re.I):
+        return [_call("list_tasks", {"include_completed": False}, turn)]
+    if match := _ADD_EVENT.search(question):
+        kind, who, rest = match.group(1), match.group(2), match.group(3)
+        when = _WHEN.search(question)
+        at = _AT_TIME.search(rest or question)
+        start = " ".join(filter(None, [when.group(1) if when else "tomorrow",
+                                       at.group(1) if at else "9am"]))  # fmt: skip
+        args = {"title": f"{kind.capitalize()} with {who}" if who else kind.capitalize(),
+                "start": start, "attendees": _EMAIL.findall(question)}  # fmt: skip
+        return [_call("create_event", args, turn)]
+    return []
+
+
+def _clock(text: str) -> tuple[int, int] | None:
+    match = re.match(r"(\d{1,2})(?::(\d{2}))?\s*(am|pm)?", text.strip(), re.I)
+    if not match:
+        return None
+    hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    if (match.group(3) or "").lower() == "pm" and hour < 12:
+        hour += 12
+    return hour, minute
+
+
+def follow_up(question: str, data: dict[str, Any], turn: int) -> list[dict[str, Any]]:
+    """The write call that the lookup of a two-step change (its result ``data``) leads to."""
+    if (match := _REPLY.search(question)) and data.get("kind") == "inbox" and data["messages"]:
+        body = match.group(2).strip().rstrip(".")
+        return [_call("reply_email", {"message_id": data["messages"][0]["id"], "body": body}, turn)]
+    if (match := _DONE_TASK.search(question)) and data.get("kind") == "tasks":
+        wanted = match.group(1).lower()
+        for task in data["tasks"]:
+            if wanted in task["title"].lower() and not task["done"]:
+                return [_call("complete_task", {"task_id": task["id"]}, turn)]
+    if (match := _DELETE_EVENT.search(question)) and data.get("kind") == "agenda":
+        wanted = _clock(match.group(2))
+        for event in data["events"]:
+            start = event.get("start") or ""
+            if (
+                wanted
+                and not event["all_day"]
+                and start[11:16] == f"{wanted[0]:02d}:{wanted[1]:02d}"
+            ):
+                return [_call("delete_event", {"event_id": event["id"]}, turn)]
+    return []
 
 
 @dataclass
@@ -159,6 +257,16 @@ def _results(messages: Sequence[BaseMessage]) -> list[ToolMessage]:
     return found[::-1]
 
 
+def _answered(messages: Sequence[BaseMessage], tool: str) -> bool:
+    """Whether this turn already called ``tool`` (a two-step change runs its write once)."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return False
+        if isinstance(message, ToolMessage) and message.name == tool:
+            return True
+    return False
+
+
 def describe(result: ToolMessage) -> str:
     """One paragraph about a tool result, from its structured part: counts and times,
     never external text (a title could carry Markdown, a link, instructions)."""
@@ -171,6 +279,12 @@ def describe(result: ToolMessage) -> str:
     kind = data["kind"]
     if kind == "notice":
         return data["text"]
+    if kind == "action":
+        if data["status"] == "done":
+            return f"Done: {data['text']}"
+        if data["status"] == "rejected":
+            return f"OK, I did not do it ({data.get('reason') or 'you said no'})."
+        return f"That did not work. {data['text']}"
     if kind == "agenda":
         events = data["events"]
         if not events:
@@ -199,16 +313,23 @@ def describe(result: ToolMessage) -> str:
 def plan_reply(messages: Sequence[BaseMessage], tool_names: Sequence[str] = ()) -> Reply:
     """The deterministic reply to a conversation (the whole brain of the model)."""
     results = _results(messages)
+    said = [message_text(m) for m in messages if isinstance(m, HumanMessage)]
     if results:
+        if said and len(results) == 1 and (data := tool_data(results[0])) is not None:
+            calls = [c for c in follow_up(said[-1], data, len(messages)) if c["name"] in tool_names]
+            if calls and not _answered(messages, calls[0]["name"]):
+                return Reply(tool_calls=calls)
         return Reply(" ".join(describe(result) for result in results))
 
-    said = [message_text(m) for m in messages if isinstance(m, HumanMessage)]
     if not said:
         return Reply(f"Hello! I am the **{DISPLAY_NAME}**. Ask me anything.")
     question, earlier = said[-1], said[:-1]
     name = _user_name(said)
 
-    calls = workspace_calls(question, tool_names, len(messages))
+    calls = [
+        c for c in action_calls(question, tool_names, len(messages)) if c["name"] in tool_names
+    ]
+    calls = calls or workspace_calls(question, tool_names, len(messages))
     if calls:
         return Reply(tool_calls=calls)
     if _ASKS_TIME.search(question) and DATETIME_TOOL in tool_names:

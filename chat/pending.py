@@ -28,13 +28,15 @@ from agenticpal.redis_clients import get_async_client, get_client
 
 @dataclass(frozen=True)
 class PendingMessage:
-    """One user message waiting for (or in) its run."""
+    """One user message (or decision) waiting for (or in) its run."""
 
     message_id: str
     text: str
     user_email: str
     timezone: str = ""
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    # Not a message but the user's decisions on waiting approvals: interrupt id -> decision.
+    decisions: dict | None = None
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()

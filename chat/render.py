@@ -42,3 +42,20 @@ def render_tool_text(data: dict[str, Any]) -> str:
     characters of external text removed (an email must not drive the terminal)."""
     text = render_to_string("chat/_tool_result.txt", {"data": data}).rstrip()
     return CONTROL_CHARACTERS.sub("", text)
+
+
+def render_approval(
+    thread_id: str, interrupt_id: str, card: dict[str, Any] | None, request: Any = None
+) -> SafeString | None:
+    """An approval card (``chat/_approval.html``): what will happen, Approve / Edit /
+    Reject, as a form that works without JavaScript (``app.js`` sends it as a frame).
+    With ``request`` (the page) the form carries its CSRF token; ``app.js`` fills it in
+    for cards that arrive as events."""
+    if not isinstance(card, dict):
+        return None
+    from chat.approvals import form_fields
+
+    context = {"thread_id": thread_id, "interrupt_id": interrupt_id, "card": card,
+               "fields": form_fields(card)}  # fmt: skip
+    html = render_to_string("chat/_approval.html", context, request=request)
+    return mark_safe(html.strip())

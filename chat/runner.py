@@ -34,12 +34,15 @@ from chat.graph import (
     get_graph,
     message_text,
     run_config,
+    set_aside_approvals,
     settle_turn,
     stream_turn,
+    waiting_approvals,
 )
 from chat.messages import tool_data
 from chat.pending import PendingMessage
-from chat.render import render_tool
+from chat.render import render_approval, render_tool
+from workspace.actions import Decision
 
 logger = logging.getLogger("chat.runner")
 
@@ -72,10 +75,39 @@ def _limits() -> dict[str, int]:
     }
 
 
+class DecisionGone(InvalidMessage):
+    """The decision answers no waiting approval (already decided, or never asked)."""
+
+    status = 409
+
+
 class NotYourThread(InvalidMessage):
     """The thread was deleted and is someone else's now."""
 
     status = 403
+
+
+MAX_DECISIONS = 20
+
+
+def clean_decisions(raw: object) -> dict[str, dict]:
+    """``{interrupt id: decision}`` checked for shape (an edit's arguments are checked
+    against the tool's schema when the action is planned again)."""
+    if not isinstance(raw, dict) or not raw or len(raw) > MAX_DECISIONS:
+        raise InvalidMessage(
+            'Decisions are an object {"<interrupt id>": {"type": "approve" | "edit" | '
+            f'"reject", ...}}}} with 1-{MAX_DECISIONS} entries.'
+        )
+    cleaned: dict[str, dict] = {}
+    for interrupt_id, value in raw.items():
+        if not isinstance(interrupt_id, str) or not 1 <= len(interrupt_id) <= 64:
+            raise InvalidMessage("An interrupt id is a string of 1-64 characters.")
+        try:
+            decision = Decision.model_validate(value)
+        except ValueError as exc:
+            raise InvalidMessage(f"Decision {interrupt_id}: {exc.errors()[0]['msg']}") from None  # type: ignore[attr-defined]
+        cleaned[interrupt_id] = decision.model_dump(include={"type", "args", "message"})
+    return cleaned
 
 
 def _refusal(refused: pending.Refused) -> InvalidMessage:
@@ -102,6 +134,7 @@ class _Run:
     stop_reason: str | None = None  # "cancelled", "discarded" (thread deleted) or "lost"
     partial: list[str] = field(default_factory=list)  # text of the model step under way
     reply: str = ""  # text of the last finished model step
+    approvals: int = 0  # approval cards this message's run put up
     finished: asyncio.Event = field(default_factory=asyncio.Event)  # the message's run ended
 
     def stop(self, reason: str) -> None:
@@ -250,6 +283,37 @@ class Runner:
             self._watch(thread_id)  # the holder is another process, alive or not
         return message.message_id
 
+    async def decide(
+        self,
+        thread_id: str,
+        decisions: object,
+        email: str,
+        message_id: object = None,
+    ) -> str:
+        """Queue the user's decisions on waiting approvals (``{interrupt id: {"type":
+        "approve"|"edit"|"reject", "args"?, "message"?}}``), durably, like a message: the
+        thread's run resumes with them under its lock. Raises :class:`DecisionGone`
+        when none of them answers a waiting approval (nothing is queued then)."""
+        cleaned = clean_decisions(decisions)
+        if message_id is not None and not threads.validate_thread_id(message_id):
+            raise InvalidMessage("A message id is 1-64 letters, digits, '_' or '-'.")
+        graph = await self._graph_factory()
+        waiting = {i.id for i in await waiting_approvals(graph, run_config(thread_id))}
+        if not waiting.intersection(cleaned):
+            raise DecisionGone("That action was already decided, or is no longer waiting.")
+        mid = message_id or uuid.uuid4().hex
+        message = PendingMessage(mid, "", email, decisions=cleaned)
+        token = pending.new_token()
+        try:
+            locked = await pending.asubmit(thread_id, message, token, **_limits())
+        except pending.Refused as refused:
+            raise _refusal(refused) from None
+        if locked:
+            self._start(thread_id, token)
+        elif thread_id not in self._runs:
+            self._watch(thread_id)
+        return mid
+
     async def cancel(self, thread_id: str) -> bool:
         """Stop the running message of ``thread_id`` (in whichever process runs it)."""
         flagged = await pending.acancel(thread_id)
@@ -391,7 +455,8 @@ class Runner:
         # the graph starts without waiting for that publish.
         outbox = _Outbox(self._token_window)
         sender = self._spawn(outbox.send(thread_id), f"chat-send:{thread_id}")
-        outbox.put({"type": "user", "message_id": mid, "text": message.text})
+        if message.decisions is None:
+            outbox.put({"type": "user", "message_id": mid, "text": message.text})
         graph: CompiledStateGraph | None = None
         run.graph_task = asyncio.create_task(
             self._stream(thread_id, run, message, config, outbox, sender)
@@ -445,10 +510,12 @@ class Runner:
             )
             return True
         content = run.reply
-        if not content:  # an answered message run again: the graph had nothing to do
+        if not content and message.decisions is None:  # an answered message run again
             state = await graph.aget_state(config)
             content = final_reply(state.values.get("messages", []), mid)
-        await events.publish(thread_id, {"type": "done", "message_id": mid, "content": content})
+        status = "awaiting_approval" if run.approvals else "idle"
+        done = {"type": "done", "message_id": mid, "content": content, "status": status}
+        await events.publish(thread_id, done)
         return True
 
     async def _fail(self, thread_id: str, run: _Run, config: dict, exc: BaseException) -> bool:
@@ -476,7 +543,11 @@ class Runner:
         mid = message.message_id
         try:
             graph = await self._graph_factory()
-            async with contextlib.aclosing(stream_turn(graph, config, mid, message.text)) as turn:
+            resume = await self._before_turn(graph, config, message, outbox)
+            if message.decisions is not None and not resume:
+                return graph  # nothing waits for these decisions any more: nothing runs
+            stream = stream_turn(graph, config, mid, message.text, resume=resume)
+            async with contextlib.aclosing(stream) as turn:
                 async for kind, value in turn:
                     if run.stop_reason is not None:
                         raise asyncio.CancelledError  # asked to stop: do not wait for a cancel
@@ -496,6 +567,9 @@ class Runner:
                                 "html": render_tool(data),
                             }
                         )
+                    elif kind == "approval":
+                        run.approvals += 1
+                        outbox.put(approval_event(thread_id, mid, value.id, value.value))
                     else:
                         run.partial = []  # that step's text is in the checkpoint now
                         if value is not None and message_text(value):
@@ -505,6 +579,36 @@ class Runner:
             # is cancelled again meanwhile.
             await outbox.drain(sender)
         return graph
+
+    async def _before_turn(
+        self, graph: CompiledStateGraph, config: dict, message: PendingMessage, outbox: _Outbox
+    ) -> dict[str, dict] | None:
+        """The resume value of a decision (``{interrupt id: decision}``, only for actions
+        still waiting); for a new message, the waiting actions are set aside first: the
+        user moved on, the model sees their message (see the README's "Approvals")."""
+        mid = message.message_id
+        if message.decisions is None:
+            reason = "the user moved on without approving it"
+            for waiting in await set_aside_approvals(graph, config, reason):
+                outbox.put(decided_event(mid, waiting.id, "reject", reason))
+            return None
+        waiting = {i.id: i for i in await waiting_approvals(graph, config)}
+        resume: dict[str, dict] = {}
+        for interrupt_id, decision in message.decisions.items():
+            if (found := waiting.get(interrupt_id)) is None:
+                outbox.put(decided_event(mid, interrupt_id, "gone", ""))
+                continue
+            # Deterministic, so a run of this decision after a crash resumes identically:
+            # who and when come from the queued decision, the plan from the card shown.
+            value = {**decision, "interrupt_id": interrupt_id, "by": message.user_email,
+                     "at": message.created_at}  # fmt: skip
+            if decision["type"] == "approve" and isinstance(found.value, dict):
+                value["plan"] = found.value.get("plan")
+            resume[interrupt_id] = value
+            outbox.put(
+                decided_event(mid, interrupt_id, decision["type"], decision.get("message", ""))
+            )
+        return resume
 
     async def _keep_lock(self, thread_id: str, run: _Run) -> None:
         """Renew the lock every ``renew_interval`` (a second) until the message's run ends; stop the run when
@@ -528,6 +632,18 @@ class Runner:
                 run.stop("cancelled")
 
 
+def approval_event(thread_id: str, message_id: str, interrupt_id: str, card: Any) -> dict[str, Any]:  # fmt: skip
+    """An approval card for every open tab (``html``: the same card the page renders)."""
+    return {"type": "approval", "message_id": message_id, "interrupt_id": interrupt_id,
+            "card": card, "html": render_approval(thread_id, interrupt_id, card)}  # fmt: skip
+
+
+def decided_event(message_id: str, interrupt_id: str, decision: str, reason: str) -> dict[str, Any]:  # fmt: skip
+    """A card was answered (``gone``: it was not waiting any more; nothing ran)."""
+    return {"type": "decided", "message_id": message_id, "interrupt_id": interrupt_id,
+            "decision": decision, "reason": reason}  # fmt: skip
+
+
 # --- the process's runner (one per event loop) -------------------------------------
 
 _runners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runner] = weakref.WeakKeyDictionary()
@@ -546,6 +662,10 @@ async def submit(
     thread_id: str, text: str, email: str, timezone: object = "", message_id: object = None
 ) -> str:
     return await get_runner().submit(thread_id, text, email, timezone, message_id)
+
+
+async def decide(thread_id: str, decisions: object, email: str, message_id: object = None) -> str:
+    return await get_runner().decide(thread_id, decisions, email, message_id)
 
 
 async def cancel(thread_id: str) -> bool:

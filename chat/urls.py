@@ -13,10 +13,12 @@ urlpatterns = [
     path(f"chat/{THREAD}/send", views.send, name="send"),
     path(f"chat/{THREAD}/cancel", views.cancel, name="cancel"),
     path(f"chat/{THREAD}/delete", views.delete, name="delete"),
+    path(f"chat/{THREAD}/decide", views.decide, name="decide"),
     path("api/chat", api.post_chat, name="api-chat"),
     path("api/chat/stream", api.chat_stream, name="api-stream"),
     path("api/threads", api.thread_list, name="api-threads"),
     path(f"api/threads/{THREAD}", api.thread_detail, name="api-thread"),
+    path(f"api/threads/{THREAD}/decisions", api.post_decisions, name="api-decisions"),
     # Also "/api" itself: were only "/api/" to match, APPEND_SLASH would redirect a POST.
     re_path(r"^api(?:/[\s\S]*)?$", api.not_found, name="api-not-found"),
 ]

@@ -23,8 +23,8 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import api, history, pending, runner, threads
-from chat.render import render_markdown
+from chat import api, approvals, history, pending, runner, threads
+from chat.render import render_approval, render_markdown
 from workspace import access
 
 
@@ -51,8 +51,8 @@ def login_required(view):
 async def thread_summaries(request: HttpRequest) -> list[dict]:
     items = []
     for thread_id in await threads.athreads_for(threads.user_email(request.user)):
-        title = await history.thread_title(thread_id)
-        items.append({"id": thread_id, "title": title or "New chat"})
+        summary = await history.thread_summary(thread_id)
+        items.append({**summary, "title": summary["title"] or "New chat"})
     return items
 
 
@@ -92,14 +92,19 @@ async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
         if message["role"] == "assistant":
             message["html"] = render_markdown(message["content"])
 
-    waiting = await pending.ahas_pending(thread_id)  # a reply is on its way
+    replying = await pending.ahas_pending(thread_id)  # a reply is on its way
+    waiting = [
+        {**a, "html": render_approval(thread_id, a["interrupt_id"], a["card"], request)}
+        for a in await history.get_approvals(thread_id)
+    ]
     context = {
         "thread_id": thread_id,
         "conversation": conversation,
         "threads": await thread_summaries(request),
         "model_label": model_label(),
         "google": await access.connection(threads.user_email(request.user)),
-        "pending": waiting,
+        "pending": replying,
+        "approvals": waiting,
         "max_message_bytes": threads.MAX_MESSAGE_BYTES,
     }
     return render(request, "chat/thread.html", context)
@@ -136,3 +141,24 @@ async def delete(request: HttpRequest, thread_id: str) -> HttpResponse:
     await threads.adelete(thread_id)
     messages.info(request, "Chat deleted.")
     return redirect(reverse("chat:index"))
+
+
+@require_POST
+@login_required
+async def decide(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """The no-JavaScript approval card: ``interrupt_id``, ``decision`` (approve, edit or
+    reject), ``message`` (why, on reject) and, for an edit, the card's fields as
+    ``arg_<name>`` (see :func:`chat.approvals.edit_from_form`)."""
+    if not threads.validate_thread_id(thread_id) or not await api.owns(request, thread_id):
+        return forbidden_page(request)
+    interrupt_id = request.POST.get("interrupt_id", "")
+    decision: dict = {"type": request.POST.get("decision", "")}
+    if decision["type"] == "reject":
+        decision["message"] = request.POST.get("message", "")
+    elif decision["type"] == "edit":
+        decision["args"] = approvals.edit_from_form(request.POST)
+    try:
+        await runner.decide(thread_id, {interrupt_id: decision}, threads.user_email(request.user))
+    except runner.InvalidMessage as exc:
+        messages.error(request, str(exc))
+    return redirect("chat:thread", thread_id=thread_id)

@@ -81,6 +81,7 @@ class LiveServer:
     app: str = "agenticpal.asgi:application"
     host: str = "127.0.0.1"
     port: int = 0
+    redis_aof: bool = False  # Redis with its append-only file (restarts keep the data)
     redis: RedisServer | None = None
     process: subprocess.Popen | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -96,24 +97,41 @@ class LiveServer:
         var_dir = self.workdir / "var"
         (var_dir / "static").mkdir(parents=True, exist_ok=True)  # whitenoise's STATIC_ROOT
         try:
-            self.redis = RedisServer(self.workdir / "redis", appendonly=False).start()
+            self.redis = RedisServer(self.workdir / "redis", appendonly=self.redis_aof).start()
             self.env = server_env(self.redis.url, var_dir, self.extra_env)
             migrate = self.manage("migrate", "--noinput", "-v", "0")
             if migrate.returncode != 0:
                 raise LiveServerError(f"migrate failed:\n{migrate.stdout}{migrate.stderr}")
             self.port = self.port or free_port()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", self.app,
-                 "--host", self.host, "--port", str(self.port), "--lifespan", "off",
-                 "--no-server-header", "--ws-max-size", "65536", *self.uvicorn_args],
-                env=self.env, cwd=BASE_DIR, start_new_session=True,
-                stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            self._wait_ready(timeout)
+            self._serve(timeout)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _serve(self, timeout: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", self.app,
+             "--host", self.host, "--port", str(self.port), "--lifespan", "off",
+             "--no-server-header", "--ws-max-size", "65536", *self.uvicorn_args],
+            env=self.env, cwd=BASE_DIR, start_new_session=True,
+            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self._wait_ready(timeout)
+
+    def restart_app(self, *, kill: bool = True, timeout: float = 60.0) -> None:
+        """Stop the server process (``kill``: SIGKILL, a crash; else uvicorn's graceful
+        SIGINT) and start it again on the same port, same Redis and database."""
+        assert self.process is not None
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        else:
+            self.process.send_signal(signal.SIGINT)
+        self.process.wait(15)
+        if self.process.stdout:
+            self.process.stdout.close()
+        self._serve(timeout)
 
     @property
     def log_path(self) -> Path:
@@ -352,3 +370,74 @@ async def events_until(ws, last: set[str], within: float = 30.0) -> list[dict]:
             out.append(event)
             if event.get("type") in last:
                 return out
+
+
+# --- the Workspace emulator as a stub Google in its own process ---------------------
+
+
+class WorkspaceStub:
+    """``python -m workspace.emulator`` under uvicorn in a subprocess; its access log
+    (one line per request) goes to a file."""
+
+    def __init__(self, latency_ms: float, log_path: Path, timezone: str = "Europe/Paris") -> None:
+        self.latency_ms = latency_ms
+        self.timezone = timezone
+        self.log_path = log_path
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> WorkspaceStub:
+        command = [
+            sys.executable, "-m", "workspace.emulator", "--host", "127.0.0.1",
+            "--port", str(self.port), "--latency-ms", str(self.latency_ms),
+            "--timezone", self.timezone,
+        ]  # fmt: skip
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=BASE_DIR,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the stub exited: {self.log_path.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                answer = httpx.get(
+                    f"{self.url}/gmail/v1/users/me/labels",
+                    headers={"Authorization": "Bearer demo.probe@example.com"},
+                    timeout=2,
+                )
+                if answer.status_code == 200:
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError(f"the stub did not answer within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def cpu_seconds(self) -> float:
+        """The stub's CPU time so far (Linux: /proc; elsewhere NaN)."""
+        try:
+            stat = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (AttributeError, OSError):
+            return float("nan")
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def logged(self, pattern: str = r"(?:GET|POST|PUT|PATCH|DELETE) /") -> int:
+        """Requests in the stub's access log so far (those matching ``pattern``)."""
+        text = self.log_path.read_text(errors="replace")
+        return len(re.findall(f'"{pattern}', text))

@@ -37,7 +37,12 @@ async def test_history_of_a_thread():
     messages = await wait_for_reply(client, "th-hist")
     response = await client.get("/api/threads/th-hist")
     assert response.status_code == 200
-    assert response.json() == {"thread_id": "th-hist", "messages": messages}
+    assert response.json() == {
+        "thread_id": "th-hist",
+        "status": "idle",
+        "messages": messages,
+        "approvals": [],
+    }
 
 
 async def test_other_users_and_unknown_threads_are_403_alike():

@@ -125,7 +125,7 @@ async def test_thread_of_another_user_is_closed_with_4403_and_reveals_nothing():
 async def test_new_thread_is_claimed_and_listed_for_the_user(sessions_redis):
     client = await signed_in_client("ada@example.com")
     comm, first = await connected("t-new", session_cookie(client))
-    assert first == {"type": "history", "thread_id": "t-new", "messages": []}
+    assert first == {"type": "history", "thread_id": "t-new", "messages": [], "approvals": []}
     await comm.disconnect()
     record = json.loads(sessions_redis.get(keys.session_key(session_cookie(client))))
     assert record["thread_ids"] == ["t-new"]

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from django.urls import reverse
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
+from langgraph.errors import GraphBubbleUp
 
 from workspace import demo
 from workspace.access import NotConnected, client_for
@@ -97,6 +98,8 @@ async def run_tool(
         return notice(str(exc), level="clarify")
     except TimeoutError:
         return notice("Google took too long to answer; try again in a moment.")
+    except GraphBubbleUp:
+        raise  # an approval pausing the run (langgraph's interrupt), not a failure
     except Exception:  # the turn must complete: log it, tell the model in one sentence
         logger.exception("Workspace tool failed for %s", email)
         return notice("Something went wrong while reading your Google data; try again.")

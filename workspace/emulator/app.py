@@ -1,11 +1,12 @@
-"""A local Google Workspace over ASGI: the read endpoints of Calendar v3, Gmail v1, Tasks v1.
+"""A local Google Workspace over ASGI: Calendar v3, Gmail v1 and Tasks v1, reads and writes.
 
 ``create_app()`` answers Google's URL paths (relative to https://www.googleapis.com) with
 Google's JSON shapes, query parameters, ``fields=`` partial responses, page tokens and
 error bodies. A bearer token ``demo.<anything>`` is a user of its own, whose state is
-seeded on first use (``seed.seed_user``) and then kept in memory as plain dicts, ready
-for write endpoints. Pure Starlette, no Django: ``python -m workspace.emulator`` serves
-it under uvicorn, and the main server can mount it under a prefix.
+seeded on first use (``seed.seed_user``) and then kept in memory as plain dicts, which
+the write endpoints (``writes``) change; each user's requests are logged
+(``UserState.requests``). Pure Starlette, no Django: ``python -m workspace.emulator``
+serves it under uvicorn, and the main server can mount it under a prefix.
 The guarantee: a response has the shape Google gives to the same request (the tests
 hold every response against fixtures taken from Google's discovery documents).
 """
@@ -18,7 +19,7 @@ import binascii
 import json
 import re
 import textwrap
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
@@ -33,7 +34,7 @@ from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -41,7 +42,13 @@ from .seed import UserState, etag, rfc3339, seed_user, stamp, when
 
 DEFAULT_EMAIL = "you@example.com"
 MAX_INSTANCES = 1000  # instances of one recurring event considered, as Calendar caps them
-STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND"}
+STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+}  # a 410 (Calendar's "deleted") has no status
 AUTH_MESSAGE = (
     "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
     "cookie or other valid authentication credential. See "
@@ -96,9 +103,8 @@ class GoogleError(Exception):
         super().__init__(message)
         self.code = code
         error = {"message": detail or message, "domain": "global", "reason": reason, **where}
-        self.body = {
-            "error": {"code": code, "message": message, "errors": [error], "status": STATUSES[code]}
-        }
+        status = {"status": STATUSES[code]} if code in STATUSES else {}
+        self.body = {"error": {"code": code, "message": message, "errors": [error], **status}}
 
 
 def not_found() -> GoogleError:
@@ -211,29 +217,36 @@ def parse_zone(name: str, raw: object) -> ZoneInfo:
         raise bad_value(name, raw) from None
 
 
-Handler = Callable[[Call], Json]
+Handler = Callable[[Call], Json | None]  # None: 204 No Content (a delete)
 
 
-def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
-    async def respond(request: Request) -> JSONResponse:
+def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def respond(request: Request) -> Response:
         emulator: Emulator = request.app.state.emulator
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.startswith("demo."):
             raise unauthenticated()
+        user = emulator.user(token)
+        user.requests.append((request.method, request.url.path, str(request.query_params)))
         fields = request.query_params.get("fields")
         selection = _FieldsParser(fields).parse() if fields is not None else None
-        body = await _json_body(request) if request.method == "POST" else {}
-        call = Call(
-            emulator.user(token), emulator.now(), request.path_params, request.query_params, body
-        )
-        return JSONResponse(select(handler(call), selection))
+        body = await _json_body(request) if request.method in ("POST", "PATCH") else {}
+        call = Call(user, emulator.now(), request.path_params, request.query_params, body)
+        answer = handler(call)
+        if answer is None:
+            return Response(status_code=204)
+        return JSONResponse(select(answer, selection))
 
     return respond
 
 
 async def _json_body(request: Request) -> Json:
+    """The JSON object sent; an empty body is ``{}`` (e.g. messages.trash has none)."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except ValueError:
         raise GoogleError(400, "Parse Error", "parseError") from None
     if not isinstance(body, dict):
@@ -371,10 +384,15 @@ def events_list(call: Call) -> Json:
         )
     show_deleted, terms = call.flag("showDeleted", False), call.query.get("q", "").lower().split()
     output_zone = call.zone()
+    overrides = user.overrides
     candidates = (
-        [instance for event in user.events.values() for instance in _occurrences(event, zone)]
+        [
+            instance
+            for event in user.events.values()
+            for instance in _occurrences(event, zone, overrides)
+        ]
         if single
-        else list(user.events.values())
+        else [*user.events.values(), *overrides.values()]  # a series, then its exceptions
     )
     found = [
         event
@@ -382,7 +400,8 @@ def events_list(call: Call) -> Json:
         if (show_deleted or event["status"] != "cancelled")
         and _mentions(event, terms)
         and any(
-            _overlaps(_span(one, zone), time_min, time_max) for one in _occurrences(event, zone)
+            _overlaps(_span(one, zone), time_min, time_max)
+            for one in _occurrences(event, zone, overrides)
         )
     ]
     found.sort(key=lambda event: event["updated"] if order == "updated" else _span(event, zone)[0])
@@ -405,13 +424,21 @@ def events_list(call: Call) -> Json:
 
 def events_get(call: Call) -> Json:
     _check_calendar(call)
-    events, event_id = call.user.events, call.path["eventId"]
-    series = events.get(event_id.partition("_")[0])  # an instance id is <series id>_<start>
-    instances = _occurrences(series, ZoneInfo(call.user.timezone)) if series else iter(())
-    event = events.get(event_id) or next((one for one in instances if one["id"] == event_id), None)
+    event = find_event(call.user, call.path["eventId"])
     if event is None:
         raise not_found()
     return _localized(event, call.zone())
+
+
+def find_event(user: UserState, event_id: str) -> Json | None:
+    """An event, or an instance of a recurring one (changed or not), by id."""
+    if event_id in user.events:
+        return user.events[event_id]
+    series = user.events.get(event_id.partition("_")[0])  # an instance id is <series id>_<start>
+    if series is None:
+        return None
+    instances = _occurrences(series, ZoneInfo(user.timezone), user.overrides)
+    return next((one for one in instances if one["id"] == event_id), None)
 
 
 def free_busy(call: Call) -> Json:
@@ -468,15 +495,19 @@ def _overlaps(span: tuple[datetime, datetime], low: datetime | None, high: datet
     return (low is None or end > low) and (high is None or start < high)
 
 
-def _occurrences(event: Json, zone: ZoneInfo) -> Iterator[Json]:
-    """The event itself, or the instances of a recurring one."""
+def _occurrences(
+    event: Json, zone: ZoneInfo, overrides: Mapping[str, Json] | None = None
+) -> Iterator[Json]:
+    """The event itself, or the instances of a recurring one; ``overrides``: instances
+    changed one by one (patched or deleted), by id."""
     if "recurrence" not in event:
         yield event
         return
     start, end = _span(event, zone)
     rules = rrulestr("\n".join(event["recurrence"]), dtstart=start, forceset=True)
     for begin in islice(rules, MAX_INSTANCES):
-        yield _instance(event, begin, begin + (end - start))
+        instance = _instance(event, begin, begin + (end - start))
+        yield overrides.get(instance["id"], instance) if overrides else instance
 
 
 def _instance(series: Json, start: datetime, end: datetime) -> Json:
@@ -518,7 +549,7 @@ def _busy(user: UserState, low: datetime, high: datetime) -> list[tuple[datetime
     spans = sorted(
         (max(start, low), min(end, high))
         for event in user.events.values()
-        for instance in _occurrences(event, zone)
+        for instance in _occurrences(event, zone, user.overrides)
         if _blocks(instance, user.email)
         for start, end in [_span(instance, zone)]
         if _overlaps((start, end), low, high)
@@ -552,9 +583,12 @@ def messages_list(call: Call) -> Json:
     matches = _search(call.query.get("q", ""), user, call.now)
     wanted = set(call.query.getlist("labelIds"))
     hidden = set() if call.flag("includeSpamTrash", False) else {"SPAM", "TRASH"}
+    hidden -= {name.upper() for name in _SHOWN.findall(call.query.get("q", ""))}
     found = [
         message
-        for message in sorted(user.messages.values(), key=lambda m: -int(m["internalDate"]))
+        for message in sorted(  # newest first; ids grow with time, as Gmail's
+            user.messages.values(), key=lambda m: (-int(m["internalDate"]), -int(m["id"], 16))
+        )
         if wanted <= set(message["labelIds"])
         and not hidden & set(message["labelIds"])
         and matches(message)
@@ -676,6 +710,7 @@ def _text(mime: EmailMessage) -> str:
 
 # Gmail search: a subset of the search box's syntax
 
+_SHOWN = re.compile(r"(?i)\b(?:in|is|label):(spam|trash)\b")  # searched: not hidden
 _TERM = re.compile(r'(-?)(?:(\w+):)?(?:"([^"]*)"|\(([^)]*)\)|([^\s()"]+))')
 _PERIOD = {
     "h": timedelta(hours=1),
@@ -722,6 +757,9 @@ def _term(operator: str, words: list[str], user: UserState, now: datetime) -> Te
         case "is" | "in" | "label":
             ids = {label["id"] for label in user.labels.values() if value in _label_keys(label)}
             return lambda m: bool(ids & set(m["labelIds"]))
+        case "rfc822msgid":
+            wanted = value.strip("<> ")
+            return lambda m: str(m["mime"].get("Message-ID", "")).strip("<> ").lower() == wanted
         case "has" if value == "attachment":
             return lambda m: any(part.get_filename() for part in m["mime"].walk())
         case "newer_than" | "older_than":
@@ -792,12 +830,14 @@ def tasks_list(call: Call) -> Json:
         raise not_found()
     show_completed, show_hidden = call.flag("showCompleted", True), call.flag("showHidden", False)
     due_min, due_max = call.time("dueMin"), call.time("dueMax")
+    updated_min = call.time("updatedMin")
     found = [
         task
         for task in tasks[list_id].values()
         if (show_completed or task["status"] != "completed")
         and (show_hidden or not task.get("hidden"))
         and (not (due_min or due_max) or _due_within(task, due_min, due_max))
+        and (updated_min is None or datetime.fromisoformat(task["updated"]) >= updated_min)
     ]
     page, more = paginate(found, call, 20, 100)
     return _task_page("tasks#tasks", call, page, more)
@@ -828,3 +868,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/tasks/v1/users/@me/lists", tasklists_list),
     ("GET", "/tasks/v1/lists/{tasklist}/tasks", tasks_list),
 ]
+
+from . import writes  # noqa: E402  (its handlers use this module's helpers)
+
+ROUTES += writes.ROUTES

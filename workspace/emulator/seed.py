@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email import message_from_bytes
@@ -31,6 +32,7 @@ SYSTEM_LABELS = (
     "CATEGORY_PERSONAL", "CATEGORY_SOCIAL", "CATEGORY_PROMOTIONS", "CATEGORY_UPDATES",
     "CATEGORY_FORUMS",
 )  # fmt: skip
+REQUEST_LOG_SIZE = 10_000  # requests kept per user
 HIDDEN_LABELS = {"IMPORTANT", "SPAM", "TRASH", "CHAT"}
 MEET_ICON = "https://fonts.gstatic.com/s/i/productlogos/meet_2020q4/v6/web-512dp/logo_meet_2020q4_color_2x_web_512dp.png"
 
@@ -64,6 +66,16 @@ class UserState:
     labels: dict[str, dict] = field(default_factory=dict)
     tasklists: dict[str, dict] = field(default_factory=dict)
     tasks: dict[str, dict[str, dict]] = field(default_factory=dict)  # by tasklist id
+    overrides: dict[str, dict] = field(default_factory=dict)  # changed instances, by id
+    drafts: dict[str, str] = field(default_factory=dict)  # draft id -> message id
+    requests: deque[tuple[str, str, str]] = field(  # (method, path, query), oldest first
+        default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE)
+    )
+    serial: int = 0  # for new ids
+
+    def next_serial(self) -> int:
+        self.serial += 1
+        return self.serial
 
 
 def seed_user(email: str, now: datetime, zone: ZoneInfo) -> UserState:
@@ -101,7 +113,8 @@ def _digest(*parts: str) -> bytes:
     return hashlib.sha256("|".join(parts).encode()).digest()
 
 
-def _opaque_id(*parts: str) -> str:
+def opaque_id(*parts: str) -> str:
+    """An id like Tasks' (22 base64url characters), always the same for ``parts``."""
     return base64.urlsafe_b64encode(_digest(*parts)[:16]).decode().rstrip("=")
 
 
@@ -250,11 +263,12 @@ def _event(
             for email, name, status in people
         ]
     if meet:
-        event |= _meet(event_id)
+        event |= meet_data(event_id)
     return event | {"reminders": {"useDefault": True}, "eventType": "default"}
 
 
-def _meet(event_id: str) -> dict:
+def meet_data(event_id: str) -> dict:
+    """An event's Google Meet: ``hangoutLink`` and ``conferenceData``, one per ``event_id``."""
     letters = "".join(chr(ord("a") + byte % 26) for byte in _digest("meet", event_id)[:10])
     code = f"{letters[:3]}-{letters[3:7]}-{letters[7:]}"
     uri = f"https://meet.google.com/{code}"
@@ -633,7 +647,7 @@ def _tasks(now: datetime) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
     tasklists: dict[str, dict] = {}
     tasks: dict[str, dict[str, dict]] = {}
     for title, todos in TODOS.items():
-        list_id = _opaque_id("tasklist", title)
+        list_id = opaque_id("tasklist", title)
         tasklists[list_id] = {
             "kind": "tasks#taskList",
             "id": list_id,
@@ -642,7 +656,7 @@ def _tasks(now: datetime) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
             "updated": stamp(now - timedelta(days=1)),
             "selfLink": f"{API}/tasks/v1/users/@me/lists/{list_id}",
         }
-        ids = {todo.title: _opaque_id("task", title, todo.title) for todo in todos}
+        ids = {todo.title: opaque_id("task", title, todo.title) for todo in todos}
         tasks[list_id] = {
             ids[todo.title]: _task(list_id, ids, position, todo, now)
             for position, todo in enumerate(todos)

@@ -1,4 +1,4 @@
-"""Reading Google Calendar: events in a time range, one event, and free time between them.
+"""Google Calendar: events in a time range, one event, free time between them, and writes.
 
 ``list_events`` expands recurring events (``singleEvents=true&orderBy=startTime``),
 follows pages up to ``limit`` and asks only for the fields an :class:`Event` holds.
@@ -7,12 +7,18 @@ events carry dates (``all_day=True``, the end date exclusive, as Google has it).
 ``free_slots`` finds gaps in working hours in the user's zone, skipping weekends;
 declined, free ("transparent") and cancelled events do not block.
 
+Writes: ``insert_event`` takes a client-chosen id (:func:`event_id_for`), so a retried
+insert cannot create a duplicate (Google answers 409 and the existing event is
+returned); ``delete_event`` tells a deletion from one already done (410).
+
 Its guarantee: odd or missing fields never raise (an event without a readable start
 is left out of a listing); days and hours are built with zoneinfo, so DST is respected.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,7 +26,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from workspace.google.client import (
+    BadRequest,
+    Conflict,
     GoogleClient,
+    NotFound,
     dict_at,
     dicts_at,
     path_segment,
@@ -35,6 +44,8 @@ EVENT_FIELDS = (
     "attendees(email,displayName,responseStatus,self,organizer),"
     "conferenceData/entryPoints(entryPointType,uri)"
 )
+
+RESPONSES = ("accepted", "declined", "tentative")
 
 When = datetime | date  # a datetime for timed events, a date for all-day ones
 
@@ -109,6 +120,116 @@ async def get_event(client: GoogleClient, event_id: str, calendar_id: str = "pri
     return event_from_json(data)
 
 
+def event_id_for(key: str) -> str:
+    """A valid client-chosen event id (base32hex, lower case) for ``key``, always the same."""
+    digest = hashlib.sha256(key.encode()).digest()
+    return base64.b32hexencode(digest).decode().lower().rstrip("=")
+
+
+async def insert_event(
+    client: GoogleClient,
+    body: Mapping[str, Any],
+    *,
+    event_id: str,
+    send_updates: str = "all",
+    conference: bool = False,
+    calendar_id: str = "primary",
+) -> Event:
+    """Create the event ``body`` under ``event_id``; if that id exists (a retry), the
+    existing event. ``conference``: with a new Google Meet link."""
+    params = {"sendUpdates": send_updates}
+    body = {**body, "id": event_id}
+    if conference:
+        params["conferenceDataVersion"] = 1
+        body["conferenceData"] = _meet_request(body, event_id)
+    try:
+        data = await client.request(
+            "POST",
+            f"{_calendar_path(calendar_id)}/events",
+            params=params,
+            json=body,
+            fields=EVENT_FIELDS,
+        )
+    except Conflict:  # inserted before: this is a retry
+        return await get_event(client, event_id, calendar_id)
+    return event_from_json(data)
+
+
+async def patch_event(
+    client: GoogleClient,
+    event_id: str,
+    body: Mapping[str, Any],
+    *,
+    send_updates: str = "all",
+    conference: bool = False,
+    calendar_id: str = "primary",
+) -> Event:
+    """Change only the fields in ``body`` (``None`` clears one); ``conference`` adds Meet."""
+    params: dict[str, Any] = {"sendUpdates": send_updates}
+    body = _switching_kinds(body)
+    if conference:
+        params["conferenceDataVersion"] = 1
+        body["conferenceData"] = _meet_request(body, event_id_for(f"meet:{event_id}"))
+    data = await client.request(
+        "PATCH", _event_path(calendar_id, event_id), params=params, json=body, fields=EVENT_FIELDS
+    )
+    return event_from_json(data)
+
+
+async def delete_event(
+    client: GoogleClient, event_id: str, *, send_updates: str = "all", calendar_id: str = "primary"
+) -> bool:
+    """True if deleted now, False if it was deleted before (410); unknown ids raise NotFound."""
+    try:
+        await client.request(
+            "DELETE", _event_path(calendar_id, event_id), params={"sendUpdates": send_updates}
+        )
+    except NotFound as error:
+        if error.status == 410:
+            return False
+        raise
+    return True
+
+
+async def respond_to_event(
+    client: GoogleClient,
+    event_id: str,
+    response: str,
+    *,
+    email: str,
+    calendar_id: str = "primary",
+    send_updates: str = "all",
+) -> Event:
+    """Accept, decline or tentatively accept an invitation (``response`` in RESPONSES).
+
+    Google replaces the whole attendee list on a patch: it is read first, with only the
+    user's ``responseStatus`` changed. Raises BadRequest if the user is not invited.
+    """
+    if response not in RESPONSES:
+        raise ValueError(f"response must be one of {', '.join(RESPONSES)}, not {response!r}")
+    path = _event_path(calendar_id, event_id)
+    data = await client.get(path, fields="attendees")
+    attendees = [dict(attendee) for attendee in dicts_at(data, "attendees")]
+    mine = [a for a in attendees if a.get("self") is True] or [
+        a for a in attendees if str_at(a, "email").lower() == email.lower()
+    ]
+    if not mine:
+        raise BadRequest(
+            f"PATCH {path}: {email} is not an attendee",
+            message="You are not on the guest list of this event",
+            service="Calendar",
+        )
+    mine[0]["responseStatus"] = response
+    patched = await client.request(
+        "PATCH",
+        path,
+        params={"sendUpdates": send_updates},
+        json={"attendees": attendees},
+        fields=EVENT_FIELDS,
+    )
+    return event_from_json(patched)
+
+
 def event_from_json(data: Mapping[str, Any], time_zone: str | None = None) -> Event:
     """An event resource as an :class:`Event`; ``time_zone`` for times without their own."""
     start = _when(dict_at(data, "start"), time_zone)
@@ -157,6 +278,30 @@ def free_slots(
 
 def _calendar_path(calendar_id: str) -> str:
     return f"calendar/v3/calendars/{path_segment(calendar_id)}"
+
+
+def _event_path(calendar_id: str, event_id: str) -> str:
+    return f"{_calendar_path(calendar_id)}/events/{path_segment(event_id)}"
+
+
+def _meet_request(body: Mapping[str, Any], request_id: str) -> dict[str, Any]:
+    """``conferenceData`` asking Google for a Meet link; the same ``request_id`` on a retry."""
+    create = {"requestId": request_id, "conferenceSolutionKey": {"type": "hangoutsMeet"}}
+    return {**dict_at(body, "conferenceData"), "createRequest": create}
+
+
+def _switching_kinds(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A patch's start/end with the other kind cleared (a patch merges objects, so a timed
+    event made all-day would otherwise keep its ``dateTime``)."""
+    body = dict(body)
+    for key in ("start", "end"):
+        value = body.get(key)
+        if isinstance(value, Mapping):
+            if value.get("date") is not None:
+                body[key] = {"dateTime": None, "timeZone": None, **value}
+            elif value.get("dateTime") is not None:
+                body[key] = {"date": None, **value}
+    return body
 
 
 def _zone(name: str | None) -> ZoneInfo | None:

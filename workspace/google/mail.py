@@ -1,4 +1,5 @@
-"""A Gmail message's ``payload`` (its MIME tree as JSON) turned into text to read.
+"""A Gmail message's ``payload`` (its MIME tree as JSON) turned into text to read, and
+outgoing mail built as MIME (:func:`build_message`, :func:`encode_raw` for Gmail's ``raw``).
 
 The tree is walked depth-first (at most ``MAX_DEPTH`` levels): ``text/plain`` parts are
 preferred, else ``text/html`` converted with BeautifulSoup (scripts, styles and the head
@@ -9,6 +10,8 @@ Attachments are listed (name, type, size), never downloaded.
 
 Its guarantee: any input, however malformed or large (an 8 MB body, bad base64, parts
 without a type), gives a :class:`MessageText` in time linear in its size, never an error.
+Outgoing mail is built by the standard library (``email.policy.SMTP``): non-ASCII names
+and subjects are RFC 2047 encoded, and a header cannot carry a line break.
 """
 
 from __future__ import annotations
@@ -17,10 +20,14 @@ import base64
 import binascii
 import email.message
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
@@ -38,6 +45,9 @@ BREAKS = {  # line breaks around a block element's content: 2 leaves a blank lin
 }
 CELL_TAGS = frozenset({"td", "th"})
 ORIGINAL_MESSAGE = re.compile(r"-{2,}\s*original message\s*-{2,}", re.IGNORECASE)
+OUTGOING = SMTP.clone(cte_type="7bit")  # CRLF; bodies quoted-printable or base64, never 8bit
+REPLY_PREFIX = re.compile(r"\s*re\s*:", re.IGNORECASE)
+FORWARD_PREFIX = re.compile(r"\s*(fwd?|tr)\s*:", re.IGNORECASE)
 SPACES = re.compile(r"\s+")
 BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -194,3 +204,71 @@ def _without_quotes(text: str) -> str:
         if not line.startswith(">"):
             kept.append(lines[index])
     return "\n".join(kept).strip() or text.strip()
+
+
+# --- Outgoing mail -----------------------------------------------------------------------
+
+
+def build_message(
+    *,
+    sender: str,
+    to: Iterable[str],
+    cc: Iterable[str] = (),
+    bcc: Iterable[str] = (),
+    subject: str,
+    body: str,
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    references: str | None = None,
+) -> EmailMessage:
+    """A text/plain mail; ``message_id`` (``<...>``) is generated when not given.
+
+    Raises ValueError for a recipient that is not an email address or a header with a
+    line break in it.
+    """
+    message = EmailMessage(policy=OUTGOING)
+    message["From"] = sender
+    for name, addresses in (("To", to), ("Cc", cc), ("Bcc", bcc)):
+        if found := [address.strip() for address in addresses if address.strip()]:
+            message[name] = ", ".join(found)
+            _check_addresses(message, name)
+    if not any(message[name] for name in ("To", "Cc", "Bcc")):
+        raise ValueError("A mail needs at least one recipient.")
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = message_id or make_msgid(domain=_domain(sender))
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+    if references:
+        message["References"] = references
+    message.set_content(body)
+    return message
+
+
+def reply_subject(subject: str) -> str:
+    """``Re: <subject>``, unless it already starts with ``Re:`` (any case)."""
+    return subject if REPLY_PREFIX.match(subject) else f"Re: {subject}".rstrip()
+
+
+def forward_subject(subject: str) -> str:
+    """``Fwd: <subject>``, unless it already starts with ``Fwd:``/``Fw:`` (any case)."""
+    return subject if FORWARD_PREFIX.match(subject) else f"Fwd: {subject}".rstrip()
+
+
+def encode_raw(message: EmailMessage) -> str:
+    """The message as Gmail's ``raw``: its RFC 5322 bytes (CRLF), base64url."""
+    return base64.urlsafe_b64encode(message.as_bytes(policy=OUTGOING)).decode()
+
+
+def _check_addresses(message: EmailMessage, name: str) -> None:
+    header = message[name]
+    defects = getattr(header, "defects", ())
+    addresses = getattr(header, "addresses", ())
+    bad = [str(a) for a in addresses if not a.username or not a.domain] or defects
+    if bad or not addresses:
+        raise ValueError(f"Not an email address in {name}: {header}")
+
+
+def _domain(address: str) -> str:
+    domain = address.rpartition("@")[2].strip().rstrip(">").strip()
+    return domain if domain and "@" in address else "localhost"

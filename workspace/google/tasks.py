@@ -1,9 +1,12 @@
-"""Reading Google Tasks: the user's task lists and the tasks in one of them.
+"""Google Tasks: the user's task lists and the tasks in one of them, and writes.
 
 ``list_tasks`` follows pages up to ``limit`` with a tight ``fields=`` selector. Google
 keeps only the date of a task's ``due`` (the time is always midnight UTC), so
 :attr:`Task.due` is a ``date``. Tasks completed in Google's own apps are "hidden";
 ``show_completed=True`` asks for those too.
+
+Writes insert, patch and delete tasks and insert lists. Tasks has no client-chosen
+ids: :func:`find_task` tells whether an insert started before a crash reached Google.
 
 Its guarantee: tasks come back in the order Google's apps show them: top-level tasks by
 ``position``, each followed by its subtasks; a subtask whose parent is not in the result
@@ -18,10 +21,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from workspace.google.client import GoogleClient, path_segment, rfc3339, str_at
+from workspace.google.client import GoogleClient, NotFound, path_segment, rfc3339, str_at
 
 PAGE_SIZE = 100  # the most tasks.list and tasklists.list return per page
 TASK_FIELDS = "id,title,notes,status,due,completed,parent,position,webViewLink"
+TASKLIST_FIELDS = "id,title,updated"
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,9 @@ async def list_tasklists(client: GoogleClient) -> list[TaskList]:
         "tasks/v1/users/@me/lists",
         limit=1000,
         page_size=PAGE_SIZE,
-        fields="items(id,title,updated)",
+        fields=f"items({TASKLIST_FIELDS})",
     )
-    return [
-        TaskList(str_at(item, "id"), str_at(item, "title"), _timestamp(str_at(item, "updated")))
-        for item in listing.items
-    ]
+    return [tasklist_from_json(item) for item in listing.items]
 
 
 async def list_tasks(
@@ -72,13 +73,80 @@ async def list_tasks(
     if due_max is not None:
         params["dueMax"] = rfc3339(due_max)
     listing = await client.get_all(
-        f"tasks/v1/lists/{path_segment(tasklist)}/tasks",
+        _tasks_path(tasklist),
         limit=limit,
         page_size=PAGE_SIZE,
         params=params,
         fields=f"items({TASK_FIELDS})",
     )
     return ordered([task_from_json(item) for item in listing.items])
+
+
+async def insert_task(
+    client: GoogleClient, tasklist_id: str, body: Mapping[str, Any], *, parent: str | None = None
+) -> Task:
+    """A new task (first in its list, or among ``parent``'s subtasks)."""
+    data = await client.request(
+        "POST",
+        _tasks_path(tasklist_id),
+        params={"parent": parent} if parent else None,
+        json=dict(body),
+        fields=TASK_FIELDS,
+    )
+    return task_from_json(data)
+
+
+async def patch_task(
+    client: GoogleClient, tasklist_id: str, task_id: str, body: Mapping[str, Any]
+) -> Task:
+    """Change the fields in ``body``: complete with ``{"status": "completed"}``, reopen with
+    ``{"status": "needsAction", "completed": None}``."""
+    data = await client.request(
+        "PATCH", _task_path(tasklist_id, task_id), json=dict(body), fields=TASK_FIELDS
+    )
+    return task_from_json(data)
+
+
+async def delete_task(client: GoogleClient, tasklist_id: str, task_id: str) -> bool:
+    """True if deleted now, False if it was already gone (404: a retry, or deleted since)."""
+    try:
+        await client.request("DELETE", _task_path(tasklist_id, task_id))
+    except NotFound:
+        return False
+    return True
+
+
+async def insert_tasklist(client: GoogleClient, title: str) -> TaskList:
+    data = await client.request(
+        "POST", "tasks/v1/users/@me/lists", json={"title": title}, fields=TASKLIST_FIELDS
+    )
+    return tasklist_from_json(data)
+
+
+async def find_task(
+    client: GoogleClient, tasklist_id: str, *, title: str, updated_min: datetime
+) -> Task | None:
+    """The task titled exactly ``title`` changed at or after ``updated_min`` (the newest if
+    several), completed and hidden ones included; None if there is none."""
+    listing = await client.get_all(
+        _tasks_path(tasklist_id),
+        limit=1000,
+        page_size=PAGE_SIZE,
+        params={"showCompleted": "true", "showHidden": "true", "updatedMin": rfc3339(updated_min)},
+        fields=f"items({TASK_FIELDS},updated)",
+    )
+    found = [
+        (updated, item)
+        for item in listing.items
+        if str_at(item, "title") == title
+        and (updated := _timestamp(str_at(item, "updated"))) is not None
+        and updated >= updated_min
+    ]
+    return task_from_json(max(found, key=lambda pair: pair[0])[1]) if found else None
+
+
+def tasklist_from_json(data: Mapping[str, Any]) -> TaskList:
+    return TaskList(str_at(data, "id"), str_at(data, "title"), _timestamp(str_at(data, "updated")))
 
 
 def task_from_json(data: Mapping[str, Any]) -> Task:
@@ -118,6 +186,14 @@ def ordered(tasks: list[Task]) -> list[Task]:
 
     placed = list(under(None))
     return placed + [task for task in by_position if id(task) not in shown]
+
+
+def _tasks_path(tasklist_id: str) -> str:
+    return f"tasks/v1/lists/{path_segment(tasklist_id)}/tasks"
+
+
+def _task_path(tasklist_id: str, task_id: str) -> str:
+    return f"{_tasks_path(tasklist_id)}/{path_segment(task_id)}"
 
 
 def _due(value: str) -> date | None:

@@ -125,12 +125,11 @@ async def run(
             while crash_at[thread_id] is not None:  # noqa: ASYNC110 - set by the fault hook
                 await asyncio.sleep(0.01)
             outcome.crashes[boundary] = outcome.crashes.get(boundary, 0) + 1
-            while await redis.exists(keys.pending_message_key(thread_id)):
+            await asyncio.sleep(0.05)  # the dying run lets go of what it holds
+            await redis.delete(keys.run_lock_key(thread_id))
+            await runner_module.Runner().recover(thread_id)
+            while await redis.exists(keys.pending_message_key(thread_id)):  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
-                if await redis.exists(keys.run_lock_key(thread_id)):
-                    await asyncio.sleep(0.05)  # the dying run is still letting go
-                    await redis.delete(keys.run_lock_key(thread_id))
-                    await runner_module.Runner().recover(thread_id)
         await layer.group_discard(events.group_name(thread_id), channel)
 
     runner = runner_module.Runner()

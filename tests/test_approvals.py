@@ -293,3 +293,130 @@ async def test_a_waiting_approval_outlives_a_week_and_its_event_stream(
     assert task_titles().count("renew passport") == 1
     await runner.drain()
     reset()
+
+
+# --- every card type the offline model reaches, run against the demo workspace ------------
+
+
+async def approve_first_card(runner: Runner, thread_id: str, text: str) -> tuple[dict, list[dict]]:
+    await runner.submit(thread_id, text, EMAIL, timezone="Europe/Paris")
+    card = await approval_of(thread_id)
+    done = (await finished(thread_id))[-1]
+    await runner.decide(thread_id, {card["interrupt_id"]: {"type": "approve"}}, EMAIL)
+    return card, await finished(thread_id, after=done["id"])
+
+
+def outcome_of(seen: list[dict]) -> dict:
+    return next(e for e in seen if e["type"] == "tool" and e["data"]["kind"] == "action")["data"]
+
+
+async def test_a_meeting_is_created_with_its_guest_in_the_demo_calendar():
+    runner = Runner()
+    card, seen = await approve_first_card(
+        runner, "ap-event", "add a meeting with ann@example.com next Tuesday at 2pm"
+    )
+    assert card["card"]["summary"].startswith("Create 'Meeting with ann@example.com' Tue")
+    assert "14:00-15:00" in card["card"]["summary"] and "1 guest" in card["card"]["summary"]
+    assert outcome_of(seen)["status"] == "done"
+    created = [
+        e for e in google().events.values() if e.get("summary") == "Meeting with ann@example.com"
+    ]
+    assert len(created) == 1
+    assert "ann@example.com" in [a["email"] for a in created[0]["attendees"]]
+    assert created[0]["id"] == calendar_id_of(card)
+    await runner.drain()
+
+
+def calendar_id_of(card: dict) -> str:
+    from workspace.google.calendar import event_id_for
+
+    return event_id_for(f"{card_thread(card)}:{card['interrupt_id']}")
+
+
+def card_thread(card: dict) -> str:
+    return "ap-event"
+
+
+async def test_a_reply_goes_into_the_thread_with_its_headers():
+    runner = Runner()
+    before = {m_id for m_id in google().messages}
+    card, seen = await approve_first_card(
+        runner, "ap-reply", "reply to Priya's last email saying thanks"
+    )
+    assert card["card"]["summary"].startswith("Reply to ")
+    assert "subject 'Re: " in card["card"]["summary"]
+    assert outcome_of(seen)["status"] == "done", outcome_of(seen)
+    sent = [m for m_id, m in google().messages.items() if m_id not in before]
+    assert len(sent) == 1 and "SENT" in sent[0]["labelIds"]
+    await runner.drain()
+
+
+async def test_mark_a_task_done_and_delete_tomorrows_9am():
+    runner = Runner()
+    titles = {t["title"]: t for tasks in google().tasks.values() for t in tasks.values()}
+    wanted = next(t for t in titles.values() if t.get("status") == "needsAction")
+    word = wanted["title"].split()[-1].strip("'").lower()
+    card, seen = await approve_first_card(runner, "ap-done", f"mark the {word} task done")
+    assert card["card"]["summary"].startswith("Mark as done the task")
+    assert outcome_of(seen)["status"] == "done"
+
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from workspace.access import client_for
+    from workspace.google import calendar
+
+    zone = ZoneInfo("Europe/Paris")
+    nine = (datetime.now(zone) + timedelta(days=1)).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    body = {"summary": "Dentist", "start": {"dateTime": nine.isoformat()},
+            "end": {"dateTime": (nine + timedelta(minutes=30)).isoformat()}}  # fmt: skip
+    event = await calendar.insert_event(await client_for(EMAIL), body, event_id="dentist0900")
+
+    def at_nine() -> list[str]:
+        return [e["id"] for e in google().events.values() if e.get("status") != "cancelled"
+                and e.get("start", {}).get("dateTime", "")[:16] == nine.isoformat()[:16]]  # fmt: skip
+
+    before = at_nine()
+    assert event.id in before
+    card, seen = await approve_first_card(runner, "ap-del", "delete tomorrow's 9am")
+    assert card["card"]["summary"].startswith("Delete '")
+    assert outcome_of(seen)["status"] == "done"
+    assert "09:00" in card["card"]["summary"]
+    gone = card["card"]["plan"]["event_id"]
+    listed = await calendar.list_events(
+        await client_for(EMAIL), nine - timedelta(hours=9), nine + timedelta(hours=15)
+    )
+    assert gone not in [e.id for e in listed.events if e.status != "cancelled"]
+    await runner.drain()
+
+
+async def test_an_approved_send_reaches_gmail_once_even_after_a_crash_after_google(monkeypatch):
+    """Gmail has no idempotency key: the Message-ID derived from the interrupt id finds the
+    mail a crashed worker sent, so running the decision again does not send it twice."""
+    graph = build_graph(OfflineChatModel(), await get_checkpointer())
+    config = run_config("ap-send-crash", "Europe/Paris", EMAIL)
+    from chat.graph import stream_turn
+
+    async for _ in stream_turn(graph, config, "m1", "send an email to ann@example.com saying hi"):
+        pass
+    (waiting,) = await waiting_approvals(graph, config)
+    decision = {"type": "approve", "interrupt_id": waiting.id, "by": EMAIL, "at": "x",
+                "plan": waiting.value["plan"]}  # fmt: skip
+    crashed = []
+
+    def fault(step: str) -> None:
+        if step == "after_google" and not crashed:
+            crashed.append(step)
+            raise Crash(step)
+
+    monkeypatch.setattr(actions, "fault", fault)
+    with pytest.raises(Crash):
+        async for _ in stream_turn(graph, config, "d1", "", resume={waiting.id: decision}):
+            pass
+    async for _ in stream_turn(graph, config, "d1", "", resume={waiting.id: decision}):
+        pass
+    assert writes("POST", "/messages/send") == 1
+    rfc822 = actions.rfc822_id_for(f"ap-send-crash:{waiting.id}")
+    assert sum(1 for m in google().messages.values() if rfc822 in str(m.get("raw", m))) <= 1

@@ -32,7 +32,9 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from email.utils import formataddr, getaddresses, parseaddr
+from email.errors import MessageError
+from email.headerregistry import Address
+from email.utils import getaddresses, parseaddr
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -73,7 +75,10 @@ def _addresses(values: list[str]) -> list[str]:
     for name, address in getaddresses([v for v in values if v and v.strip()]):
         if not ADDRESS.match(address):
             raise ValueError(f"{address or name!r} is not an email address")
-        found.append(formataddr((name, address)) if name else address)
+        try:
+            found.append(str(Address(display_name=name, addr_spec=address)) if name else address)
+        except (ValueError, MessageError):
+            raise ValueError(f"{address!r} is not an email address") from None
     return found
 
 

@@ -65,6 +65,9 @@ def _redact_arg(value: Any) -> Any:
     return value if cleaned == text else cleaned
 
 
+# Messages third-party servers log with a traceback for a client's malformed input.
+CLIENT_FAULTS = frozenset({"Invalid UTF-8 sequence received from client."})
+
 # Loggers whose formatter unpacks the arguments: they keep their shape.
 _KEEP_ARGS = frozenset({"uvicorn.access"})
 
@@ -78,6 +81,11 @@ class RedactingFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in CLIENT_FAULTS and record.exc_info:
+            # A client's bad input that the server handled (uvicorn closes with 1007): one
+            # warning line, not a traceback that reads like our own failure.
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         if isinstance(record.args, tuple):

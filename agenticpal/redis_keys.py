@@ -116,6 +116,7 @@ THREAD_EVENTS_TTL_SECONDS: Final = 86_400  # an idle thread's stream expires aft
 MESSAGE_RATE_PREFIX: Final = "rate:messages:"  # messages a user sent in one minute
 MAX_QUEUED_MESSAGES: Final = 20  # waiting in one thread's queue
 MESSAGES_PER_MINUTE: Final = 30  # sent by one user, all threads together
+MAX_THREADS_PER_USER: Final = 1_000  # chats one user keeps (CHAT_MAX_THREADS_PER_USER)
 
 
 SIGN_IN_RATE_PREFIX: Final = "rate:sign_in:"  # sign-in attempts from one address a minute

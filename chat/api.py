@@ -186,8 +186,11 @@ async def post_chat(request: HttpRequest) -> JsonResponse:
     thread_id = body.get("thread_id") or threads.new_thread_id()
     if not threads.validate_thread_id(thread_id):
         return bad_thread_id()
-    if not await claim(request, thread_id):
-        return forbidden()
+    try:
+        if not await claim(request, thread_id):
+            return forbidden()
+    except threads.TooManyThreads as exc:
+        return error(429, "too_many_threads", str(exc))
     try:
         message_id = await runner.submit(
             thread_id,
@@ -253,8 +256,11 @@ async def chat_stream(request: HttpRequest) -> HttpResponse:
     thread_id = request.GET.get("thread_id", "")
     if not threads.validate_thread_id(thread_id):
         return bad_thread_id("Pass ?thread_id= with 1-64 letters, digits, '_' or '-'.")
-    if not await claim(request, thread_id):  # like the websocket, a new id is a new thread
-        return forbidden()
+    try:
+        if not await claim(request, thread_id):  # like the websocket, a new id is a new thread
+            return forbidden()
+    except threads.TooManyThreads as exc:
+        return error(429, "too_many_threads", str(exc))
     last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or None
     if not valid_stream_id(last_id):
         last_id = None  # not one of our ids: start over with the history

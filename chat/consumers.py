@@ -7,8 +7,9 @@ through the thread's channel-layer group and is forwarded as is, so every tab se
 same stream and a reconnecting tab catches up from the ``history`` event. Frames are
 parsed with a size and depth bound (:mod:`chat.frames`). Close codes a client can act
 on: 4401 not signed in, 4403 someone else's thread, 4400 an invalid id, 4404 an unknown
-path, 4410 the thread was deleted, 1011 Redis is down. The socket is accepted before it
-is closed, so a browser sees the code (a close before the handshake is a bare 403).
+path, 4410 the thread was deleted, 4429 too many chats, 1011 Redis is down. The socket is
+accepted before it is closed, so a browser sees the code (a close before the handshake
+is a bare 403).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_THREAD = 4400
 CLOSE_NOT_FOUND = 4404
 CLOSE_DELETED = 4410
+CLOSE_TOO_MANY = 4429
 CLOSE_REDIS_DOWN = 1011
 MAX_ECHO = 40  # characters of an unknown frame type quoted back
 # What the ASGI server raises for a send on a socket that is already closed: an OSError
@@ -63,9 +65,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user_email = threads.user_email(user)
         session = self.scope.get("session")
         try:
-            if not await threads.aclaim(
-                self.user_email, thread_id, session and session.session_key
-            ):
+            try:
+                claimed = await threads.aclaim(
+                    self.user_email, thread_id, session and session.session_key
+                )
+            except threads.TooManyThreads as exc:
+                await self.send_error(str(exc))
+                await self.close(code=CLOSE_TOO_MANY, reason="Too many chats; delete some.")
+                return
+            if not claimed:
                 await self.close(code=CLOSE_FORBIDDEN, reason="Forbidden.")
                 return
             self.group = events.group_name(thread_id)

@@ -17,6 +17,7 @@ import time
 import uuid
 from typing import Any, Literal
 
+from django.conf import settings
 from langgraph.checkpoint.base import CheckpointTuple
 from redis.commands.core import AsyncScript, Script
 
@@ -81,11 +82,13 @@ def shorten_title(text: str) -> str:
 
 # --- ownership ------------------------------------------------------------------------------
 
-# KEYS: thread_owner:<id>, user_threads:<email>; ARGV: email, thread id, now (ms).
-# Returns 0 someone else's, 1 already ours, 2 newly ours (check the checkpoints' owner).
+# KEYS: thread_owner:<id>, user_threads:<email>; ARGV: email, thread id, now (ms), the
+# most threads a user may have. Returns 0 someone else's, 1 already ours, 2 newly ours
+# (check the checkpoints' owner), -1 a new thread over the user's limit (nothing changed).
 CLAIM_LUA = b"""
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[1] then return 0 end
+if not owner and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return -1 end
 redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[2])
 if owner then return 1 end
 redis.call('SET', KEYS[1], ARGV[1])
@@ -101,6 +104,23 @@ return 1
 """
 
 NEWLY_OURS = 2
+OVER_LIMIT = -1
+
+
+class TooManyThreads(Exception):
+    """The user already has ``CHAT_MAX_THREADS_PER_USER`` chats; ``str()`` says what to do."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"You have {limit} chats, the most one person may keep; delete some to start a new one."
+        )
+        self.limit = limit
+
+
+def _max_threads() -> int:
+    return int(getattr(settings, "CHAT_MAX_THREADS_PER_USER", keys.MAX_THREADS_PER_USER))
+
+
 _claim, _forget = Script(None, CLAIM_LUA), Script(None, FORGET_LUA)
 _aclaim, _aforget = AsyncScript(None, CLAIM_LUA), AsyncScript(None, FORGET_LUA)
 
@@ -135,12 +155,14 @@ def claim(email: str, thread_id: str, session_id: str | None = None, *, client=N
     """Own ``thread_id`` (or confirm it is ours) and list it in the session.
 
     ``False``: it belongs to someone else (in db 0, or by its checkpoints), and nothing
-    changed.
+    changed. :class:`TooManyThreads`: a new thread over the user's limit.
     """
     client = client or get_client("sessions")
     now_ms = int(time.time() * 1000)
     keys_ = _owner_keys(email, thread_id)
-    status = _claim(keys_, [email, thread_id, now_ms], client=client)
+    status = _claim(keys_, [email, thread_id, now_ms, _max_threads()], client=client)
+    if status == OVER_LIMIT:
+        raise TooManyThreads(_max_threads())
     if status == NEWLY_OURS and _refuse_recorded(
         email, thread_id, sync_checkpointer().get_tuple(_config(thread_id))
     ):
@@ -157,7 +179,9 @@ async def aclaim(email: str, thread_id: str, session_id: str | None = None, *, c
     client = client or get_async_client("sessions")
     now_ms = int(time.time() * 1000)
     keys_ = _owner_keys(email, thread_id)
-    status = await _aclaim(keys_, [email, thread_id, now_ms], client=client)
+    status = await _aclaim(keys_, [email, thread_id, now_ms, _max_threads()], client=client)
+    if status == OVER_LIMIT:
+        raise TooManyThreads(_max_threads())
     if status == NEWLY_OURS:
         saver = await get_checkpointer()
         if _refuse_recorded(email, thread_id, await saver.aget_tuple(_config(thread_id))):

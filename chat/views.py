@@ -85,8 +85,14 @@ async def new_chat(request: HttpRequest) -> HttpResponse:
 @login_required
 async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
     """One conversation; a new id becomes a new thread of the signed-in user."""
-    if not threads.validate_thread_id(thread_id) or not await api.claim(request, thread_id):
+    if not threads.validate_thread_id(thread_id):
         return forbidden_page(request)
+    try:
+        if not await api.claim(request, thread_id):
+            return forbidden_page(request)
+    except threads.TooManyThreads as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("chat:index"))
     conversation = await history.get_history(thread_id)
     for message in conversation:
         if message["role"] == "assistant":
@@ -114,8 +120,14 @@ async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
 @login_required
 async def send(request: HttpRequest, thread_id: str) -> HttpResponse:
     """The no-JavaScript path: queue the message, then redirect back to the thread."""
-    if not threads.validate_thread_id(thread_id) or not await api.claim(request, thread_id):
+    if not threads.validate_thread_id(thread_id):
         return forbidden_page(request)
+    try:
+        if not await api.claim(request, thread_id):
+            return forbidden_page(request)
+    except threads.TooManyThreads as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("chat:index"))
     text = request.POST.get("message", "")
     try:
         await runner.submit(thread_id, text, threads.user_email(request.user))

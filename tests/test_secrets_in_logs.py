@@ -219,3 +219,20 @@ def test_debug_shows_the_detail(client) -> None:
         page = client.get("/down")
     assert page.status_code == 503 and shows_detail(page)
     assert "10.9.8.7" in page.content.decode()
+
+
+def test_a_clients_invalid_utf8_is_one_warning_line_not_a_traceback():
+    import logging
+    import sys
+
+    from agenticpal.log_redaction import RedactingFilter
+
+    try:
+        b"\xff".decode()
+    except UnicodeDecodeError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1,
+                               "Invalid UTF-8 sequence received from client.", (), exc_info)  # fmt: skip
+    assert RedactingFilter().filter(record)
+    assert record.exc_info is None and record.levelname == "WARNING"
+    assert "Traceback" not in logging.Formatter().format(record)

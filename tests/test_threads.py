@@ -200,3 +200,33 @@ async def test_a_conversation_without_a_user_is_nobodys_to_take(sessions_redis):
     graph = build_graph(model=OfflineChatModel(), checkpointer=await get_checkpointer())
     await graph.ainvoke({"messages": [HumanMessage("hi")]}, run_config("d-cli"))  # no user
     assert not await threads.aclaim(EMAIL, "d-cli")
+
+
+# --- the per-user cap on chats ---------------------------------------------------------------
+
+
+async def test_a_user_over_the_chat_limit_cannot_start_another(settings, sessions_redis):
+    settings.CHAT_MAX_THREADS_PER_USER = 2
+    email = "cap@example.com"
+    assert await threads.aclaim(email, "cap-1") and threads.claim(email, "cap-2")
+    with pytest.raises(threads.TooManyThreads, match="delete some"):
+        await threads.aclaim(email, "cap-3")
+    with pytest.raises(threads.TooManyThreads):
+        threads.claim(email, "cap-3")
+    assert sessions_redis.exists(keys.thread_owner_key("cap-3")) == 0  # nothing changed
+    assert await threads.aclaim(email, "cap-1")  # one of theirs still opens
+    assert await threads.aclaim("other@example.com", "cap-4")  # the limit is per user
+
+    client = await signed_in_client(email)
+    answer = await client.post(
+        "/api/chat",
+        data=json.dumps({"message": "hi", "thread_id": "cap-5"}),
+        content_type="application/json",
+    )
+    assert answer.status_code == 429 and answer.json()["error"] == "too_many_threads"
+    comm = communicator("cap-6", session_cookie(client))
+    await comm.connect()
+    assert (await comm.receive_json_from())["type"] == "error"
+    assert (await comm.receive_output())["code"] == 4429
+    page = await client.get("/chat/cap-7/")
+    assert page.status_code == 302 and page["Location"] == "/"

@@ -15,8 +15,10 @@ Nothing here runs at import time: clients are built on first use.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any, Literal
 
 import redis
@@ -82,9 +84,28 @@ RETRIES = 4
 RETRY_BACKOFF = EqualJitterBackoff(base=0.1, cap=2.0)  # 1.5-3 s in all
 
 
+def _retryable(error: Exception, also: Callable[[Exception], bool] | None = None) -> bool:
+    """A wrong password (redis-py's AuthenticationError is a ConnectionError) fails at once."""
+    if isinstance(error, redis.exceptions.AuthenticationError):
+        return False
+    return also(error) if also is not None else True
+
+
+class _Retry(redis.retry.Retry):
+    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
+        check = functools.partial(_retryable, also=is_retryable)
+        return super().call_with_retry(do, fail, check, with_failure_count)
+
+
+class _AsyncRetry(aioredis.retry.Retry):
+    async def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
+        check = functools.partial(_retryable, also=is_retryable)
+        return await super().call_with_retry(do, fail, check, with_failure_count)
+
+
 def _pool_kwargs(*, asynchronous: bool = False) -> dict:
     conf = settings.REDIS
-    retry = (aioredis.retry.Retry if asynchronous else redis.retry.Retry)(RETRY_BACKOFF, RETRIES)
+    retry = (_AsyncRetry if asynchronous else _Retry)(RETRY_BACKOFF, RETRIES)
     return {
         "socket_timeout": conf.get("SOCKET_TIMEOUT", 5),
         "socket_connect_timeout": conf.get("CONNECT_TIMEOUT", 2),

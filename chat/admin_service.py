@@ -7,10 +7,17 @@ checkpointer's public API and :mod:`chat.threads`; nothing here knows the key la
 Key guarantee: delete (unless ``force``) and prune refuse a thread whose reply is being
 generated, and a fork leaves the original untouched. See the README's "Operating: the
 admin and maintenance commands" section.
+
+Approvals are shown, never decided: a thread's status (as :func:`chat.history.thread_status`
+computes it), the actions waiting for the owner (the interrupts of its latest state, as
+:func:`chat.history.get_approvals` reads them) and the audit trail of executed actions
+(:func:`workspace.actions.audit_trail`) are read here with the sync clients; nothing in
+this module queues a decision. Only the thread's owner approves, in their chat.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -19,13 +26,19 @@ from typing import Any
 import redis
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
+from langgraph.graph.state import CompiledStateGraph
 
 from agenticpal import redis_keys as keys
+from agenticpal.redis_admin import parse_time
 from agenticpal.redis_clients import get_client
-from chat import pending, threads
+from chat import events, pending, threads
 from chat.checkpoint import RedisCheckpointer, checkpoint_ttl, sync_checkpointer
+from chat.graph import build_graph, run_config
+from chat.history import AWAITING_APPROVAL, ERROR, IDLE, RUNNING
 from chat.messages import message_text
+from chat.offline_model import OfflineChatModel
 from sessions_redis import store
+from workspace.actions import SPECS
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -86,16 +99,142 @@ class ConversationRow:
     checkpoints: int
     last_activity: datetime | None
     size_bytes: int
+    status: str = IDLE  # chat.history's: idle, running, awaiting_approval, error
 
     @property
     def size_text(self) -> str:
         return format_bytes(self.size_bytes)
+
+    @property
+    def status_text(self) -> str:
+        return STATUS_TEXT.get(self.status, self.status)
+
+
+STATUS_TEXT = {
+    IDLE: "idle",
+    RUNNING: "running",
+    AWAITING_APPROVAL: "awaiting approval",
+    ERROR: "error",
+}
+
+
+# --- approvals: read only ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    """An action waiting for the owner's decision (the card they see, without buttons)."""
+
+    interrupt_id: str
+    action: str
+    title: str
+    summary: str
+    details: list[tuple[str, str]]
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class AuditView:
+    """An executed action: what was done, who approved it and when, what Google said."""
+
+    action: str
+    title: str
+    summary: str
+    result: str
+    link: str | None
+    decision: str  # "approve", "edit" (approved as edited)
+    approved_by: str  # "" for an action the policy runs without asking (a draft)
+    approved_at: datetime | None
+    done_at: datetime | None
+
+    @property
+    def decision_text(self) -> str:
+        if not self.approved_by:
+            return "no approval needed"
+        return "approved as edited" if self.decision == "edit" else "approved"
+
+
+def reader_graph(cp: RedisCheckpointer) -> CompiledStateGraph:
+    """A graph to read threads' states with (the offline model stands in, never called)."""
+    return build_graph(OfflineChatModel(word_delay=0), checkpointer=cp)
+
+
+def waiting_approvals(graph: CompiledStateGraph, thread_id: str) -> list[ApprovalView]:
+    """The thread's actions waiting for the owner (``chat.history.get_approvals``, sync)."""
+    found = []
+    for waiting in graph.get_state(run_config(thread_id)).interrupts:
+        card = waiting.value if isinstance(waiting.value, dict) else {}
+        action = str(card.get("action", ""))
+        spec = SPECS.get(action)
+        details = [
+            (str(row[0]), str(row[1]))
+            for row in card.get("details") or []
+            if isinstance(row, (list, tuple)) and len(row) >= 2
+        ]
+        found.append(
+            ApprovalView(
+                interrupt_id=waiting.id,
+                action=action,
+                title=str(card.get("title") or (spec.title if spec else action)),
+                summary=str(card.get("summary", "")),
+                details=details,
+                error=str(card.get("error") or ""),
+            )
+        )
+    return found
+
+
+def thread_status(sessions: redis.Redis, thread_id: str, approvals: Sequence[object]) -> str:
+    """:func:`chat.history.thread_status` with the sync client (same rules, same answers)."""
+    with sessions.pipeline(transaction=False) as pipe:
+        pipe.llen(keys.pending_message_key(thread_id))
+        pipe.xrevrange(keys.thread_events_key(thread_id), count=1)
+        queued, last = pipe.execute()
+    if queued:
+        return RUNNING
+    if approvals:
+        return AWAITING_APPROVAL
+    if last and events.entry_type(last[0][1]) == "error":
+        return ERROR
+    return IDLE
+
+
+def _web_link(value: object) -> str | None:
+    text = str(value or "")
+    return text if text.startswith(("https://", "http://")) else None
+
+
+def audit_trail(sessions: redis.Redis, thread_id: str) -> list[AuditView]:
+    """The thread's executed actions, newest first (``workspace.actions.audit_trail``)."""
+    trail = []
+    for raw in sessions.lrange(keys.action_log_key(thread_id), 0, -1):
+        try:
+            item = json.loads(raw)
+        except ValueError:
+            continue
+        action = str(item.get("action", ""))
+        spec = SPECS.get(action)
+        trail.append(
+            AuditView(
+                action=action,
+                title=spec.title if spec else action,
+                summary=str(item.get("summary", "")),
+                result=str(item.get("result", "")),
+                link=_web_link(item.get("link")),
+                decision=str(item.get("decision", "")),
+                approved_by=str(item.get("approved_by", "")),
+                approved_at=parse_time(item.get("approved_at")),
+                done_at=parse_time(item.get("done_at")),
+            )
+        )
+    return trail
 
 
 def _rows(
     cp: RedisCheckpointer, sessions: redis.Redis, ids: Sequence[str]
 ) -> list[ConversationRow]:
     rows = []
+    graph = reader_graph(cp) if ids else None
     for thread_id, owner in zip(ids, _owners(ids, sessions), strict=True):
         stats = cp.thread_stats(thread_id)
         messages = _messages(cp.get_tuple(_config(thread_id)))
@@ -110,6 +249,7 @@ def _rows(
                 checkpoints=stats.checkpoints,
                 last_activity=stats.last_activity,
                 size_bytes=stats.bytes,
+                status=thread_status(sessions, thread_id, waiting_approvals(graph, thread_id)),
             )
         )
     return rows
@@ -292,6 +432,8 @@ class ConversationDetail:
     ttl_seconds: int | None
     runs: int
     busy: bool
+    approvals: list[ApprovalView] = field(default_factory=list)  # waiting for the owner
+    audit: list[AuditView] = field(default_factory=list)  # executed actions, newest first
 
 
 def conversation_detail(
@@ -319,7 +461,13 @@ def conversation_detail(
     row = _rows(cp, sessions, [thread_id])[0]
     stats = cp.thread_stats(thread_id)
     return ConversationDetail(
-        row, history, stats.ttl_seconds, stats.runs, pending.is_busy(thread_id, client=sessions)
+        row,
+        history,
+        stats.ttl_seconds,
+        stats.runs,
+        pending.is_busy(thread_id, client=sessions),
+        approvals=waiting_approvals(reader_graph(cp), thread_id),
+        audit=audit_trail(sessions, thread_id),
     )
 
 

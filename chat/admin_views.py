@@ -7,13 +7,25 @@ staff only; ``view_conversation`` to look, ``delete_conversation`` to delete,
 list, a thread's checkpoint history with "fork from here", and delete; the logic is in
 :mod:`chat.admin_service`. See the README's "Operating: the admin and maintenance
 commands" section.
+
+Approvals are read only here: the list and the detail show the thread's status, the
+detail its actions waiting for the owner and the audit trail of executed ones (who
+approved, when, what Google returned). No page decides an approval (only the owner
+does, in their chat), the detail page answers GET only, and nothing about approvals is
+written to ``LogEntry``.
 """
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.admin.models import ADDITION
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.http import urlencode
@@ -81,8 +93,10 @@ class ConversationAdmin(RedisPagesAdmin):
         except service.ConversationNotFound as exc:
             raise Http404(str(exc)) from None
 
-    def detail_view(self, request: HttpRequest, thread_id: str) -> TemplateResponse:
+    def detail_view(self, request: HttpRequest, thread_id: str) -> HttpResponse:
         self.require(request, "view")
+        if request.method not in ("GET", "HEAD"):  # read only: approvals are the owner's
+            return HttpResponseNotAllowed(["GET", "HEAD"])
         detail = self._detail(thread_id)
         opts = self.model._meta
         return self.render(

@@ -1,5 +1,6 @@
 """Conversations in the admin: thread list from the checkpointer's index (db 1), history
-(time travel), fork-from-checkpoint continuing in chat, delete; LogEntry; permissions."""
+(time travel), fork-from-checkpoint continuing in chat, delete; LogEntry; permissions;
+approvals shown read only (status, waiting cards, audit trail), never decided."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from langchain_core.messages import HumanMessage
 
 from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import get_async_client
-from chat import admin_service, history, runner, threads
+from chat import admin_service, admin_views, events, history, runner, threads
 from chat.checkpoint import AsyncRedisCheckpointer
 from chat.graph import build_graph
 from chat.models import Conversation
 from chat.offline_model import OfflineChatModel
+from tests.chat_support import events_until
 from tests.test_admin_sessions import seed_session
+from workspace import actions, demo
 
 pytestmark = pytest.mark.django_db
 
@@ -308,3 +311,149 @@ def test_non_staff_and_missing_permissions(db):
     delete = reverse("admin:chat_conversation_delete", args=["t-ann"])
     assert client.post(delete, {"post": "yes"}).status_code == 403
     assert admin_service.saver().count_threads() == 1
+
+
+# --- approvals: shown, never decided ---------------------------------------------------------
+
+OWNER = "ann@example.com"
+
+
+@pytest.fixture
+def demo_owner(settings):
+    """The owner's demo workspace (Google answered by the in-process emulator)."""
+    settings.WORKSPACE_DEMO = True
+    settings.AGENTICPAL_OFFLINE_WORD_DELAY = 0
+    demo.connect(OWNER)
+    yield
+    demo._emulator().state.emulator.users.pop(f"demo.{OWNER}", None)
+
+
+def ask_for_a_task(thread_id: str) -> dict:
+    """The owner asks for a task through the chat's runner: the run pauses on its card."""
+    assert threads.claim(OWNER, thread_id)
+
+    async def run() -> dict:
+        await runner.submit(thread_id, "create a task: buy milk", OWNER)
+        seen = await events_until(thread_id, "done")
+        await runner.drain()
+        assert seen[-1]["status"] == "awaiting_approval"
+        return next(e for e in seen if e["type"] == "approval")
+
+    return asyncio.run(run())
+
+
+def owner_decides(thread_id: str, interrupt_id: str, decision: dict) -> None:
+    """The owner's decision, the chat's way (Runner.decide), run to its end."""
+
+    async def run() -> None:
+        after = await events.last_id(thread_id)
+        await runner.decide(thread_id, {interrupt_id: decision}, OWNER)
+        await events_until(thread_id, "done", after=after)
+        await runner.drain()
+
+    asyncio.run(run())
+
+
+def live(thread_id: str) -> tuple[str, list, list]:
+    """What the chat itself says: status, waiting approvals, audit trail."""
+
+    async def run() -> tuple[str, list, list]:
+        approvals = await history.get_approvals(thread_id)
+        status = await history.thread_status(thread_id)
+        return status, approvals, await actions.audit_trail(thread_id)
+
+    return asyncio.run(run())
+
+
+def task_titles() -> list[str]:
+    state = demo._emulator().state.emulator.user(f"demo.{OWNER}")
+    return [t["title"] for tasks in state.tasks.values() for t in tasks.values()]
+
+
+def test_a_waiting_card_is_shown_read_only_with_the_status(admin_client, demo_owner):
+    start_thread("bob@example.com", "t-idle", "Hi")
+    card = ask_for_a_task("t-wait")
+    status, approvals, trail = live("t-wait")
+    assert status == history.AWAITING_APPROVAL and trail == []
+
+    html = admin_client.get(reverse(LIST_URL)).content.decode()
+    assert '<td class="field-status status-awaiting_approval">awaiting approval</td>' in html
+    assert '<td class="field-status status-idle">idle</td>' in html
+
+    detail = admin_service.conversation_detail("t-wait")
+    assert detail.row.status == status  # the chat's own status
+    assert [a.interrupt_id for a in detail.approvals] == [a["interrupt_id"] for a in approvals]
+    (waiting,) = detail.approvals
+    assert waiting.action == "create_task" and waiting.title == "Create a task"
+    assert waiting.summary == card["card"]["summary"]
+
+    html = admin_client.get(detail_url("t-wait")).content.decode()
+    assert "awaiting approval" in html
+    assert "Waiting for the owner's approval (1)" in html
+    assert card["card"]["summary"].replace("'", "&#x27;") in html
+    assert "only the owner (ann@example.com) can approve" in html
+    assert "The admin cannot decide them" in html
+    # No way to decide from here: no decision button, no form posting one.
+    assert 'value="approve"' not in html and 'name="decision"' not in html
+    assert ">Approve<" not in html and "chat:decide" not in html
+    assert "No action was executed on this thread" in html
+
+
+def test_after_approval_the_audit_trail_shows_who_when_and_what_google_returned(
+    admin_client, demo_owner
+):
+    card = ask_for_a_task("t-done")
+    owner_decides("t-done", card["interrupt_id"], {"type": "approve"})
+    status, approvals, trail = live("t-done")
+    assert status == history.IDLE and approvals == []
+
+    detail = admin_service.conversation_detail("t-done")
+    assert detail.row.status == history.IDLE and detail.approvals == []
+    (entry,) = detail.audit
+    assert entry.approved_by == OWNER == trail[0]["approved_by"]
+    assert entry.decision == "approve" and entry.decision_text == "approved"
+    assert entry.approved_at is not None and entry.done_at is not None
+    assert entry.result == trail[0]["result"] and entry.result.startswith("Created the task")
+    assert entry.link and entry.link == trail[0]["link"]
+
+    html = admin_client.get(detail_url("t-done")).content.decode()
+    assert "Executed actions (audit trail, newest first)" in html
+    assert f'<td class="field-approved_by">{OWNER}</td>' in html
+    assert '<td class="field-decision">approved</td>' in html
+    assert entry.result.replace("'", "&#x27;") in html
+    assert f'<a href="{entry.link}"' in html.replace("&amp;", "&")
+    assert "No action is waiting." in html
+    assert "awaiting approval" not in html
+    assert not LogEntry.objects.exists()  # approvals are not the admin's: nothing logged
+
+
+def test_no_admin_url_decides_an_approval(admin_client, demo_owner, sessions_redis):
+    card = ask_for_a_task("t-post")
+    names = {p.name for p in admin_views.ConversationAdmin.get_urls(_admin())}
+    assert names == {
+        "chat_conversation_changelist",
+        "chat_conversation_change",
+        "chat_conversation_delete",
+        "chat_conversation_fork",
+    }
+    # A decision posted to the detail page (as the chat's form would send it) is refused.
+    form = {"interrupt_id": card["interrupt_id"], "action": "create_task", "decision": "approve"}
+    response = admin_client.post(detail_url("t-post"), form)
+    assert response.status_code == 405
+    # Nor can a fork carry it out: the waiting checkpoint is mid-turn.
+    waiting = admin_service.conversation_detail("t-post").history[0]
+    fork = reverse("admin:chat_conversation_fork", args=["t-post", waiting.checkpoint_id])
+    assert "Cannot fork" in admin_client.post(fork, {"post": "yes"}, follow=True).content.decode()
+
+    status, approvals, trail = live("t-post")
+    assert status == history.AWAITING_APPROVAL
+    assert [a["interrupt_id"] for a in approvals] == [card["interrupt_id"]]
+    assert trail == [] and "buy milk" not in task_titles()
+    assert not sessions_redis.exists(keys.pending_message_key("t-post"))  # nothing queued
+    assert not LogEntry.objects.exists()
+
+
+def _admin() -> admin_views.ConversationAdmin:
+    from django.contrib import admin
+
+    return admin.site._registry[Conversation]

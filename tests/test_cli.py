@@ -1,17 +1,21 @@
-"""``manage.py chat``: a real subprocess fed on stdin, with Redis up and with Redis down."""
+"""``manage.py chat``: a real subprocess fed on stdin, with Redis up and with Redis down;
+approval cards asked inline (approve, reject, edit, left waiting) on the demo workspace."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from chat import history
 from chat.runner import Runner
 from tests.chat_support import events_until
+from workspace import actions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,12 +26,15 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def chat(redis_url: str, lines: list[str], *args: str) -> subprocess.CompletedProcess:
+def chat(
+    redis_url: str, lines: list[str], *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "REDIS_URL": redis_url,
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     env.pop("CHECKPOINT_REDIS_URL", None)
     return subprocess.run(
@@ -86,3 +93,131 @@ def test_a_bad_thread_id_is_refused(redis_server):
     result = chat(redis_server.url, [], "--thread", "bad id!")
     assert result.returncode != 0
     assert "--thread takes" in result.stderr
+
+
+# --- approvals: the card is asked inline and decided the web's way (Runner.decide) -----
+
+USER = "ada@example.com"
+
+
+def demo_chat(redis_url: str, lines: list[str], *args: str) -> subprocess.CompletedProcess:
+    """``manage.py chat --user USER`` on the demo workspace (its data lives in the process)."""
+    extra = {"WORKSPACE_DEMO": "true", "AGENTICPAL_OFFLINE_WORD_DELAY": "0"}
+    return chat(redis_url, lines, "--user", USER, *args, extra_env=extra)
+
+
+def listed(output: str, title: str) -> int:
+    """How many times the task list printed by "what tasks do I have?" shows ``title``."""
+    return len(re.findall(rf"^\s*\[[ x]\] {re.escape(title)}$", output, re.MULTILINE))
+
+
+async def test_approve_creates_the_task_once(redis_server):
+    result = demo_chat(redis_server.url, ["create a task: buy milk", "a", "what tasks do I have?"])
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Approval needed · Create a task" in out
+    assert "  Create the task 'buy milk' in" in out
+    assert "[a]pprove / [e]dit / [r]eject?" in out
+    assert "Done: Create the task 'buy milk'" in out  # the outcome (the tool event)
+    assert "assistant> Done: Created the task 'buy milk'" in out  # the reply
+    assert listed(out, "buy milk") == 1
+    trail = await actions.audit_trail(thread_of(out))
+    assert len(trail) == 1 and trail[0]["approved_by"] == USER
+    assert trail[0]["decision"] == "approve"
+    assert await history.thread_status(thread_of(out)) == history.IDLE
+
+
+async def test_reject_creates_nothing_and_tells_the_model_why(redis_server):
+    result = demo_chat(
+        redis_server.url, ["create a task: buy milk", "r", "I have milk", "what tasks do I have?"]
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Why not?" in out
+    assert "Not done: Create the task 'buy milk'" in out
+    assert "I have milk" in out.split("Why not?", 1)[1]
+    assert listed(out, "buy milk") == 0
+    assert await actions.audit_trail(thread_of(out)) == []
+
+
+async def test_edit_changes_the_title_field_by_field(redis_server):
+    # CreateTask's fields: title, notes, due, task list (Enter keeps the value).
+    lines = ["create a task: buy milk", "e", "buy almond milk", "", "", "", "what tasks do I have?"]
+    result = demo_chat(redis_server.url, lines)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "  Title [buy milk]: " in out and "  Notes []: " in out
+    assert "Done: Create the task 'buy almond milk'" in out and "(as edited)" in out
+    assert listed(out, "buy almond milk") == 1 and listed(out, "buy milk") == 0
+    (entry,) = await actions.audit_trail(thread_of(out))
+    assert entry["decision"] == "edit" and "buy almond milk" in entry["summary"]
+
+
+async def test_the_end_of_input_leaves_the_card_waiting_until_resumed(redis_server):
+    first = demo_chat(redis_server.url, ["create a task: buy milk"])
+    assert first.returncode == 0, first.stderr
+    assert "left waiting: 1 action(s) still need your decision" in first.stdout
+    thread_id = thread_of(first.stdout)
+    assert len(await history.get_approvals(thread_id)) == 1
+    assert await history.thread_status(thread_id) == history.AWAITING_APPROVAL
+    assert await actions.audit_trail(thread_id) == []
+
+    again = demo_chat(redis_server.url, ["a"], "--thread", thread_id)  # asked again on resume
+    assert again.returncode == 0, again.stderr
+    assert "Approval needed · Create a task" in again.stdout
+    assert "Done: Create the task 'buy milk'" in again.stdout
+    assert await history.get_approvals(thread_id) == []
+    assert len(await actions.audit_trail(thread_id)) == 1
+
+
+def interrupted_at_the_question(redis_url: str) -> tuple[str, str]:
+    """Ask for a task, press Ctrl-C (SIGINT) at the approval question: (stdout, stderr)."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "REDIS_URL": redis_url,
+        "PYTHONUNBUFFERED": "1",
+        "WORKSPACE_DEMO": "true",
+        "AGENTICPAL_OFFLINE_WORD_DELAY": "0",
+    }
+    env.pop("CHECKPOINT_REDIS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "chat", "--user", USER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    seen: list[str] = []
+    asked = threading.Event()
+
+    def pump() -> None:  # the question has no newline: read character by character
+        while char := process.stdout.read(1):
+            seen.append(char)
+            if "".join(seen[-40:]).endswith("[r]eject? "):
+                asked.set()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        process.stdin.write("create a task: buy milk\n")
+        process.stdin.flush()  # stdin stays open: the command waits at the question
+        assert asked.wait(60), "".join(seen)
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    reader.join(10)
+    return "".join(seen), process.stderr.read()
+
+
+async def test_ctrl_c_at_the_question_leaves_the_card_waiting(redis_server):
+    out, err = interrupted_at_the_question(redis_server.url)
+    assert "left waiting: 1 action(s) still need your decision" in out
+    assert "Traceback" not in err
+    thread_id = thread_of(out)
+    assert len(await history.get_approvals(thread_id)) == 1
+    assert await actions.audit_trail(thread_id) == []

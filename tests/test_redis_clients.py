@@ -52,3 +52,22 @@ async def test_a_redis_that_stays_down_still_fails_in_seconds(redis_factory):
         with pytest.raises(redis_clients.UNAVAILABLE_ERRORS):
             await client.ping()
         assert time.monotonic() - started < 6
+
+
+async def test_a_wrong_password_fails_at_once_not_after_the_retries(redis_factory, settings):
+    """redis-py's AuthenticationError is a ConnectionError; it must not wait 1.5-3 s of
+    retries like a restart does: the fix is the configuration, not time."""
+    import redis
+
+    server = redis_factory()
+    redis.Redis.from_url(server.url).config_set("requirepass", "right-password")
+    wrong = server.url.replace("redis://", "redis://:wrong-password@")
+    with use_redis(server):
+        settings.REDIS = {**settings.REDIS, "URL": wrong}
+        redis_clients.reset()
+        started = time.monotonic()
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            await redis_clients.get_async_client("sessions").ping()
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis_clients.get_client("sessions").ping()
+        assert time.monotonic() - started < 1.0

@@ -313,7 +313,7 @@ async def thread_detail(request: HttpRequest, thread_id: str) -> JsonResponse:
 @api_login_required
 async def post_decisions(request: HttpRequest, thread_id: str) -> JsonResponse:
     """``{"decisions": {"<interrupt id>": {"type": "approve" | "edit" | "reject", "args"?,
-    "message"?}}, "message_id"?}`` -> 202 ``{"thread_id", "message_id"}``; 409 when no
+    "message"?}}, "message_id"?, "timezone"?}`` -> 202 ``{"thread_id", "message_id"}``; 409 when no
     decision answers a waiting approval (already decided, or gone): nothing runs."""
     try:
         body = json_body(request)
@@ -331,6 +331,7 @@ async def post_decisions(request: HttpRequest, thread_id: str) -> JsonResponse:
             body.get("decisions"),
             threads.user_email(request.user),
             body.get("message_id"),
+            body.get("timezone"),
         )
     except runner.NotYourThread:
         return forbidden()

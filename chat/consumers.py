@@ -134,7 +134,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if kind == "message":
                 await self.on_message(frame.get("message"), frame.get("timezone"), frame.get("id"))
             elif kind == "decision":
-                await self.on_decision(frame.get("decisions"), frame.get("id"))
+                await self.on_decision(
+                    frame.get("decisions"), frame.get("id"), frame.get("timezone")
+                )
             elif kind == "cancel":
                 await runner.cancel(self.thread_id)
             elif kind == "delete":
@@ -163,11 +165,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except runner.InvalidMessage as exc:
             await self.send_error(str(exc.args[0] if exc.args else exc))
 
-    async def on_decision(self, decisions: Any, message_id: Any = None) -> None:
+    async def on_decision(
+        self, decisions: Any, message_id: Any = None, timezone: Any = None
+    ) -> None:
         """Queue the user's decisions on approval cards (``{interrupt id: {"type": ...}}``);
         a decision for a card that is not waiting any more is refused, nothing runs."""
         try:
-            await runner.decide(self.thread_id, decisions, self.user_email, message_id)
+            await runner.decide(self.thread_id, decisions, self.user_email, message_id, timezone)
         except runner.NotYourThread as exc:
             await self.send_error(str(exc))
             await self.close(code=CLOSE_DELETED, reason="This chat was deleted.")

@@ -289,6 +289,7 @@ class Runner:
         decisions: object,
         email: str,
         message_id: object = None,
+        timezone: object = "",
     ) -> str:
         """Queue the user's decisions on waiting approvals (``{interrupt id: {"type":
         "approve"|"edit"|"reject", "args"?, "message"?}}``), durably, like a message: the
@@ -302,7 +303,9 @@ class Runner:
         if not waiting.intersection(cleaned):
             raise DecisionGone("That action was already decided, or is no longer waiting.")
         mid = message_id or uuid.uuid4().hex
-        message = PendingMessage(mid, "", email, decisions=cleaned)
+        message = PendingMessage(
+            mid, "", email, threads.clean_timezone(timezone), decisions=cleaned
+        )
         token = pending.new_token()
         try:
             locked = await pending.asubmit(thread_id, message, token, **_limits())
@@ -664,8 +667,10 @@ async def submit(
     return await get_runner().submit(thread_id, text, email, timezone, message_id)
 
 
-async def decide(thread_id: str, decisions: object, email: str, message_id: object = None) -> str:
-    return await get_runner().decide(thread_id, decisions, email, message_id)
+async def decide(
+    thread_id: str, decisions: object, email: str, message_id: object = None, timezone: object = ""
+) -> str:
+    return await get_runner().decide(thread_id, decisions, email, message_id, timezone)
 
 
 async def cancel(thread_id: str) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, copy_checkpoint
 from langgraph.graph.state import CompiledStateGraph
 
 from agenticpal import redis_keys as keys
@@ -35,7 +35,7 @@ from chat import events, pending, threads
 from chat.checkpoint import RedisCheckpointer, checkpoint_ttl, sync_checkpointer
 from chat.graph import build_graph, run_config
 from chat.history import AWAITING_APPROVAL, ERROR, IDLE, RUNNING
-from chat.messages import message_text
+from chat.messages import MESSAGES, message_text, needs_history, stored_messages
 from chat.offline_model import OfflineChatModel
 from sessions_redis import store
 from workspace.actions import SPECS
@@ -65,11 +65,14 @@ def _config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
     return {"configurable": conf}
 
 
-def _messages(tup: CheckpointTuple | None) -> list[BaseMessage]:
-    if tup is None:
-        return []
-    found = tup.checkpoint.get("channel_values", {}).get("messages") or []
-    return [m for m in found if isinstance(m, BaseMessage)]
+def _messages(
+    tup: CheckpointTuple | None, cp: RedisCheckpointer | None = None
+) -> list[BaseMessage]:
+    """The messages at ``tup``: stored, or replayed from the delta history (``cp``)."""
+    history = None
+    if needs_history(tup) and cp is not None:
+        history = cp.get_delta_channel_history(config=tup.config, channels=[MESSAGES])
+    return stored_messages(tup, history)
 
 
 def _owners(thread_ids: Sequence[str], sessions: redis.Redis) -> list[str | None]:
@@ -237,7 +240,7 @@ def _rows(
     graph = reader_graph(cp) if ids else None
     for thread_id, owner in zip(ids, _owners(ids, sessions), strict=True):
         stats = cp.thread_stats(thread_id)
-        messages = _messages(cp.get_tuple(_config(thread_id)))
+        messages = _messages(cp.get_tuple(_config(thread_id)), cp)
         human = [m for m in messages if isinstance(m, HumanMessage)]
         title = " ".join(message_text(human[0]).split()) if human else ""
         rows.append(
@@ -395,9 +398,9 @@ def _created(tup: CheckpointTuple) -> datetime | None:
         return None
 
 
-def checkpoint_view(tup: CheckpointTuple) -> CheckpointView:
+def checkpoint_view(tup: CheckpointTuple, cp: RedisCheckpointer | None = None) -> CheckpointView:
     parent = (tup.parent_config or {}).get("configurable", {}).get("checkpoint_id")
-    messages = _messages(tup)
+    messages = _messages(tup, cp)
     return CheckpointView(
         checkpoint_id=tup.config["configurable"]["checkpoint_id"],
         parent_id=parent,
@@ -447,7 +450,7 @@ def conversation_detail(
     sessions = sessions or get_client("sessions")
     cp = saver(checkpoints)
     views = [
-        checkpoint_view(t)
+        checkpoint_view(t, cp)
         for t in cp.list(_config(thread_id), limit=limit)
         if not t.config["configurable"].get("checkpoint_ns")
     ]
@@ -534,7 +537,7 @@ def fork(
     sessions = sessions or get_client("sessions")
     cp = saver(checkpoints)
     chain = lineage(cp, thread_id, checkpoint_id)
-    problem = _fork_problem(_messages(chain[-1]))
+    problem = _fork_problem(_messages(chain[-1], cp))
     if problem:
         raise CannotFork(f"Cannot fork at checkpoint {checkpoint_id}: {problem}. Pick another one.")
     owner = owner or threads.owner_of(thread_id, client=sessions)
@@ -591,6 +594,22 @@ def _live_reason(thread_id: str, sessions: redis.Redis) -> str:
     return ""
 
 
+def materialize_latest(cp: RedisCheckpointer, thread_id: str) -> None:
+    """Store the latest checkpoint's whole conversation in it (not only that step's
+    change), so it stands alone once its ancestors, whose writes it is rebuilt from,
+    are gone."""
+    found = cp.get_tuple(_config(thread_id))
+    if found is None or not needs_history(found):
+        return
+    checkpoint = copy_checkpoint(found.checkpoint)
+    checkpoint["channel_values"][MESSAGES] = _messages(found, cp)
+    version = checkpoint["channel_versions"].get(MESSAGES)
+    if version is None:
+        return
+    parent = found.parent_config or _config(thread_id)
+    cp.put(parent, checkpoint, found.metadata, {MESSAGES: version})
+
+
 def prune(
     older_than: timedelta,
     *,
@@ -633,6 +652,7 @@ def prune(
             yield replace(item, checkpoints_after=1 if keep_latest else 0)
             continue
         if keep_latest:
+            materialize_latest(cp, thread_id)
             cp.prune([thread_id], strategy="keep_latest")
             after = cp.thread_stats(thread_id)
             yield replace(item, checkpoints_after=after.checkpoints, bytes_after=after.bytes)

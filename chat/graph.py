@@ -1,4 +1,4 @@
-"""The assistant's LangGraph graph: a model node and a tool node over ``MessagesState``.
+"""The assistant's LangGraph graph: a model node and a tool node over ``ConversationState``.
 
 ``START -> agent -> (tools -> agent)* -> END``; the entry router ends at once when the
 user's message is already answered (the runner gives it its message id, and
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -25,6 +25,7 @@ from django.dispatch import receiver
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
+    AnyMessage,
     BaseMessage,
     HumanMessage,
     RemoveMessage,
@@ -33,13 +34,13 @@ from langchain_core.messages import (
 )
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.types import Command, Interrupt, Send
 
 from chat.checkpoint import create_redis_checkpointer
-from chat.messages import message_text
+from chat.messages import message_text, messages_channel
 from chat.offline_model import DISPLAY_NAME, OfflineChatModel
 from chat.tools import TOOLS as CHAT_TOOLS
 from workspace.actions import TOOLS as ACTION_TOOLS
@@ -64,6 +65,14 @@ SYSTEM_PROMPT = (
     "If a tool says Google is not connected or a permission is missing, say so plainly "
     "and point the user to the link it gives."
 )
+
+
+class ConversationState(TypedDict):
+    """The graph's state: the conversation. Its channel stores per checkpoint only the
+    messages a step added, so a long conversation grows Redis linearly (with
+    ``add_messages``, each checkpoint held the whole list again)."""
+
+    messages: Annotated[list[AnyMessage], messages_channel()]
 
 
 def model_name() -> str:
@@ -118,7 +127,7 @@ def tool_sends(messages: list[BaseMessage]) -> list[Send]:
     return [Send("tools", [call]) for call in unanswered_calls(messages)]
 
 
-def route_start(state: MessagesState) -> str | list[Send]:
+def route_start(state: ConversationState) -> str | list[Send]:
     """Where a run picks up: an unanswered user message goes to the model, unanswered
     tool calls (a run that stopped between the two nodes) to the tools, anything else ends."""
     messages = state["messages"]
@@ -128,7 +137,7 @@ def route_start(state: MessagesState) -> str | list[Send]:
     return tool_sends(messages) or END
 
 
-def route_after_agent(state: MessagesState) -> list[Send] | str:
+def route_after_agent(state: ConversationState) -> list[Send] | str:
     """The tools when the model asked for them; also safe on an emptied conversation."""
     return tool_sends(state["messages"]) or END
 
@@ -139,14 +148,14 @@ def build_graph(
     """Compile the agent graph around ``model`` (default: :func:`make_model`)."""
     bound = (model or make_model()).bind_tools(TOOLS)
 
-    async def agent(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
+    async def agent(state: ConversationState, config: RunnableConfig) -> dict[str, Any]:
         zone = default_timezone(config)
         now = format_now(resolve_timezone(zone) or ZoneInfo("UTC"))
         system = SystemMessage(SYSTEM_PROMPT.format(now=now, timezone=zone))
         response = await bound.ainvoke([system, *state["messages"]], config)
         return {"messages": [response]}
 
-    builder = StateGraph(MessagesState)
+    builder = StateGraph(ConversationState)
     builder.add_node("agent", agent)
     builder.add_node("tools", ToolNode(TOOLS))
     builder.add_conditional_edges(START, route_start, ["agent", "tools", END])

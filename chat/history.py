@@ -18,7 +18,7 @@ from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import get_async_client
 from chat import events, threads
 from chat.graph import get_checkpointer, get_reader_graph, run_config, waiting_approvals
-from chat.messages import message_text, tool_data
+from chat.messages import MESSAGES, message_text, needs_history, stored_messages, tool_data
 from chat.render import render_approval, render_tool
 
 # What a thread is doing, for the thread list, the API and the admin.
@@ -47,12 +47,17 @@ def as_dict(message: BaseMessage) -> dict[str, Any] | None:
 
 
 async def get_messages(thread_id: str) -> list[BaseMessage]:
-    """The LangChain messages of the thread's latest checkpoint (``[]`` for a new thread)."""
+    """The LangChain messages of the thread's latest checkpoint (``[]`` for a new thread):
+    one round trip, and a second (one script call) to replay the steps since the last
+    snapshot of a conversation stored as deltas."""
     saver = await get_checkpointer()
-    found = await saver.aget_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
-    if found is None:
-        return []
-    return list(found.checkpoint.get("channel_values", {}).get("messages", []))
+    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+    found = await saver.aget_tuple(config)
+    history = None
+    if needs_history(found):
+        config = found.config
+        history = await saver.aget_delta_channel_history(config=config, channels=[MESSAGES])
+    return stored_messages(found, history)
 
 
 async def get_history(thread_id: str) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
+from agenticpal import redis_keys as keys
 from chat import graph as chat_graph
 from chat import history
 from chat.checkpoint import CheckpointerUnavailableError
@@ -222,3 +223,57 @@ async def test_redis_down_is_an_error_on_the_web_path(private_redis):
     assert isinstance(info.value, redis.exceptions.ConnectionError)  # -> 503 / close 1011
     with pytest.raises(redis.exceptions.ConnectionError):
         await history.get_history("g-down")
+
+
+# --- the conversation stored as deltas ------------------------------------------------------
+
+
+async def test_a_conversation_stored_before_the_delta_channel_goes_on():
+    """A thread written by the old graph (``add_messages``: the whole list in every
+    checkpoint) is read, answered and extended by the delta-channel graph."""
+    from langgraph.graph import MessagesState, StateGraph
+
+    saver = await get_checkpointer()
+    config = run_config("g-old-format")
+    old = StateGraph(MessagesState)
+    old.add_node("agent", lambda state: {"messages": [AIMessage("Hello Ann", id="a1")]})
+    old.add_edge("__start__", "agent")
+    await old.compile(checkpointer=saver).ainvoke(
+        {"messages": [HumanMessage("My name is Ann", id="h1")]}, config
+    )
+    assert [m["content"] for m in await history.get_history("g-old-format")] == [
+        "My name is Ann",
+        "Hello Ann",
+    ]
+    graph = build_graph(model=OfflineChatModel(), checkpointer=saver)
+    async for _ in stream_turn(graph, config, "h2", "What is my name?"):
+        pass
+    texts = [m["content"] for m in await history.get_history("g-old-format")]
+    assert texts[:2] == ["My name is Ann", "Hello Ann"] and "Ann" in texts[-1]
+    assert len(texts) == 4
+
+
+async def test_each_turn_stores_only_what_it_added(checkpoints_redis):
+    """Redis bytes per turn stay flat as the conversation grows (they grew with its
+    length when every checkpoint held the whole list)."""
+    graph = build_graph(model=OfflineChatModel(), checkpointer=await get_checkpointer())
+    config = run_config("g-linear")
+    tag = keys.checkpoint_hash_tag("g-linear")
+
+    def used() -> int:
+        return sum(
+            checkpoints_redis.memory_usage(k, samples=0) or 0
+            for k in checkpoints_redis.scan_iter(match=f"{keys.CHECKPOINT_PREFIX}{tag}*")
+        )
+
+    sizes = []
+    for turn in range(60):
+        before = used()
+        text = f"Message number {turn}: " + "words " * 40
+        async for _ in stream_turn(graph, config, f"m{turn}", text):
+            pass
+        sizes.append(used() - before)
+    early, late = sum(sizes[5:10]) / 5, sum(sizes[55:60]) / 5
+    assert late <= 1.5 * early, (early, late, sizes)
+    messages = await history.get_history("g-linear")
+    assert len([m for m in messages if m["role"] == "user"]) == 60

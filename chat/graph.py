@@ -304,7 +304,10 @@ async def settle_turn(
                         if isinstance(m, ToolMessage) and m.tool_call_id in calls
                     ]
         if stopped_text.strip():
-            changes.append(AIMessage(stopped_text, response_metadata={"stopped": True}))
+            stopped = AIMessage(
+                stopped_text, id=f"{message_id}-stopped", response_metadata={"stopped": True}
+            )
+            changes.append(stopped)
     if changes:
         await graph.aupdate_state(config, {"messages": changes}, as_node="agent")
 

@@ -199,13 +199,21 @@ async def post_chat(request: HttpRequest) -> JsonResponse:
             body.get("timezone"),
             body.get("message_id"),
         )
-    except runner.NotYourThread:
-        return forbidden()
-    except runner.TooManyMessages as exc:
-        return error(429, "too_many_messages", str(exc))
     except runner.InvalidMessage as exc:
-        return error(400, "invalid_message", str(exc))
+        return refused(exc, "invalid_message")
     return JsonResponse({"thread_id": thread_id, "message_id": message_id}, status=202)
+
+
+def refused(exc: runner.InvalidMessage, code: str) -> JsonResponse:
+    """What the runner refused, as JSON: 403 (someone else's thread, nothing said), 409
+    (the card is not waiting), 429 (a limit), else 400 with ``code``."""
+    if isinstance(exc, runner.NotYourThread):
+        return forbidden()
+    if isinstance(exc, runner.DecisionGone):
+        return error(409, "not_waiting", str(exc))
+    if isinstance(exc, runner.TooManyMessages):
+        return error(429, "too_many_messages", str(exc))
+    return error(400, code, str(exc))
 
 
 def sse(event: dict) -> bytes:
@@ -333,14 +341,8 @@ async def post_decisions(request: HttpRequest, thread_id: str) -> JsonResponse:
             body.get("message_id"),
             body.get("timezone"),
         )
-    except runner.NotYourThread:
-        return forbidden()
-    except runner.DecisionGone as exc:
-        return error(409, "not_waiting", str(exc))
-    except runner.TooManyMessages as exc:
-        return error(429, "too_many_messages", str(exc))
     except runner.InvalidMessage as exc:
-        return error(400, "invalid_decision", str(exc))
+        return refused(exc, "invalid_decision")
     return JsonResponse({"thread_id": thread_id, "message_id": message_id}, status=202)
 
 

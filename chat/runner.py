@@ -271,17 +271,9 @@ class Runner:
         if message_id is not None and not threads.validate_thread_id(message_id):
             raise InvalidMessage("A message id is 1-64 letters, digits, '_' or '-'.")
         mid = message_id or uuid.uuid4().hex
-        message = PendingMessage(mid, text, email, threads.clean_timezone(timezone))
-        token = pending.new_token()
-        try:
-            locked = await pending.asubmit(thread_id, message, token, **_limits())
-        except pending.Refused as refused:
-            raise _refusal(refused) from None
-        if locked:
-            self._start(thread_id, token)
-        elif thread_id not in self._runs:
-            self._watch(thread_id)  # the holder is another process, alive or not
-        return message.message_id
+        return await self._queue(
+            thread_id, PendingMessage(mid, text, email, threads.clean_timezone(timezone))
+        )
 
     async def decide(
         self,
@@ -303,9 +295,11 @@ class Runner:
         if not waiting.intersection(cleaned):
             raise DecisionGone("That action was already decided, or is no longer waiting.")
         mid = message_id or uuid.uuid4().hex
-        message = PendingMessage(
-            mid, "", email, threads.clean_timezone(timezone), decisions=cleaned
-        )
+        zone = threads.clean_timezone(timezone)
+        return await self._queue(thread_id, PendingMessage(mid, "", email, zone, decisions=cleaned))
+
+    async def _queue(self, thread_id: str, message: PendingMessage) -> str:
+        """Queue ``message`` durably (within the limits) and make sure a run will take it."""
         token = pending.new_token()
         try:
             locked = await pending.asubmit(thread_id, message, token, **_limits())
@@ -314,8 +308,8 @@ class Runner:
         if locked:
             self._start(thread_id, token)
         elif thread_id not in self._runs:
-            self._watch(thread_id)
-        return mid
+            self._watch(thread_id)  # the holder is another process, alive or not
+        return message.message_id
 
     async def cancel(self, thread_id: str) -> bool:
         """Stop the running message of ``thread_id`` (in whichever process runs it)."""

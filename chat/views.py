@@ -61,6 +61,19 @@ def forbidden_page(request: HttpRequest) -> HttpResponse:
     return HttpResponseForbidden(html)
 
 
+async def claim_refused(request: HttpRequest, thread_id: str) -> HttpResponse | None:
+    """Claim ``thread_id`` for the user (a new id is a new chat); the page to answer
+    instead when that is refused (an invalid id or someone else's: 403; over the
+    user's chat limit: back to the list, saying so), else None."""
+    try:
+        if threads.validate_thread_id(thread_id) and await api.claim(request, thread_id):
+            return None
+    except threads.TooManyThreads as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("chat:index"))
+    return forbidden_page(request)
+
+
 @never_cache
 @require_GET
 @login_required
@@ -85,14 +98,8 @@ async def new_chat(request: HttpRequest) -> HttpResponse:
 @login_required
 async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
     """One conversation; a new id becomes a new thread of the signed-in user."""
-    if not threads.validate_thread_id(thread_id):
-        return forbidden_page(request)
-    try:
-        if not await api.claim(request, thread_id):
-            return forbidden_page(request)
-    except threads.TooManyThreads as exc:
-        messages.error(request, str(exc))
-        return redirect(reverse("chat:index"))
+    if (refusal := await claim_refused(request, thread_id)) is not None:
+        return refusal
     conversation = await history.get_history(thread_id)
     for message in conversation:
         if message["role"] == "assistant":
@@ -120,14 +127,8 @@ async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
 @login_required
 async def send(request: HttpRequest, thread_id: str) -> HttpResponse:
     """The no-JavaScript path: queue the message, then redirect back to the thread."""
-    if not threads.validate_thread_id(thread_id):
-        return forbidden_page(request)
-    try:
-        if not await api.claim(request, thread_id):
-            return forbidden_page(request)
-    except threads.TooManyThreads as exc:
-        messages.error(request, str(exc))
-        return redirect(reverse("chat:index"))
+    if (refusal := await claim_refused(request, thread_id)) is not None:
+        return refusal
     text = request.POST.get("message", "")
     try:
         await runner.submit(thread_id, text, threads.user_email(request.user))

@@ -5,13 +5,14 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 
 .DEFAULT_GOAL := help
-.PHONY: help run redis test lint format lock bench clean browser
+.PHONY: help run redis dev-env test lint format lock bench clean browser
 
 help:
 	@echo "make run      serve on http://127.0.0.1:8000 (starts an embedded Redis unless REDIS_URL is set)"
 	@echo "make test     install dev dependencies and run the whole test suite"
 	@echo "make lint     ruff check + ruff format --check"
-	@echo "make redis    run the embedded Redis alone on port 6379 (or REDIS_PORT)"
+	@echo "make redis    run the embedded Redis alone on port 6379 (or EMBEDDED_REDIS_PORT)"
+	@echo "make dev-env  write .env for development (DEBUG=true, fresh secrets) if there is none"
 	@echo "make bench    run the benchmarks under bench/"
 	@echo "make lock     recompile requirements/*.txt from pyproject.toml"
 
@@ -28,14 +29,18 @@ $(VENV)/.dev: requirements/dev.txt $(VENV)/.base | $(UV)
 	$(UV) pip install --quiet --python $(PY) --require-hashes -r requirements/dev.txt
 	@touch $@
 
-run: $(VENV)/.base
+# The development .env: written once from .env.example (DEBUG=true, a fresh SECRET_KEY),
+# never overwritten; `python manage.py ...` in the venv reads the same file.
+.env: | $(VENV)/.base
+	@$(PY) -m agenticpal.serve --dev-env
+
+dev-env: .env
+
+run: $(VENV)/.base .env
 	$(PY) -m agenticpal.serve
 
-redis: $(VENV)/.base
-	$(PY) -c "import sys; from agenticpal.redis_server import RedisServer; \
-	s = RedisServer('var/redis', port=int('$(or $(REDIS_PORT),6379)')).start(); \
-	print('Redis', s.version, 'on', s.url, '(AOF on, data in var/redis); Ctrl-C to stop', flush=True); \
-	sys.exit(s.process.wait())"
+redis: $(VENV)/.base .env
+	$(PY) -m agenticpal.serve --redis-only
 
 browser:
 	@bash scripts/install-browser.sh
@@ -53,7 +58,7 @@ format: $(VENV)/.dev
 
 lock: | $(UV)
 	$(UV) pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 -q -o requirements/base.txt
-	$(UV) pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 -q --extra dev --extra official-saver --extra aws-saver -o requirements/dev.txt
+	$(UV) pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 -q --extra dev --extra official-saver --extra aws-saver --extra official-saver-server -o requirements/dev.txt
 
 bench: $(VENV)/.dev
 	$(PY) bench/sessions.py

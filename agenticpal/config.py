@@ -7,6 +7,7 @@ traceback deep inside a Redis client or a worker.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -39,6 +40,28 @@ def positive_int(name: str, default: int) -> int:
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be greater than 0, got {value}.")
     return value
+
+
+def port(name: str, default: int) -> int:
+    """A TCP port number (1-65535)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip()
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ImproperlyConfigured(f"{name} must be a port number (1-65535), got {raw!r}.")
+    return int(value)
+
+
+def sqlite_directory(database: dict) -> None:
+    """Create the directory of a SQLite database file (``var/``) before Django opens it."""
+    name = str(database.get("NAME") or "")
+    if "sqlite" not in database.get("ENGINE", "") or not name or name.startswith(":memory:"):
+        return
+    if name.startswith("file:"):  # a URI filename
+        return
+    with contextlib.suppress(OSError):  # SQLite's own error, when it opens the file, says more
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
 
 
 def seconds(name: str, default: float) -> float:

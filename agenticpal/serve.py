@@ -1,94 +1,307 @@
 """``make run``: one command from a fresh clone to a working server.
 
-DEBUG is on unless the environment or ``.env`` sets it (``.env.example`` ships it off).
+0. Without ``.env``, write one from ``.env.example`` for development (DEBUG=true, a
+   fresh SECRET_KEY and credentials key) and say so; ``make dev-env`` does only this.
+   Settings are then read as every ``manage.py`` command reads them: the environment,
+   then ``.env``. DEBUG is on unless one of them sets it.
+1. If ``REDIS_URL`` is unset, start the embedded Redis on 127.0.0.1:EMBEDDED_REDIS_PORT
+   (6379; AOF on, data in ``var/redis``) -- the address settings default to, so
+   ``manage.py`` commands reach it too. A Redis already answering there (``make redis``,
+   ``docker compose up -d redis``) is used as it is.
+2. Run the system checks (``agenticpal/checks.py``: Redis answers, the model can load):
+   an error stops here with its one-line fix, warnings are printed.
+3. Apply migrations (and make a one-time local sign-in link, in development).
+4. Serve HTTP and websockets with uvicorn on 127.0.0.1:8000 (``HOST``/``PORT``).
+5. On Ctrl-C stop the server, then Redis (which flushes its AOF).
 
-1. If ``REDIS_URL`` is unset, start the embedded Redis (AOF on, data in ``var/redis``).
-2. Apply migrations.
-3. Serve HTTP and websockets with uvicorn on 127.0.0.1:8000 (``HOST``/``PORT``).
-4. On Ctrl-C stop the server, then Redis (which flushes its AOF).
+``--dev-env`` only writes ``.env``; ``--redis-only`` runs the embedded Redis alone
+(``make redis``).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import os
 import re
+import secrets
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import redis
 
 from agenticpal.redis_server import RedisServer, RedisServerError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_REDIS_PORT = 6379
+DEV_ENV_HEADER = """\
+# Written by `make run` (or `make dev-env`) from .env.example, for development on this
+# machine: DEBUG=true, a SECRET_KEY and a CREDENTIALS_ENCRYPTION_KEY of its own. Edit it
+# freely; environment variables override it. Never use it on a server others can reach.
+"""
 
 
-def _manage(*args: str, env: dict[str, str], capture: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(BASE_DIR / "manage.py"), *args],
-        env=env,
-        cwd=BASE_DIR,
-        check=False,
-        text=True,
-        capture_output=capture,
-    )
+def env_file() -> Path:
+    """The ``.env`` that settings read (``AGENTICPAL_ENV_FILE`` may point elsewhere)."""
+    return Path(os.environ.get("AGENTICPAL_ENV_FILE") or BASE_DIR / ".env")
 
 
-def _dotenv_sets(name: str) -> bool:
-    """Whether ``.env`` (the file settings read) assigns ``name``."""
-    path = Path(os.environ.get("AGENTICPAL_ENV_FILE", BASE_DIR / ".env"))
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
-    except OSError:
+def dev_env_text(example: str) -> str:
+    """``.env.example`` with development values: DEBUG on, fresh secrets."""
+    values = {
+        "DEBUG": "true",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "CREDENTIALS_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    }
+    for name, value in values.items():
+        # Only the first uncommented assignment (the production section is commented).
+        example, count = re.subn(rf"(?m)^{name}=.*$", f"{name}={value}", example, count=1)
+        if not count:
+            example += f"\n{name}={value}\n"
+    if example.startswith("#"):  # .env.example's own introduction: replaced by ours
+        example = example.partition("\n\n")[2]
+    return DEV_ENV_HEADER + "\n" + example
+
+
+def ensure_dev_env(*, quiet: bool = False) -> bool:
+    """Write ``.env`` for development when there is none; True when it was written."""
+    path = env_file()
+    if path.exists():
         return False
-    return re.search(rf"(?m)^\s*(?:export\s+)?{re.escape(name)}\s*=", text) is not None
+    example = BASE_DIR / ".env.example"
+    text = example.read_text(encoding="utf-8") if example.is_file() else ""
+    path.write_text(dev_env_text(text), encoding="utf-8")
+    path.chmod(0o600)  # it holds secrets
+    if not quiet:
+        print(
+            f"Wrote {_shown(path)} for development (DEBUG=true, a new SECRET_KEY): "
+            "`make run`, `make redis` and every `.venv/bin/python manage.py ...` command read it. "
+            "Edit it to change settings.",
+            flush=True,
+        )
+    return True
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(BASE_DIR))
+    except ValueError:
+        return str(path)
+
+
+def load_settings_environment() -> dict[str, str]:
+    """The environment the server and ``manage.py`` see: ours, then ``.env``."""
+    from agenticpal.config import read_dotenv
+
+    read_dotenv(BASE_DIR)  # environment variables win, as in settings
+    env = dict(os.environ)
+    env.setdefault("DEBUG", "true")  # a development server, unless the environment or .env says
+    return env
+
+
+def _port(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SystemExit(
+            f"Configuration error: {name} must be a port number (1-65535), got {raw!r}."
+        )
+    return int(raw)
+
+
+def _redis_answers(port: int) -> bool:
+    client = redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except (redis.exceptions.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def var_dir(env: dict[str, str]) -> Path:
+    """``var/`` (``AGENTICPAL_VAR_DIR``): the embedded Redis' data, ``STATIC_ROOT``."""
+    return Path(env.get("AGENTICPAL_VAR_DIR", "").strip() or BASE_DIR / "var")
+
+
+def start_embedded_redis(port: int, data: Path) -> tuple[RedisServer | None, str]:
+    """The embedded Redis on ``port`` (or the one already answering there) and its URL."""
+    url = f"redis://127.0.0.1:{port}"
+    if _redis_answers(port):
+        print(f"Using the Redis already running on {url} (data stays where it is)")
+        return None, url
+    if _port_taken(port):
+        raise RedisServerError(
+            f"port {port} is in use by something that is not Redis. Set EMBEDDED_REDIS_PORT "
+            "to a free port in .env (manage.py commands follow it), or REDIS_URL to a "
+            "running Redis."
+        )
+    server = RedisServer(data, port=port).start()
+    print(f"Embedded Redis {server.version} on {server.url} (AOF on, data in {_shown(data)})")
+    return server, server.url
+
+
+def run_checks(env: dict[str, str]) -> bool:
+    """Django's system checks with ``env``, Redis included; False when one is an error.
+
+    Each problem is printed on one line with its fix."""
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agenticpal.settings")
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        import django
+
+        django.setup()
+    except ImproperlyConfigured as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return False
+    from django.core import checks
+
+    messages = [m for m in checks.run_checks(databases=["default"]) if not m.is_silenced()]
+    for message in messages:
+        kind = "Error" if message.is_serious() else "Warning"
+        line = f"{kind} ({message.id}): {message.msg}"
+        if message.hint:
+            line += f" Fix: {message.hint}"
+        print(line, file=sys.stderr if message.is_serious() else sys.stdout, flush=True)
+    return not any(m.is_serious() for m in messages)
+
+
+def migrate_and_login_link(base_url: str) -> str | None:
+    """``migrate``, then a one-time local sign-in line (DEBUG only), in this process:
+    Django is set up already. None when migrate fails (its error is printed)."""
+    from django.core.management import CommandError, call_command
+    from django.db import connections
+
+    try:
+        call_command("migrate", interactive=False, verbosity=0, skip_checks=True)
+    except Exception as exc:  # any failure: say it in one line, stop
+        print(f"migrate failed: {exc}", file=sys.stderr)
+        return None
+    out = io.StringIO()
+    try:
+        call_command("local_login_url", base_url, stdout=out, stderr=io.StringIO())
+    except CommandError:
+        pass  # DEBUG off: no local sign-in
+    finally:
+        connections.close_all()
+    return out.getvalue().strip()
+
+
+def _wait_listening(server: subprocess.Popen, host: str, port: int, timeout: float = 60) -> bool:
+    """Whether uvicorn accepts connections (False: it exited, or did not in time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def redis_only(port: int, data: Path) -> int:
+    """``make redis``: the embedded Redis alone, in the foreground."""
+    try:
+        server = RedisServer(data, port=port)
+        if _redis_answers(port) or _port_taken(port):
+            raise RedisServerError(f"port {port} is already in use (set EMBEDDED_REDIS_PORT)")
+        server.start()
+    except RedisServerError as exc:
+        print(f"Could not start the embedded Redis: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"Redis {server.version} on {server.url} (AOF on, data in {_shown(data)}); Ctrl-C to stop",
+        flush=True,
+    )
+    try:
+        return server.process.wait() if server.process else 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--host", default=None, help="default: HOST, else 127.0.0.1")
+    parser.add_argument("--port", type=int, default=None, help="default: PORT, else 8000")
     parser.add_argument(
-        "--redis-port", type=int, default=int(os.environ.get("EMBEDDED_REDIS_PORT", "0"))
+        "--redis-port", type=int, default=None, help="default: EMBEDDED_REDIS_PORT, else 6379"
     )
+    parser.add_argument("--dev-env", action="store_true", help="only write .env if missing")
+    parser.add_argument("--redis-only", action="store_true", help="only run the embedded Redis")
     args = parser.parse_args(argv)
 
-    env = dict(os.environ)
-    if "DEBUG" not in env and not _dotenv_sets("DEBUG"):
-        env["DEBUG"] = "true"  # a development server, unless the environment or .env says
+    # `kill`, a supervisor, `timeout`: stop the server and Redis as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    ensure_dev_env()
+    if args.dev_env:
+        return 0
+    env = load_settings_environment()
+    host = args.host or env.get("HOST", "").strip() or "127.0.0.1"
+    port = args.port or _port(env, "PORT", 8000)
+    redis_port = args.redis_port or _port(env, "EMBEDDED_REDIS_PORT", DEFAULT_REDIS_PORT)
+    var = var_dir(env)
+    if args.redis_only:
+        return redis_only(redis_port, var / "redis")
+
     redis_server = None
     # whitenoise serves app static files through the finders in development; an empty
     # STATIC_ROOT keeps it from warning that the collectstatic directory is missing.
-    (BASE_DIR / "var" / "static").mkdir(parents=True, exist_ok=True)
-    if not env.get("REDIS_URL"):
+    (var / "static").mkdir(parents=True, exist_ok=True)
+    if not env.get("REDIS_URL", "").strip():
         try:
-            redis_server = RedisServer(BASE_DIR / "var" / "redis", port=args.redis_port).start()
+            redis_server, env["REDIS_URL"] = start_embedded_redis(redis_port, var / "redis")
         except RedisServerError as exc:
             print(f"Could not start the embedded Redis: {exc}", file=sys.stderr)
             return 1
-        env["REDIS_URL"] = redis_server.url
-        print(
-            f"Embedded Redis {redis_server.version} on {redis_server.url} (AOF on, data in var/redis)"
-        )
     else:
-        print("Using REDIS_URL from the environment")
+        from agenticpal.config import mask_password
+
+        print(f"Using REDIS_URL={mask_password(env['REDIS_URL'])} (environment or .env)")
 
     server = None
     try:
-        if _manage("migrate", "--noinput", "-v", "0", env=env).returncode != 0:
+        if not run_checks(env):
+            print(
+                "AgenticPal did not start: fix the error above and run it again.", file=sys.stderr
+            )
             return 2
-        login = _manage("local_login_url", f"http://{args.host}:{args.port}", env=env, capture=True)
+        login = migrate_and_login_link(f"http://{host}:{port}")
+        if login is None:
+            return 2
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "agenticpal.asgi:application",
-             "--host", args.host, "--port", str(args.port), "--lifespan", "off",
+             "--host", host, "--port", str(port), "--lifespan", "off",
              "--no-server-header", "--ws-max-size", "65536"],
             env=env, cwd=BASE_DIR,
         )  # fmt: skip
-        print(f"\nAgenticPal is running: open http://{args.host}:{args.port}/")
-        if login.returncode == 0 and login.stdout.strip():
-            print(login.stdout.strip())
+        if not _wait_listening(server, host, port):
+            print(
+                f"The server did not start on {host}:{port} (see above); another one may use "
+                "the port: set PORT.",
+                file=sys.stderr,
+            )
+            return server.poll() or 1
+        print(f"\nAgenticPal is running: open http://{host}:{port}/")
+        if login:
+            print(login)
         print("Press Ctrl-C to stop.\n", flush=True)
         return server.wait()
     except KeyboardInterrupt:
@@ -102,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                 server.kill()
         if redis_server is not None:
             redis_server.stop()
-            print("Embedded Redis stopped (data kept in var/redis).")
+            print(f"Embedded Redis stopped (data kept in {_shown(var / 'redis')}).")
 
 
 if __name__ == "__main__":

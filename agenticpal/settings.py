@@ -14,11 +14,13 @@ from agenticpal import redis_keys as keys
 from agenticpal.config import (
     channel_layers,
     env,
+    port,
     positive_int,
     read_dotenv,
     redis_settings,
     redis_url,
     seconds,
+    sqlite_directory,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -41,13 +43,14 @@ INSTALLED_APPS = [
     "sessions_redis",
     "workspace",
     "chat",
+    "agenticpal.apps.AgenticPalConfig",  # start-up checks (agenticpal/checks.py), favicon
 ]
 
 MIDDLEWARE = [
     "agenticpal.middleware.RedisUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "agenticpal.whitenoise_asgi.WhiteNoiseMiddleware",
     "sessions_redis.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -96,6 +99,7 @@ VAR_DIR = Path(env.str("AGENTICPAL_VAR_DIR", default=str(BASE_DIR / "var")))
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
+sqlite_directory(DATABASES["default"])  # var/ on a fresh clone
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -113,7 +117,10 @@ STORAGES = {
 
 # --- Redis -----------------------------------------------------------------
 # One dict, like django-redis: agenticpal.redis_clients turns it into clients.
-_REDIS_URL = redis_url("REDIS_URL", "redis://127.0.0.1:6379")
+# Unset REDIS_URL: the embedded server of `make run` / `make redis` (agenticpal/serve.py),
+# on 127.0.0.1:EMBEDDED_REDIS_PORT, so every manage.py command reaches the same one.
+EMBEDDED_REDIS_PORT = port("EMBEDDED_REDIS_PORT", 6379)
+_REDIS_URL = redis_url("REDIS_URL", f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}")
 REDIS = redis_settings(
     _REDIS_URL,
     checkpoints_url=redis_url("CHECKPOINT_REDIS_URL", None),
@@ -230,6 +237,8 @@ GOOGLE_API_BASE_URL = env.str("GOOGLE_API_BASE_URL", default="https://www.google
 GOOGLE_API_TIMEOUT = seconds("GOOGLE_API_TIMEOUT", 10) or 10  # 0 would fail every call
 GOOGLE_OAUTH_TOKEN_URL = env.str("GOOGLE_OAUTH_TOKEN_URL", default="")
 GOOGLE_OAUTH_REVOKE_URL = env.str("GOOGLE_OAUTH_REVOKE_URL", default="")
+# Whether saving a Gmail draft also waits for the user's approval (sending always does).
+WORKSPACE_APPROVE_DRAFTS = env.bool("WORKSPACE_APPROVE_DRAFTS", default=False)
 # The demo workspace: a local emulator of Calendar, Gmail and Tasks (sample data, in this
 # process) for users signed in locally. On by default in development without Google.
 WORKSPACE_DEMO = env.bool(

@@ -40,7 +40,13 @@ DISPLAY_NAME = "AgenticPal offline demo model"
 DATETIME_TOOL = "current_datetime"
 
 _NAME = re.compile(r"(?i:\bmy name is|\bi am|\bi'm|\bcall me)\s+([A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)?)")
-_TIMEZONE = re.compile(r"\b(UTC|[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z0-9_+-]+){1,2})\b")
+# A place after "in"/"for" ("in Tokyo", "in the UK", "for New York City"), up to four
+# words; or a zone named anywhere ("UTC", "Europe/Paris").
+_TIMEZONE = re.compile(
+    r"\b(?:in|for)\s+(?:the\s+)?([^\W\d][\w/+'\u2019.-]*(?:\s+[^\W\d][\w/+'\u2019.-]*){0,3})"
+    r"|\b(UTC|GMT|[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z0-9_+-]+){1,2})\b",
+    re.IGNORECASE,
+)
 _ASKS_TIME = re.compile(
     r"\b(what time|time is it|the time|current time|time now|what day|which day|"
     r"today|date|what year)\b",
@@ -194,10 +200,18 @@ def _user_name(said: Sequence[str]) -> str | None:
 
 
 def _timezone(said: Sequence[str]) -> str:
+    """The place or zone the latest message names, as written ("Tokyo"), or ""."""
     for text in reversed(said):
-        for candidate in _TIMEZONE.findall(text):
-            if resolve_timezone(candidate):
-                return candidate
+        for match in _TIMEZONE.finditer(text):
+            if match[2]:
+                if resolve_timezone(match[2]):
+                    return match[2]
+                continue
+            words = match[1].rstrip(".'\u2019-").split()
+            for size in range(len(words), 0, -1):  # "New York right now" -> "New York"
+                candidate = " ".join(words[:size]).rstrip(".'\u2019-")
+                if resolve_timezone(candidate):
+                    return candidate
     return ""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +38,8 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ("CHECKPOINT_REDIS_URL", "localhost:6379"),
         ("SESSION_TTL_SECONDS", "seven days"),
         ("OAUTH_STATE_TTL_SECONDS", "-5"),
+        ("EMBEDDED_REDIS_PORT", "six"),
+        ("EMBEDDED_REDIS_PORT", "70000"),
     ],
 )
 def test_bad_value_stops_startup_with_one_line(name: str, value: str) -> None:
@@ -86,3 +89,53 @@ def test_checkpoint_url_defaults_to_db_1(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("SESSION_TTL_SECONDS", "0")
     with pytest.raises(ImproperlyConfigured, match="SESSION_TTL_SECONDS"):
         config.positive_int("SESSION_TTL_SECONDS", 10)
+
+
+def read_settings(*names: str, **env: str) -> list:
+    """The values of ``names`` in a fresh process with ``env`` (no .env)."""
+    environ = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", *env}}
+    for name in ("REDIS_URL", "EMBEDDED_REDIS_PORT", "WORKSPACE_APPROVE_DRAFTS", "DATABASE_URL"):
+        environ.pop(name, None)
+    environ.update({"AGENTICPAL_ENV_FILE": os.devnull, "DEBUG": "true", **env})
+    code = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        f"print(json.dumps([getattr(s, n) for n in {list(names)!r}], default=str))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**environ, "DJANGO_SETTINGS_MODULE": "agenticpal.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_redis_url_defaults_to_the_embedded_redis_port(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    [conf] = read_settings("REDIS", DATABASE_URL=database)
+    assert conf["URL"] == "redis://127.0.0.1:6379"
+    [conf] = read_settings("REDIS", EMBEDDED_REDIS_PORT="16380", DATABASE_URL=database)
+    assert conf["URL"] == "redis://127.0.0.1:16380"
+    assert conf["CHECKPOINTS_URL"] == "redis://127.0.0.1:16380/1"
+    [conf] = read_settings(
+        "REDIS", EMBEDDED_REDIS_PORT="16380", REDIS_URL="redis://h:1", DATABASE_URL=database
+    )
+    assert conf["URL"] == "redis://h:1"  # an explicit REDIS_URL wins
+
+
+def test_workspace_approve_drafts(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    assert read_settings("WORKSPACE_APPROVE_DRAFTS", DATABASE_URL=database) == [False]
+    assert read_settings(
+        "WORKSPACE_APPROVE_DRAFTS", WORKSPACE_APPROVE_DRAFTS="true", DATABASE_URL=database
+    ) == [True]
+
+
+def test_the_sqlite_databases_directory_is_created(tmp_path: Path) -> None:
+    """A fresh clone has no var/: settings create it before Django opens the database."""
+    database = tmp_path / "var" / "nested" / "db.sqlite3"
+    read_settings("DATABASES", DATABASE_URL=f"sqlite:///{database}")
+    assert database.parent.is_dir() and not database.exists()

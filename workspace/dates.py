@@ -7,6 +7,8 @@ naive time is the user's local time), then English phrases with ``dateparser``
 "2026-12-03 to 2026-12-05"... "this week" / "this month" mean the rest of it (from
 today's midnight), since an assistant is mostly asked about what is coming.
 
+``resolve_timezone`` reads what people call a zone: "Tokyo", "India", "PST", "asia/tokyo".
+
 Its guarantee: "today" is the user's today (``zone``, never ``settings.TIME_ZONE``),
 local times are built with zoneinfo (DST-correct), and text that cannot be read
 unambiguously raises :class:`DateParseError` with a question the model can ask.
@@ -14,12 +16,16 @@ unambiguously raises :class:`DateParseError` with a question the model can ask.
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
+import zoneinfo
 from calendar import month_name
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pytz
 from dateparser.date import DateDataParser
 from django.conf import settings
 from langchain_core.runnables import RunnableConfig
@@ -39,20 +45,165 @@ MOMENT_PERIODS = ("time", "part_of_day")  # dateparser's periods that name an in
 
 
 def resolve_timezone(name: str | None) -> ZoneInfo | None:
-    """The ``ZoneInfo`` for an IANA name, or None when the name is empty or unknown."""
-    if not name:
+    """The ``ZoneInfo`` a person or a model means by ``name``, or None when it is unknown.
+
+    Accepted, case-insensitively: an IANA name ("Europe/Paris", "asia/tokyo"), an
+    abbreviation ("UTC", "GMT", "CET", "EST", "PST", "JST", "IST", "UTC+2"), a city ("Tokyo",
+    "New York", "São Paulo": the last part of an IANA name, plus a few big cities that
+    are not one, like "San Francisco" or "Mumbai") or a country ("India", "UK",
+    "Germany", "United States"; one with several zones gets its most populous one, see
+    ``_COUNTRY_ZONE``). Abbreviations name a region's zone, so "EST" follows New York's
+    daylight saving time; "UTC+2" is ``Etc/GMT-2``.
+    """
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_TIMEZONE_NAME:
         return None
+    key = _timezone_key(name.strip())
     try:
-        return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(key) if key else None
+    except (ZoneInfoNotFoundError, ValueError):  # an Etc/GMT offset this tzdata lacks
         return None
+
+
+def _timezone_key(text: str) -> str | None:
+    names = _timezone_names()
+    if "/" in text and (key := names.iana.get(text.lower())):
+        return key
+    wanted = _place_key(text)
+    if key := names.places.get(wanted):
+        return key
+    if match := _UTC_OFFSET.fullmatch(text.lower().replace(" ", "")):  # POSIX signs
+        hours = int(match[2] or 0)
+        if hours == 0:
+            return "UTC"
+        sign = "-" if match[1] == "+" else "+"
+        return f"Etc/GMT{sign}{hours}" if hours <= (14 if sign == "-" else 12) else None
+    if "," in text:  # "Tokyo, Japan": the place, else the country
+        for part in text.split(","):
+            if part.strip() and (key := _timezone_key(part.strip())):
+                return key
+    return names.iana.get(text.lower())  # the tz database's old names: "Egypt", "EST5EDT"
+
+
+MAX_TIMEZONE_NAME = 64
+_UTC_OFFSET = re.compile(r"(?:utc|gmt)(?:([+-])(\d{1,2})(?::?00)?)?")
+_CONTINENTS = {"Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia",
+               "Europe", "Indian", "Pacific"}  # fmt: skip
+# Abbreviations people use for a region's time: the region's zone (DST-aware), so "EST"
+# in July is New York's summer time, which is what its user means. Ambiguous ones take
+# their most common English meaning: IST is India's (not Ireland's or Israel's), CST
+# the US Central (not China's), BST British Summer Time.
+_ABBREVIATIONS = {
+    "utc": "UTC", "z": "UTC", "zulu": "UTC", "gmt": "Etc/GMT", "greenwich": "Etc/GMT",
+    "et": "America/New_York", "est": "America/New_York", "edt": "America/New_York",
+    "eastern": "America/New_York", "eastern time": "America/New_York",
+    "ct": "America/Chicago", "cst": "America/Chicago", "cdt": "America/Chicago",
+    "central": "America/Chicago", "central time": "America/Chicago",
+    "mt": "America/Denver", "mst": "America/Denver", "mdt": "America/Denver",
+    "mountain": "America/Denver", "mountain time": "America/Denver",
+    "pt": "America/Los_Angeles", "pst": "America/Los_Angeles", "pdt": "America/Los_Angeles",
+    "pacific": "America/Los_Angeles", "pacific time": "America/Los_Angeles",
+    "akst": "America/Anchorage", "akdt": "America/Anchorage", "hst": "Pacific/Honolulu",
+    "ast": "America/Halifax", "adt": "America/Halifax", "nst": "America/St_Johns",
+    "ndt": "America/St_Johns", "bst": "Europe/London", "wet": "Europe/Lisbon",
+    "west": "Europe/Lisbon", "cet": "Europe/Berlin", "cest": "Europe/Berlin",
+    "met": "Europe/Berlin", "eet": "Europe/Athens", "eest": "Europe/Athens",
+    "msk": "Europe/Moscow", "ist": "Asia/Kolkata", "pkt": "Asia/Karachi",
+    "ict": "Asia/Bangkok", "wib": "Asia/Jakarta", "sgt": "Asia/Singapore",
+    "hkt": "Asia/Hong_Kong", "jst": "Asia/Tokyo", "kst": "Asia/Seoul",
+    "awst": "Australia/Perth", "acst": "Australia/Adelaide", "acdt": "Australia/Adelaide",
+    "aest": "Australia/Sydney", "aedt": "Australia/Sydney", "nzst": "Pacific/Auckland",
+    "nzdt": "Pacific/Auckland", "sast": "Africa/Johannesburg", "cat": "Africa/Maputo",
+    "eat": "Africa/Nairobi", "wat": "Africa/Lagos", "brt": "America/Sao_Paulo",
+    "art": "America/Argentina/Buenos_Aires",
+}  # fmt: skip
+# Big cities that are not the last part of an IANA name.
+_CITIES = {
+    "san francisco": "America/Los_Angeles", "sf": "America/Los_Angeles",
+    "seattle": "America/Los_Angeles", "san diego": "America/Los_Angeles",
+    "las vegas": "America/Los_Angeles", "portland": "America/Los_Angeles",
+    "washington": "America/New_York", "washington dc": "America/New_York",
+    "dc": "America/New_York", "boston": "America/New_York", "miami": "America/New_York",
+    "atlanta": "America/New_York", "philadelphia": "America/New_York", "nyc": "America/New_York",
+    "houston": "America/Chicago", "dallas": "America/Chicago", "austin": "America/Chicago",
+    "montreal": "America/Toronto", "ottawa": "America/Toronto", "la": "America/Los_Angeles",
+    "beijing": "Asia/Shanghai", "shenzhen": "Asia/Shanghai", "guangzhou": "Asia/Shanghai",
+    "mumbai": "Asia/Kolkata", "bombay": "Asia/Kolkata", "delhi": "Asia/Kolkata",
+    "new delhi": "Asia/Kolkata", "bangalore": "Asia/Kolkata", "bengaluru": "Asia/Kolkata",
+    "chennai": "Asia/Kolkata", "hyderabad": "Asia/Kolkata", "calcutta": "Asia/Kolkata",
+    "osaka": "Asia/Tokyo", "kyoto": "Asia/Tokyo", "saigon": "Asia/Ho_Chi_Minh",
+    "ho chi minh city": "Asia/Ho_Chi_Minh", "hanoi": "Asia/Ho_Chi_Minh", "kiev": "Europe/Kyiv",
+    "munich": "Europe/Berlin", "frankfurt": "Europe/Berlin", "hamburg": "Europe/Berlin",
+    "milan": "Europe/Rome", "barcelona": "Europe/Madrid", "geneva": "Europe/Zurich",
+    "edinburgh": "Europe/London", "manchester": "Europe/London", "st petersburg": "Europe/Moscow",
+    "rio": "America/Sao_Paulo", "rio de janeiro": "America/Sao_Paulo",
+    "tel aviv": "Asia/Jerusalem", "abu dhabi": "Asia/Dubai", "canberra": "Australia/Sydney",
+    "wellington": "Pacific/Auckland",
+}  # fmt: skip
+# A country with several zones gets its first in the tz database's zone.tab (which puts
+# the most populous first where geography allows), except where that is not where most
+# people live: these.
+_COUNTRY_ZONE = {"AU": "Australia/Sydney", "BR": "America/Sao_Paulo", "CA": "America/Toronto",
+                 "RU": "Europe/Moscow", "UA": "Europe/Kyiv", "UZ": "Asia/Tashkent",
+                 "ES": "Europe/Madrid", "US": "America/New_York"}  # fmt: skip
+_COUNTRY_ALIASES = {
+    "uk": "GB", "u.k.": "GB", "united kingdom": "GB", "great britain": "GB", "england": "GB",
+    "scotland": "GB", "wales": "GB", "northern ireland": "GB", "us": "US", "u.s.": "US",
+    "usa": "US", "u.s.a.": "US", "america": "US", "united states of america": "US",
+    "uae": "AE", "emirates": "AE", "korea": "KR", "south korea": "KR", "north korea": "KP",
+    "holland": "NL", "the netherlands": "NL", "czech republic": "CZ", "burma": "MM",
+    "ivory coast": "CI", "russian federation": "RU", "dr congo": "CD", "drc": "CD",
+    "swaziland": "SZ", "vatican": "VA", "turkiye": "TR",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _TimezoneNames:
+    iana: dict[str, str]  # lowercased IANA name -> IANA name
+    places: dict[str, str]  # normalised abbreviation, city or country -> IANA name
+
+
+def _place_key(text: str) -> str:
+    """ "São_Paulo " -> "sao paulo": no accents, underscores or case; single spaces."""
+    text = unicodedata.normalize("NFKD", text.replace("\u2019", "'"))
+    text = text.encode("ascii", "ignore").decode()
+    text = " ".join(text.replace("_", " ").replace("-", " ").lower().split())
+    return text.removeprefix("the ")
+
+
+@functools.cache
+def _timezone_names() -> _TimezoneNames:
+    available = zoneinfo.available_timezones()
+    iana = {name.lower(): name for name in available}
+    places: dict[str, str] = {}
+    # Lowest priority first: later tables overwrite earlier ones.
+    for name in sorted(pytz.common_timezones, key=lambda n: (n.count("/"), n)):
+        if name in available and name.split("/", 1)[0] in _CONTINENTS:
+            places.setdefault(_place_key(name.rsplit("/", 1)[1]), name)
+    for code, country in pytz.country_names.items():
+        zones = [z for z in pytz.country_timezones.get(code, ()) if z in available]
+        zone = _COUNTRY_ZONE.get(code.upper()) or (zones[0] if zones else None)
+        if zone is None:
+            continue
+        places[_place_key(country)] = zone  # "Britain (UK)"
+        plain = re.sub(r"\s*\(.*?\)", "", country)
+        places.setdefault(_place_key(plain), zone)  # "Britain"
+        if match := re.search(r"\((.*?)\)", country):  # "Korea (South)" -> "South Korea"
+            places.setdefault(_place_key(f"{match[1]} {plain}"), zone)
+        places.setdefault(_place_key(country.replace("&", "and")), zone)
+        places.setdefault(_place_key(country.replace("St ", "Saint ")), zone)
+    for alias, code in _COUNTRY_ALIASES.items():
+        zones = pytz.country_timezones.get(code, ())
+        if zone := _COUNTRY_ZONE.get(code) or (zones[0] if zones else None):
+            places[_place_key(alias)] = zone
+    places.update({_place_key(k): v for k, v in (_CITIES | _ABBREVIATIONS).items()})
+    return _TimezoneNames(iana, {k: v for k, v in places.items() if v in available})
 
 
 def default_timezone(config: RunnableConfig | None = None) -> str:
-    """The user's timezone from the run's config, else the server's ``TIME_ZONE``."""
+    """The user's timezone (an IANA name) from the run's config, else ``TIME_ZONE``."""
     configured = ((config or {}).get("configurable") or {}).get("timezone")
-    if resolve_timezone(configured):
-        return configured
+    if zone := resolve_timezone(configured):
+        return zone.key  # "Tokyo" -> "Asia/Tokyo": what the model and dateparser are given
     return settings.TIME_ZONE
 
 

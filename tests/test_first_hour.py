@@ -105,8 +105,12 @@ def test_a_fresh_clone_runs_as_the_readme_says(clone: Path) -> None:
             if (status := get(f"http://127.0.0.1:{port}/healthz")) == 200:
                 break
             time.sleep(0.25)
-        output = log.read_text(errors="replace")
-        assert status == 200, f"/healthz answered {status}:\n{output}"
+        assert status == 200, f"/healthz answered {status}:\n{log.read_text(errors='replace')}"
+        # The banner follows the first accepted connection: it may come just after.
+        while "AgenticPal is running" not in (output := log.read_text(errors="replace")):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert "Wrote .env" in output and "AgenticPal is running" in output, output
         assert f"http://127.0.0.1:{port}/login/local/" in output  # the one-time sign-in link
 

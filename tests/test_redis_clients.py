@@ -6,10 +6,11 @@ import threading
 import time
 
 import pytest
+from django.test import override_settings
 
 from agenticpal import redis_clients
 from agenticpal.redis_server import RedisServer
-from tests.conftest import use_redis
+from tests.conftest import redis_settings, use_redis
 
 
 def restart_soon(server: RedisServer, after: float = 0.3) -> threading.Thread:
@@ -54,7 +55,7 @@ async def test_a_redis_that_stays_down_still_fails_in_seconds(redis_factory):
         assert time.monotonic() - started < 6
 
 
-async def test_a_wrong_password_fails_at_once_not_after_the_retries(redis_factory, settings):
+async def test_a_wrong_password_fails_at_once_not_after_the_retries(redis_factory):
     """redis-py's AuthenticationError is a ConnectionError; it must not wait 1.5-3 s of
     retries like a restart does: the fix is the configuration, not time."""
     import redis
@@ -62,9 +63,7 @@ async def test_a_wrong_password_fails_at_once_not_after_the_retries(redis_factor
     server = redis_factory()
     redis.Redis.from_url(server.url).config_set("requirepass", "right-password")
     wrong = server.url.replace("redis://", "redis://:wrong-password@")
-    with use_redis(server):
-        settings.REDIS = {**settings.REDIS, "URL": wrong}
-        redis_clients.reset()
+    with override_settings(**redis_settings(wrong)):
         started = time.monotonic()
         with pytest.raises(redis.exceptions.AuthenticationError):
             await redis_clients.get_async_client("sessions").ping()

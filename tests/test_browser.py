@@ -2,7 +2,9 @@
 
 Sign in with the one-time local URL, start a chat, send a message, watch the reply
 stream in over the websocket, reload, and find the conversation restored; ask the demo
-workspace for tomorrow's agenda and the unread mail and see both rendered.
+workspace for tomorrow's agenda and the unread mail and see both rendered; approve a
+meeting on its approval card (in two tabs, across a reload) and reject an email with a
+reason, Google being the Workspace emulator in a process of its own.
 
 Playwright never downloads a browser here: ``scripts/install-browser.sh`` (run by
 ``make test``) installs Debian's chromium, and the test fails — it is not skipped —
@@ -18,10 +20,11 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from tests.e2e_support import LiveServer
+from tests.e2e_support import LiveServer, WorkspaceStub
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -128,6 +131,135 @@ async def test_the_demo_workspace_renders_an_agenda_and_the_unread_mail(
     await page.reload()  # the no-JS rendering of the same results
     await expect(page.locator("table.agenda")).to_be_visible()
     await expect(page.locator("table.inbox")).to_be_visible()
+
+
+LOCAL_EMAIL = "developer@localhost"  # who a local sign-in is
+GOOGLE_TOKEN = f"demo.{LOCAL_EMAIL}"  # their user in the emulator
+
+
+@pytest.fixture(scope="module")
+def google(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkspaceStub]:
+    """The demo workspace (the emulator) as Google, in a process of its own: the test
+    can look at what it holds and what it received."""
+    stub = WorkspaceStub(0, Path(tmp_path_factory.mktemp("stub")) / "stub.log").start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture(scope="module")
+def google_server(google: WorkspaceStub) -> Iterator[tuple[LiveServer, str]]:
+    """The server with the local user connected to ``google``, and a sign-in URL (one
+    Django start-up for both: each takes seconds)."""
+    env = {"WORKSPACE_DEMO": "false", "GOOGLE_API_BASE_URL": google.url}
+    with LiveServer(extra_env=env) as live:
+        code = (
+            "from datetime import UTC, datetime, timedelta\n"
+            "from django.urls import reverse\n"
+            "from workspace.credentials import GoogleCredentials, save_credentials\n"
+            "from workspace.views import issue_login_token\n"
+            "expiry = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)\n"
+            f"save_credentials({LOCAL_EMAIL!r}, GoogleCredentials({GOOGLE_TOKEN!r}, "
+            "'refresh', 'cid', 'secret', [], expiry))\n"
+            f"print({live.url!r} + reverse('local_login', args=[issue_login_token()]))\n"
+        )
+        result = live.manage("shell", "-c", code)
+        assert result.returncode == 0, result.stderr
+        yield live, result.stdout.strip().splitlines()[-1]
+
+
+def google_get(google: WorkspaceStub, path: str, **params: object) -> dict:
+    answer = httpx.get(
+        f"{google.url}{path}", params=params, headers={"Authorization": f"Bearer {GOOGLE_TOKEN}"}
+    )
+    answer.raise_for_status()
+    return answer.json()
+
+
+def sent_mail(google: WorkspaceStub) -> list[str]:
+    found = google_get(google, "/gmail/v1/users/me/messages", labelIds="SENT")
+    return [m["id"] for m in found.get("messages", [])]
+
+
+async def test_approve_a_meeting_and_reject_an_email_on_their_cards(
+    google_server: tuple[LiveServer, str], google: WorkspaceStub, page: Page
+) -> None:
+    _server, login_url = google_server
+    sent_frames: list[dict] = []
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framesent", lambda payload: sent_frames.append(json.loads(payload))),
+    )
+    sent_before = sent_mail(google)
+    await page.goto(login_url)
+    await page.get_by_role("button", name="Start a new chat").click()
+    chat = page.locator("#chat")
+    await expect(chat).to_have_class(_has("live"))
+
+    await page.locator("#message").fill("add a meeting with ann@example.com next Tuesday at 2pm")
+    await page.locator("#message").press("Enter")
+    cards = page.locator("li.msg.approval")
+    await expect(cards).to_have_count(1, timeout=30_000)
+    await expect(cards.locator(".approval-summary")).to_contain_text("ann@example.com")
+    badge = page.locator("#thread-list li.current .thread-badge")
+    await expect(badge).to_have_text("Needs approval")
+    assert not _meetings(google), "the meeting was created before it was approved"
+    # A card that came as an event gets the page's CSRF token (for the no-socket POST).
+    assert await cards.locator("input[name=csrfmiddlewaretoken]").input_value()
+
+    await page.reload()  # the card survives a reload, once (the page's, then history's)
+    await expect(chat).to_have_class(_has("live"))
+    await expect(cards).to_have_count(1)
+    await expect(badge).to_have_text("Needs approval")
+    other = await page.context.new_page()  # a second tab on the same chat
+    await other.goto(page.url)
+    await expect(other.locator("#chat")).to_have_class(_has("live"))
+    await expect(other.locator("li.msg.approval")).to_have_count(1)
+
+    card = cards.first
+    await card.get_by_role("button", name="Approve").click()
+    await expect(card.locator(".approval-state")).to_contain_text("Approved")
+    await expect(card.get_by_role("button", name="Approve")).to_be_disabled()
+    await expect(other.locator("li.msg.approval .approval-state")).to_contain_text("Approved")
+    done = page.locator("li.msg.tool .result-action .action-done")
+    await expect(done).to_contain_text("Done", timeout=30_000)
+    await expect(other.locator("li.msg.tool .result-action .action-done")).to_contain_text("Done")
+    await expect(page.locator("#send")).to_be_enabled()
+    await expect(badge).to_have_count(0)  # idle: no badge
+    await other.close()
+    decisions = [f for f in sent_frames if f.get("type") == "decision"]
+    assert [list(d["decisions"].values()) for d in decisions] == [[{"type": "approve"}]]
+    (meeting,) = _meetings(google)
+    assert "ann@example.com" in [a["email"] for a in meeting.get("attendees", [])]
+
+    await page.locator("#message").fill("send an email to ann@example.com saying hello")
+    await page.locator("#message").press("Enter")
+    waiting = page.locator("li.msg.approval:not(.decided)")
+    await expect(waiting).to_have_count(1, timeout=30_000)
+    await expect(waiting.locator(".approval-summary")).to_contain_text("ann@example.com")
+    reason = waiting.get_by_label("Reason for rejecting")
+    await reason.fill("I will call her instead")
+    await reason.press("Enter")  # rejects (never the form's first button, Approve)
+    rejected = page.locator("li.msg.approval").last
+    await expect(rejected.locator(".approval-state")).to_contain_text("Rejected")
+    outcome = page.locator("li.msg.tool .result-action").last
+    await expect(outcome).to_contain_text("Not done", timeout=30_000)
+    await expect(page.locator("li.msg.assistant").last).to_contain_text("I will call her instead")
+    await expect(page.locator("#send")).to_be_enabled()
+    decisions = [f for f in sent_frames if f.get("type") == "decision"]
+    assert list(decisions[-1]["decisions"].values()) == [
+        {"type": "reject", "message": "I will call her instead"}
+    ]
+    assert sent_mail(google) == sent_before  # no new SENT message
+    assert google.logged(r"POST /gmail/v1/users/me/messages/send") == 0
+
+    await page.reload()  # decided: the outcomes stay, no card waits
+    await expect(page.locator("li.msg.approval")).to_have_count(0)
+    await expect(page.locator("li.msg.tool .result-action")).to_have_count(2)
+
+
+def _meetings(google: WorkspaceStub) -> list[dict]:
+    found = google_get(google, "/calendar/v3/calendars/primary/events", q="Meeting with ann")
+    return [e for e in found.get("items", []) if e.get("summary") == "Meeting with ann@example.com"]
 
 
 def _has(css_class: str) -> re.Pattern:

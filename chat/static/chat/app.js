@@ -1,6 +1,8 @@
 // AgenticPal chat page: websocket streaming on top of a page that works without JS.
 // Streamed text is inserted as text; a finished reply is escaped first, then given a
-// little Markdown formatting, so nothing the model says can become HTML.
+// little Markdown formatting, so nothing the model says can become HTML. Approval
+// cards (an action waiting for the user) are forms rendered by the server; their
+// answer goes over the socket as a "decision" frame, or is posted when it is down.
 (function () {
   "use strict";
   var root = document.getElementById("chat");
@@ -25,6 +27,10 @@
   var bubbles = {}; // message_id -> {el, text}
   var seenUsers = {}; // message_id of user messages already shown
   var unacked = {}; // message id -> frame sent but not yet acknowledged (its "user" event)
+  var cards = {}; // interrupt id -> {li, form, state: "waiting"|"sending"|"decided", run}
+  var decisionsSent = {}; // decision frame id -> {frame, interrupts}: not yet answered
+  var decisionOrder = []; // their ids, oldest first (an error answers the oldest)
+  var threadItem = document.querySelector("#thread-list li[data-thread-id=\"" + threadId + "\"]");
 
   // --- formatting -----------------------------------------------------------
   function browserTimezone() {
@@ -96,13 +102,178 @@
     if (!b) {
       var li = addMessage("assistant", "");
       li.classList.add("streaming");
+      // The reply goes above the approval cards its own run put up.
+      var firstCard = firstCardOf(id);
+      if (firstCard) list.insertBefore(li, firstCard);
       b = bubbles[id] = {el: li, text: ""};
     }
     return b;
   }
-  function renderHistory(messages) {
+
+  // --- approval cards -----------------------------------------------------------
+  var DECIDED = {
+    approve: "Approved \u2014 running\u2026",
+    edit: "Edited \u2014 running\u2026",
+    reject: "Rejected",
+    gone: "No longer waiting"
+  };
+  var RUNNING_SUFFIX = " \u2014 running\u2026";
+
+  function csrfToken() {
+    var field = form.querySelector("input[name=csrfmiddlewaretoken]");
+    if (field && field.value) return field.value;
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+  function firstCardOf(messageId) {
+    var items = list.querySelectorAll("li.msg.approval");
+    for (var i = 0; i < items.length; i++) {
+      if (items[i].dataset.messageId === messageId) return items[i];
+    }
+    return null;
+  }
+  function registerCard(li) {
+    var cardForm = li.querySelector("form.approval");
+    var interruptId = cardForm && cardForm.dataset.interruptId;
+    if (!interruptId) return null;
+    var token = cardForm.querySelector("[data-csrf]");
+    if (token && !token.value) token.value = csrfToken();  // cards sent as events have none
+    li.dataset.interruptId = interruptId;
+    cards[interruptId] = {li: li, form: cardForm, state: "waiting", run: null};
+    return cards[interruptId];
+  }
+  function addCard(interruptId, html, messageId) {
+    if (!interruptId || !html || cards[interruptId]) return;  // shown already (history + live)
+    clearHint();
+    var li = document.createElement("li");
+    li.className = "msg approval";
+    if (messageId) li.dataset.messageId = messageId;
+    var body = document.createElement("div");
+    body.className = "body approval-card";
+    body.innerHTML = html;  // rendered (and escaped) by the server's template: chat/_approval.html
+    li.appendChild(body);
+    list.appendChild(li);
+    if (!registerCard(li)) { li.remove(); return; }
+    li.scrollIntoView({block: "end"});
+  }
+  function markCard(card, state, text, note) {
+    card.state = state;
+    card.li.classList.toggle("sending", state === "sending");
+    card.li.classList.toggle("decided", state === "decided");
+    card.form.querySelectorAll("button, input, textarea, select").forEach(function (el) {
+      if (el.type === "hidden" || el.hidden) return;  // the default button stays disabled
+      el.disabled = state !== "waiting";
+    });
+    var line = card.form.querySelector(".approval-state");
+    if (!line) {
+      line = document.createElement("p");
+      line.className = "approval-state";
+      line.setAttribute("role", "status");
+      card.form.appendChild(line);
+    }
+    line.textContent = text || "";
+    if (note) {
+      var small = document.createElement("span");
+      small.className = "approval-note";
+      small.textContent = note;
+      if (text) line.appendChild(document.createTextNode(" "));
+      line.appendChild(small);
+    }
+    line.classList.toggle("error", state === "waiting" && !!note);
+    line.hidden = !text && !note;
+    if (state === "decided") {
+      var edit = card.form.querySelector("details.approval-edit");
+      if (edit) edit.open = false;
+    }
+  }
+  function anyCardWaiting() {
+    return Object.keys(cards).some(function (id) { return cards[id].state !== "decided"; });
+  }
+  function decisionFrom(cardForm, choice) {
+    if (choice === "reject") {
+      var reason = cardForm.querySelector("input[name=message]");
+      return {type: "reject", message: reason ? reason.value.trim() : ""};
+    }
+    if (choice !== "edit") return {type: "approve"};
+    var args = {};
+    cardForm.querySelectorAll("label[data-kind]").forEach(function (label) {
+      var field = label.querySelector("[name^=\"arg_\"]");
+      if (!field) return;
+      var name = field.name.slice(4);
+      var kind = label.dataset.kind;
+      if (kind === "checkbox") { args[name] = field.checked; return; }
+      var value = field.value;
+      if (!value.trim() && (label.hasAttribute("data-optional") || kind === "number")) return;
+      if (kind === "list") {
+        args[name] = value.split(",").map(function (v) { return v.trim(); })
+          .filter(function (v) { return v; });
+      } else if (kind === "number") {
+        var n = parseInt(value, 10);
+        args[name] = isNaN(n) ? value : n;  // not a number: the schema says what is wrong
+      } else {
+        args[name] = value;
+      }
+    });
+    return {type: "edit", args: args};
+  }
+  function sendDecision(frame, interrupts) {
+    if (!send(frame)) return false;
+    if (!decisionsSent[frame.id]) decisionOrder.push(frame.id);
+    decisionsSent[frame.id] = {frame: frame, interrupts: interrupts};
+    interrupts.forEach(function (id) {
+      if (cards[id] && cards[id].state !== "decided") markCard(cards[id], "sending", "Sending\u2026");
+    });
+    return true;
+  }
+  function settleDecision(id) {
+    if (!decisionsSent[id]) return null;
+    var entry = decisionsSent[id];
+    delete decisionsSent[id];
+    decisionOrder = decisionOrder.filter(function (x) { return x !== id; });
+    return entry;
+  }
+  function refusedDecision(ev) {
+    // The server refused a decision frame (the error carries a code, not the frame's
+    // id): frames are answered in order, so it is the oldest one not answered yet.
+    var entry = decisionOrder.length ? settleDecision(decisionOrder[0]) : null;
+    if (!entry) return false;
+    entry.interrupts.forEach(function (id) {
+      var card = cards[id];
+      if (!card || card.state === "decided") return;
+      if (ev.code === "DecisionGone") markCard(card, "decided", DECIDED.gone, ev.reason);
+      else markCard(card, "waiting", "", ev.reason);  // the card can be answered again
+    });
+    return true;
+  }
+  function resendDecisions(waiting) {
+    // After a reconnect: decisions never answered are sent again if their card waits.
+    decisionOrder.slice().forEach(function (id) {
+      var entry = settleDecision(id);
+      var still = entry.interrupts.filter(function (i) { return waiting[i]; });
+      if (still.length) sendDecision(entry.frame, still);
+    });
+  }
+  function setThreadStatus(status) {
+    if (!threadItem || threadItem.dataset.status === status) return;
+    threadItem.dataset.status = status;
+    var link = threadItem.querySelector("a");
+    var badge = link && link.querySelector(".thread-badge");
+    var label = {awaiting_approval: "Needs approval", running: "Running", error: "Error"}[status];
+    if (!label) { if (badge) badge.remove(); return; }
+    if (!badge && link) {
+      badge = document.createElement("span");
+      link.appendChild(badge);
+    }
+    if (badge) { badge.className = "thread-badge " + status; badge.textContent = label; }
+  }
+  function idleStatus() {
+    return anyCardWaiting() ? "awaiting_approval" : "idle";
+  }
+
+  function renderHistory(messages, approvals) {
     list.textContent = "";
     bubbles = {};
+    cards = {};
     if (!messages.length) {
       var hint = document.createElement("li");
       hint.className = "msg hint";
@@ -114,6 +285,7 @@
       if (m.role === "tool") toolLine(m.name, m.content, m.html);
       else addMessage(m.role, m.content, {html: m.role === "assistant"});
     });
+    (approvals || []).forEach(function (a) { addCard(a.interrupt_id, a.html); });
   }
   function setRunning(on) {
     running = on;
@@ -131,8 +303,11 @@
   function onEvent(ev) {
     switch (ev.type) {
       case "history":
-        renderHistory(ev.messages || []);
+        renderHistory(ev.messages || [], ev.approvals || []);
         seenUsers = {};
+        resendDecisions(cards);
+        if (anyCardWaiting()) setThreadStatus("awaiting_approval");
+        else if (threadItem && threadItem.dataset.status === "awaiting_approval") setThreadStatus("idle");
         break;
       case "user":
         acknowledge(ev.message_id);
@@ -146,6 +321,7 @@
         seenUsers[ev.message_id] = true;
         addMessage("user", ev.text);
         setRunning(true);
+        setThreadStatus("running");
         break;
       case "token":
         var b = bubbleFor(ev.message_id);
@@ -156,11 +332,33 @@
       case "tool":
         toolLine(ev.name, ev.output, ev.html);
         break;
+      case "approval":
+        addCard(ev.interrupt_id, ev.html, ev.message_id);
+        break;
+      case "decided":
+        settleDecision(ev.message_id);
+        var decided = cards[ev.interrupt_id];
+        if (decided && decided.state !== "decided") {
+          markCard(decided, "decided", DECIDED[ev.decision] || "Decided", ev.reason);
+          decided.run = ev.message_id;
+        }
+        if (ev.decision !== "gone") { setRunning(true); setThreadStatus("running"); }
+        break;
       case "done":
-        var d = bubbleFor(ev.message_id);
-        d.el.classList.remove("streaming");
-        d.el.firstChild.innerHTML = formatMarkdown(ev.content || d.text);
+        Object.keys(cards).forEach(function (id) {  // "Approved — running…" is over
+          var card = cards[id];
+          var line = card.run === ev.message_id && card.form.querySelector(".approval-state");
+          if (line && line.firstChild && line.firstChild.nodeType === 3) {
+            line.firstChild.textContent = line.firstChild.textContent.replace(RUNNING_SUFFIX, "");
+          }
+        });
+        if (bubbles[ev.message_id] || ev.content) {  // a run that only put up a card says nothing
+          var d = bubbleFor(ev.message_id);
+          d.el.classList.remove("streaming");
+          d.el.firstChild.innerHTML = formatMarkdown(ev.content || d.text);
+        }
         setRunning(false);
+        setThreadStatus(ev.status || idleStatus());
         break;
       case "cancelled":
         var c = bubbleFor(ev.message_id);
@@ -168,6 +366,7 @@
         c.el.classList.add("stopped");
         if (!c.text) c.el.firstChild.textContent = "(stopped)";
         setRunning(false);
+        setThreadStatus(idleStatus());
         break;
       case "error":
         if (ev.message_id) {
@@ -176,6 +375,9 @@
           e.el.classList.add("failed");
           e.el.firstChild.textContent = (e.text ? e.text + "\n" : "") + "Error: " + ev.reason;
           setRunning(false);
+          setThreadStatus("error");
+        } else if (ev.code && refusedDecision(ev)) {
+          // shown on the card it answers
         } else {
           showStatus(ev.reason, "error");
           setTimeout(function () { if (statusBox.classList.contains("error")) showStatus(""); }, 6000);
@@ -263,6 +465,32 @@
       input.classList.add("sending");
     } // else: the socket is down, let the browser POST the form (works without the socket)
   });
+  // The approval cards' forms (one listener for all, those of the page and those to come).
+  list.addEventListener("submit", function (e) {
+    var cardForm = e.target;
+    if (!cardForm.classList || !cardForm.classList.contains("approval")) return;
+    var interruptId = cardForm.dataset.interruptId;
+    var card = cards[interruptId] || registerCard(cardForm.closest("li") || cardForm);
+    var choice = e.submitter && e.submitter.name === "decision" ? e.submitter.value : "";
+    if (!card || !choice || card.state !== "waiting") { e.preventDefault(); return; }
+    var frame = {type: "decision", id: newMessageId(), decisions: {}, timezone: browserTimezone()};
+    frame.decisions[interruptId] = decisionFrom(cardForm, choice);
+    if (sendDecision(frame, [interruptId])) e.preventDefault();
+    // else: the socket is down, let the browser POST the form (works without the socket)
+  });
+  list.addEventListener("keydown", function (e) {
+    // Enter in a card's text field: the reason rejects, an edited field saves the edit.
+    var field = e.target;
+    if (e.key !== "Enter" || e.isComposing || field.tagName !== "INPUT") return;
+    var cardForm = field.form;
+    if (!cardForm || !cardForm.classList.contains("approval")) return;
+    e.preventDefault();
+    var which = field.name === "message" ? "reject" : field.name.indexOf("arg_") === 0 ? "edit" : "";
+    var button = which && cardForm.querySelector("button[name=decision][value=" + which + "]");
+    if (button && !button.disabled) cardForm.requestSubmit(button);
+  });
+  list.querySelectorAll("li.msg.approval").forEach(registerCard);  // the page's own cards
+
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();

@@ -176,7 +176,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error(str(exc))
             await self.close(code=CLOSE_DELETED, reason="This chat was deleted.")
         except runner.InvalidMessage as exc:
-            await self.send_event({"type": "error", "reason": str(exc), "code": type(exc).__name__})
+            ids = list(decisions) if isinstance(decisions, dict) else []
+            await self.send_event(
+                {
+                    "type": "error",
+                    "reason": str(exc),
+                    "code": type(exc).__name__,
+                    "id": message_id,
+                    "interrupt_ids": ids[: runner.MAX_DECISIONS],
+                }
+            )
 
     async def on_delete(self) -> None:
         """Delete the thread; every open tab, this one included, gets ``deleted`` and 4410."""

@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 
 from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import get_async_client
-from chat import events, threads
+from chat import events, pending, threads
 from chat.graph import get_checkpointer, get_reader_graph, run_config, waiting_approvals
 from chat.messages import MESSAGES, message_text, needs_history, stored_messages, tool_data
 from chat.render import render_approval, render_tool
@@ -74,11 +74,20 @@ async def thread_title(thread_id: str) -> str:
 
 
 async def get_approvals(thread_id: str) -> list[dict[str, Any]]:
-    """The thread's actions waiting for the user: ``{"interrupt_id", "card", "html"}``
-    each (the card is the interrupt's payload, see :mod:`workspace.actions`)."""
+    """The thread's actions waiting for the user: ``{"interrupt_id", "card", "html",
+    "decided"}`` each (the card is the interrupt's payload, see :mod:`workspace.actions`;
+    ``decided``: the user's decision is queued and about to run)."""
     waiting = await waiting_approvals(await get_reader_graph(), run_config(thread_id))
+    if not waiting:
+        return []
+    queued = await pending.aqueued_decisions(thread_id)
     return [
-        {"interrupt_id": i.id, "card": i.value, "html": render_approval(thread_id, i.id, i.value)}
+        {
+            "interrupt_id": i.id,
+            "card": i.value,
+            "decided": queued.get(i.id),
+            "html": render_approval(thread_id, i.id, i.value),
+        }
         for i in waiting
     ]
 

@@ -286,3 +286,14 @@ def has_pending(thread_id: str, *, client=None) -> bool:
 async def ahas_pending(thread_id: str, *, client=None) -> bool:
     client = client or get_async_client("sessions")
     return bool(await client.exists(keys.pending_message_key(thread_id)))
+
+
+async def aqueued_decisions(thread_id: str, *, client=None) -> dict[str, str]:
+    """``{interrupt id: decision type}`` of the decisions waiting in the thread's queue
+    (the page shows those cards as decided, not as still asking)."""
+    raw = await (client or get_async_client()).lrange(keys.pending_message_key(thread_id), 0, -1)
+    found: dict[str, str] = {}
+    for item in raw:
+        decisions = PendingMessage.decode(item).decisions or {}
+        found.update({iid: str(d.get("type", "")) for iid, d in decisions.items()})
+    return found

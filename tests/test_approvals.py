@@ -420,3 +420,22 @@ async def test_an_approved_send_reaches_gmail_once_even_after_a_crash_after_goog
     assert writes("POST", "/messages/send") == 1
     rfc822 = actions.rfc822_id_for(f"ap-send-crash:{waiting.id}")
     assert sum(1 for m in google().messages.values() if rfc822 in str(m.get("raw", m))) <= 1
+
+
+async def test_a_card_whose_decision_is_queued_reads_as_decided(sessions_redis):
+    """Between the decision and its run the card is not asked again (the no-JS page
+    shows it as being carried out; the websocket history marks it decided)."""
+    from chat.pending import PendingMessage
+
+    runner = Runner()
+    await runner.submit("ap-queued", "create a task: buy milk", EMAIL)
+    card = await approval_of("ap-queued")
+    await finished("ap-queued")
+    await runner.drain()
+    queued = PendingMessage("d-1", "", EMAIL, decisions={card["interrupt_id"]: {"type": "approve"}})
+    sessions_redis.rpush(keys.pending_message_key("ap-queued"), queued.encode())  # no run yet
+    (waiting,) = await history.get_approvals("ap-queued")
+    assert waiting["decided"] == "approve"
+    sessions_redis.delete(keys.pending_message_key("ap-queued"))
+    (waiting,) = await history.get_approvals("ap-queued")
+    assert waiting["decided"] is None

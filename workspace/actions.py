@@ -841,7 +841,8 @@ async def ask_and_run(
         if decision.type == "reject":
             reason = decision.message or "no reason given"
             text = f"Not done: the user rejected it ({reason}). Do not try it again unasked."
-            artifact = outcome_artifact(spec, plan.summary, "rejected", text, reason=reason)
+            artifact = outcome_artifact(spec, plan.summary, "rejected", text, reason=reason,
+                                        interrupt_id=decision.interrupt_id)  # fmt: skip
             return f"{plan.summary}: {text}", artifact
         if decision.type == "approve":
             # The plan shown on the card, not one planned again now.
@@ -891,7 +892,8 @@ async def execute_once(
         _step("after_google")
     text, link = outcome
     edited = " (as edited)" if decision.type == "edit" else ""
-    artifact = outcome_artifact(spec, plan.summary + edited, "done", text, link)
+    artifact = outcome_artifact(spec, plan.summary + edited, "done", text, link,
+                                interrupt_id=decision.interrupt_id)  # fmt: skip
     content = f"{plan.summary}{edited}: {text}"
     done = {**record, "state": "done", "content": content, "artifact": artifact,
             "done_at": datetime.now(UTC).isoformat()}  # fmt: skip

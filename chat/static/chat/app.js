@@ -285,7 +285,12 @@
       if (m.role === "tool") toolLine(m.name, m.content, m.html);
       else addMessage(m.role, m.content, {html: m.role === "assistant"});
     });
-    (approvals || []).forEach(function (a) { addCard(a.interrupt_id, a.html); });
+    (approvals || []).forEach(function (a) {
+      addCard(a.interrupt_id, a.html);
+      if (a.decided && cards[a.interrupt_id]) {  // the decision is queued: about to run
+        markCard(cards[a.interrupt_id], "decided", DECIDED[a.decided] || "Decided");
+      }
+    });
   }
   function setRunning(on) {
     running = on;

@@ -49,7 +49,10 @@ from workspace.tools import TOOLS as WORKSPACE_TOOLS
 
 OFFLINE = "offline"
 TOOLS = [*CHAT_TOOLS, *WORKSPACE_TOOLS, *ACTION_TOOLS]
-DEFAULT_WORD_DELAY = 0.02  # seconds between the offline model's words: visible streaming
+# Seconds between the offline model's words: a person's reading pace (about 12 words a
+# second), so a reply streams visibly and Stop can be pressed in the middle of one.
+# Tests and benches set AGENTICPAL_OFFLINE_WORD_DELAY themselves (0, or 0.02).
+DEFAULT_WORD_DELAY = 0.08
 
 SYSTEM_PROMPT = (
     "You are AgenticPal, a concise assistant for a Google Workspace user: you read their "
@@ -237,8 +240,22 @@ async def stream_turn(
                         yield "tool", result
 
 
+# The channel LangGraph stores a task's interrupt under (langgraph._internal._constants).
+INTERRUPT_WRITES = "__interrupt__"
+
+
 async def waiting_approvals(graph: CompiledStateGraph, config: RunnableConfig) -> list[Interrupt]:
-    """The thread's actions waiting for the user's decision."""
+    """The thread's actions waiting for the user's decision.
+
+    One checkpoint read tells whether any task of the latest step was interrupted (the
+    common case, none, costs no more); only then does LangGraph work out which still wait.
+    """
+    saver = graph.checkpointer
+    if isinstance(saver, BaseCheckpointSaver):
+        latest = {"configurable": {**config["configurable"], "checkpoint_ns": ""}}
+        found = await saver.aget_tuple(latest)
+        if found is None or not any(w[1] == INTERRUPT_WRITES for w in found.pending_writes or ()):
+            return []
     return list((await graph.aget_state(config)).interrupts)
 
 

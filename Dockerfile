@@ -6,4 +6,7 @@ RUN pip install --no-cache-dir --require-hashes -r requirements/base.txt
 COPY . .
 RUN mkdir -p var && DEBUG=true python manage.py collectstatic --noinput -v 0
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec uvicorn agenticpal.asgi:application --host 0.0.0.0 --port 8000 --lifespan off"]
+# The production command (README, "Serving"): WEB_CONCURRENCY workers (default: the
+# CPUs nproc reports) under uvicorn's supervisor, which gets `docker stop`'s SIGTERM
+# (exec: it is PID 1) and lets every worker finish the replies it is writing.
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec uvicorn agenticpal.serve:asgi_application --factory --workers \"${WEB_CONCURRENCY:-$(nproc)}\" --host 0.0.0.0 --port 8000 --lifespan on --timeout-graceful-shutdown 5 --no-server-header --ws-max-size 65536"]

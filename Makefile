@@ -8,7 +8,7 @@ UV     := $(VENV)/bin/uv
 .PHONY: help run redis dev-env test lint format lock bench clean browser
 
 help:
-	@echo "make run      serve on http://127.0.0.1:8000 (starts an embedded Redis unless REDIS_URL is set)"
+	@echo "make run      serve on http://127.0.0.1:8000 in WEB_CONCURRENCY processes (default: one per CPU; starts an embedded Redis unless REDIS_URL is set)"
 	@echo "make test     install dev dependencies and run the whole test suite"
 	@echo "make lint     ruff check + ruff format --check"
 	@echo "make redis    run the embedded Redis alone on port 6379 (or EMBEDDED_REDIS_PORT)"

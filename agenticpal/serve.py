@@ -11,8 +11,17 @@
 2. Run the system checks (``agenticpal/checks.py``: Redis answers, the model can load):
    an error stops here with its one-line fix, warnings are printed.
 3. Apply migrations (and make a one-time local sign-in link, in development).
-4. Serve HTTP and websockets with uvicorn on 127.0.0.1:8000 (``HOST``/``PORT``).
-5. On Ctrl-C stop the server, then Redis (which flushes its AOF).
+4. Serve HTTP and websockets with uvicorn on 127.0.0.1:8000 (``HOST``/``PORT``) in
+   ``WEB_CONCURRENCY`` worker processes (default: the CPU cores this process may use),
+   under uvicorn's supervisor, which restarts a worker that dies (``--workers``). Any
+   worker takes any socket and any run: the queue, the run lock and the events are in
+   Redis. The app is :func:`asgi_application` (the Django/Channels app, draining this
+   worker's chat runs at shutdown).
+5. On Ctrl-C (or SIGTERM, SIGHUP) stop the server gracefully -- no new connections,
+   websockets closed with 1012 (the page reconnects), HTTP responses get
+   CONNECTIONS_GRACE_SECONDS, replies being written RUN_DRAIN_SECONDS to finish; what is
+   not answered by then stays queued in Redis -- then Redis (which flushes its AOF). A
+   second Ctrl-C stops at once (queued messages are kept all the same).
 
 ``--dev-env`` only writes ``.env``; ``--redis-only`` runs the embedded Redis alone
 (``make redis``).
@@ -22,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
+import logging
 import os
 import re
 import secrets
@@ -39,6 +50,14 @@ from agenticpal.redis_server import RedisServer, RedisServerError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_PORT = 6379
+APP_FACTORY = "agenticpal.serve:asgi_application"
+# Shutdown (SIGINT/SIGTERM to a worker): open HTTP responses (an SSE stream) get this
+# long before they are cancelled, then the worker's chat runs get RUN_DRAIN_SECONDS
+# (both run meanwhile: a reply keeps streaming to sockets on other workers).
+CONNECTIONS_GRACE_SECONDS = 5
+RUN_DRAIN_SECONDS = 15
+# How long `make run` waits for the server after Ctrl-C before killing it.
+STOP_WAIT_SECONDS = CONNECTIONS_GRACE_SECONDS + RUN_DRAIN_SECONDS + 10
 DEV_ENV_HEADER = """\
 # Written by `make run` (or `make dev-env`) from .env.example, for development on this
 # machine: DEBUG=true, a SECRET_KEY and a CREDENTIALS_ENCRYPTION_KEY of its own. Edit it
@@ -113,6 +132,86 @@ def _port(env: dict[str, str], name: str, default: int) -> int:
             f"Configuration error: {name} must be a port number (1-65535), got {raw!r}."
         )
     return int(raw)
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def web_concurrency(env: dict[str, str]) -> int:
+    """Worker processes: ``WEB_CONCURRENCY``, else one per CPU core."""
+    raw = env.get("WEB_CONCURRENCY", "").strip()
+    if not raw:
+        return cpu_cores()
+    if not raw.isdigit() or not 0 < int(raw) <= 256:
+        raise SystemExit(
+            f"Configuration error: WEB_CONCURRENCY must be a number of worker processes "
+            f"(1-256), got {raw!r}."
+        )
+    return int(raw)
+
+
+def uvicorn_command(host: str, port: int, workers: int) -> list[str]:
+    """The server ``make run`` starts (the production command in the README and the
+    Dockerfile is the same, without ``sys.executable -m``)."""
+    return [
+        sys.executable, "-m", "uvicorn", APP_FACTORY, "--factory",
+        "--host", host, "--port", str(port), "--workers", str(workers),
+        "--lifespan", "on", "--timeout-graceful-shutdown", str(CONNECTIONS_GRACE_SECONDS),
+        "--no-server-header", "--ws-max-size", "65536",
+    ]  # fmt: skip
+
+
+class DrainRunsAtShutdown:
+    """``app`` plus an ASGI lifespan: at shutdown the worker's chat runs get
+    ``drain_seconds`` to finish (:func:`chat.runner.drain`); a run still going then is
+    cancelled, and its message stays at the head of the thread's queue in Redis.
+
+    uvicorn sends ``lifespan.shutdown`` after it has stopped accepting connections,
+    closed the websockets (1012) and waited for HTTP responses, so no new run starts
+    here meanwhile; runs keep publishing their events to the sockets of other workers.
+    """
+
+    def __init__(self, app, drain_seconds: float = RUN_DRAIN_SECONDS) -> None:
+        self.app = app
+        self.drain_seconds = drain_seconds
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.drain()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def drain(self) -> None:
+        from chat import runner
+
+        logger = logging.getLogger("agenticpal.serve")
+        started = time.monotonic()
+        try:
+            await runner.drain(self.drain_seconds)
+        except Exception:  # shutting down all the same; the messages stay queued
+            logger.exception("Draining the chat runs of worker %d failed", os.getpid())
+        waited = time.monotonic() - started
+        if waited >= 0.1:
+            logger.info("Worker %d waited %.1f s for its chat runs to finish", os.getpid(), waited)
+
+
+def asgi_application() -> DrainRunsAtShutdown:
+    """What every worker serves (``uvicorn --factory agenticpal.serve:asgi_application``):
+    :mod:`agenticpal.asgi`'s application with :class:`DrainRunsAtShutdown`."""
+    from agenticpal.asgi import application
+
+    return DrainRunsAtShutdown(application)
 
 
 def _redis_answers(port: int) -> bool:
@@ -202,15 +301,44 @@ def migrate_and_login_link(base_url: str) -> str | None:
 
 
 def _wait_listening(server: subprocess.Popen, host: str, port: int, timeout: float = 60) -> bool:
-    """Whether uvicorn accepts connections (False: it exited, or did not in time)."""
+    """Whether a worker answers HTTP (False: uvicorn exited, or none did in time).
+
+    Not just a TCP connect: with workers, the supervisor listens before any worker has
+    loaded the app."""
+    import http.client
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and server.poll() is None:
+        connection = http.client.HTTPConnection(host, port, timeout=2)
         try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            return True
+        except (OSError, http.client.HTTPException):
             time.sleep(0.1)
+        finally:
+            connection.close()
     return False
+
+
+def stop_server(server: subprocess.Popen, timeout: float = STOP_WAIT_SECONDS) -> None:
+    """SIGINT to uvicorn (its graceful stop; the supervisor passes it on to every worker
+    as SIGTERM), then SIGKILL to its whole process group after ``timeout`` seconds or at
+    a second Ctrl-C, and after a crash of the supervisor: workers left behind would keep
+    serving."""
+    clean = False
+    try:
+        if server.poll() is None:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout)
+        clean = server.returncode == 0
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        pass
+    finally:
+        if not clean:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 def redis_only(port: int, data: Path) -> int:
@@ -248,8 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-only", action="store_true", help="only run the embedded Redis")
     args = parser.parse_args(argv)
 
-    # `kill`, a supervisor, `timeout`: stop the server and Redis as Ctrl-C does.
+    # `kill`, a supervisor, `timeout`, a closed terminal: stop the server and Redis as
+    # Ctrl-C does (uvicorn runs in a session of its own: only this process gets them).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.default_int_handler)
     ensure_dev_env()
     if args.dev_env:
         return 0
@@ -257,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     host = args.host or env.get("HOST", "").strip() or "127.0.0.1"
     port = args.port or _port(env, "PORT", 8000)
     redis_port = args.redis_port or _port(env, "EMBEDDED_REDIS_PORT", DEFAULT_REDIS_PORT)
+    workers = web_concurrency(env)
     var = var_dir(env)
     if args.redis_only:
         return redis_only(redis_port, var / "redis")
@@ -286,12 +417,12 @@ def main(argv: list[str] | None = None) -> int:
         login = migrate_and_login_link(f"http://{host}:{port}")
         if login is None:
             return 2
+        sys.stdout.flush()  # what was printed comes before uvicorn's log
+        # A session of its own: Ctrl-C reaches this process only, which stops the
+        # server in order (and can kill the whole group, workers included).
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "agenticpal.asgi:application",
-             "--host", host, "--port", str(port), "--lifespan", "off",
-             "--no-server-header", "--ws-max-size", "65536"],
-            env=env, cwd=BASE_DIR,
-        )  # fmt: skip
+            uvicorn_command(host, port, workers), env=env, cwd=BASE_DIR, start_new_session=True
+        )
         if not _wait_listening(server, host, port):
             print(
                 f"The server did not start on {host}:{port} (see above); another one may use "
@@ -299,7 +430,11 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return server.poll() or 1
-        print(f"\nAgenticPal is running: open http://{host}:{port}/")
+        plural = "es" if workers > 1 else ""
+        print(
+            f"\nAgenticPal is running ({workers} worker process{plural}): "
+            f"open http://{host}:{port}/"
+        )
         if login:
             print(login)
         print("Press Ctrl-C to stop.\n", flush=True)
@@ -307,12 +442,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        if server is not None:
+            if server.poll() is None:
+                print(
+                    f"Stopping: replies being written get up to {RUN_DRAIN_SECONDS} s to "
+                    "finish (Ctrl-C again to stop at once; unanswered messages stay queued).",
+                    flush=True,
+                )
+            stop_server(server)
         if redis_server is not None:
             redis_server.stop()
             print(f"Embedded Redis stopped (data kept in {_shown(var / 'redis')}).")

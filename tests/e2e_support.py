@@ -61,6 +61,7 @@ def server_env(
             "DATABASE_URL": f"sqlite:///{var_dir / 'db.sqlite3'}",
             "AGENTICPAL_ENV_FILE": os.devnull,  # a developer's .env must not leak in
             "AGENTICPAL_MODEL": "",  # the offline model
+            "AGENTICPAL_OFFLINE_WORD_DELAY": env.get("AGENTICPAL_OFFLINE_WORD_DELAY", "0.02"),
             # Load tests and benches sign in hundreds of users from 127.0.0.1.
             "SIGN_IN_ATTEMPTS_PER_MINUTE": "1000000",
             "PYTHONUNBUFFERED": "1",
@@ -82,6 +83,10 @@ class LiveServer:
     host: str = "127.0.0.1"
     port: int = 0
     redis_aof: bool = False  # Redis with its append-only file (restarts keep the data)
+    # More than 1: what `make run` runs (agenticpal.serve.uvicorn_command: uvicorn's
+    # supervisor and this many worker processes, the app draining its runs at shutdown;
+    # ``app`` is not used then). 1: one uvicorn process serving ``app``, as before.
+    workers: int = 1
     redis: RedisServer | None = None
     process: subprocess.Popen | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -110,14 +115,22 @@ class LiveServer:
         return self
 
     def _serve(self, timeout: float) -> None:
+        if self.workers != 1:
+            from agenticpal.serve import uvicorn_command
+
+            command = uvicorn_command(self.host, self.port, self.workers)
+        else:
+            command = [sys.executable, "-m", "uvicorn", self.app,
+                       "--host", self.host, "--port", str(self.port), "--lifespan", "off",
+                       "--no-server-header", "--ws-max-size", "65536"]  # fmt: skip
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", self.app,
-             "--host", self.host, "--port", str(self.port), "--lifespan", "off",
-             "--no-server-header", "--ws-max-size", "65536", *self.uvicorn_args],
+            [*command, *self.uvicorn_args],
             env=self.env, cwd=BASE_DIR, start_new_session=True,
             stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         self._wait_ready(timeout)
+        if self.workers > 1:
+            self.wait_workers(self.workers, timeout)
 
     def restart_app(self, *, kill: bool = True, timeout: float = 60.0) -> None:
         """Stop the server process (``kill``: SIGKILL, a crash; else uvicorn's graceful
@@ -207,6 +220,33 @@ class LiveServer:
         assert self.process is not None
         return self.process.pid
 
+    def worker_pids(self) -> list[int]:
+        """The processes that serve: the uvicorn supervisor's workers, or uvicorn itself."""
+        return worker_pids(self.pid) if self.workers != 1 else [self.pid]
+
+    def wait_workers(self, count: int, timeout: float = 60.0) -> list[int]:
+        """The worker pids once ``count`` workers accept connections (the supervisor
+        replaces a dead one: this waits for the new one to be ready)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pids = self.worker_pids()
+            if len(pids) >= count and all(_accepting(pid, self.port) for pid in pids):
+                return pids
+            time.sleep(0.1)
+        raise LiveServerError(
+            f"{count} workers did not start within {timeout}s. Its log:\n{self.log_tail()}"
+        )
+
+    def serving_pid(self, client_port: int) -> int | None:
+        """The worker that accepted the connection from 127.0.0.1:``client_port``."""
+        inode = tcp_inode(self.port, client_port)
+        if inode is None:
+            return None
+        for pid in self.worker_pids():
+            if inode in _socket_inodes(pid):
+                return pid
+        return None
+
     def rss_kb(self) -> int:
         """The server's resident set size in KiB (``VmRSS`` of /proc/<pid>/status)."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -262,6 +302,85 @@ class LiveServer:
         client = httpx.Client(base_url=self.url, **kwargs)
         sign_in(client, login_url or self.login_url())
         return client
+
+
+# --- processes and their sockets (Linux /proc) ------------------------------------
+
+
+def child_pids(pid: int) -> list[int]:
+    """The children of ``pid`` (every thread's ``children`` list)."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def worker_pids(supervisor: int) -> list[int]:
+    """The worker processes of a uvicorn supervisor: its children that run
+    ``multiprocessing.spawn`` (not its multiprocessing resource tracker)."""
+    return sorted(pid for pid in child_pids(supervisor) if b"spawn_main" in _cmdline(pid))
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _tcp_table() -> list[tuple[int, int, int, int]]:
+    """(local port, remote port, state, inode) of each IPv4 TCP socket (/proc/net/tcp)."""
+    rows = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+        rows.append((int(local, 16), int(remote, 16), int(fields[3], 16), int(fields[9])))
+    return rows
+
+
+def tcp_inode(server_port: int, client_port: int) -> int | None:
+    """The inode of the server's end of the connection from ``client_port``."""
+    for local, remote, _state, inode in _tcp_table():
+        if local == server_port and remote == client_port and inode:
+            return inode
+    return None
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _accepting(pid: int, port: int) -> bool:
+    """Whether ``pid`` waits for connections on ``port``: the listening socket is in one
+    of its epoll sets (a worker holds the socket from its start, but polls it only once
+    its app is loaded)."""
+    listening = {
+        inode for local, _r, state, inode in _tcp_table() if local == port and state == 0x0A
+    }
+    fds, epolls = set(), []
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and int(target[8:-1]) in listening:
+                    fds.add(int(fd.name))
+                elif target == "anon_inode:[eventpoll]":
+                    epolls.append(fd.name)
+    for epoll in epolls:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/fdinfo/{epoll}").read_text().splitlines():
+                if line.startswith("tfd:") and int(line.split()[1]) in fds:
+                    return True
+    return False
 
 
 def sign_in(client: httpx.Client, login_url: str) -> None:

@@ -247,17 +247,26 @@ class LiveServer:
                 return pid
         return None
 
+    def _serving(self) -> list[int]:
+        """The server's processes: uvicorn, and its workers when there are several."""
+        return [self.pid] if self.workers == 1 else [self.pid, *self.worker_pids()]
+
     def rss_kb(self) -> int:
-        """The server's resident set size in KiB (``VmRSS`` of /proc/<pid>/status)."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise LiveServerError("VmRSS missing from /proc status")
+        """Resident set size in KiB (``VmRSS``), summed over the server's processes."""
+        total = 0
+        for pid in self._serving():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        return total
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the server has used (``/proc/<pid>/stat``)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time of the server's processes (``/proc/<pid>/stat``)."""
+        ticks = 0
+        for pid in self._serving():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     # --- signing in ------------------------------------------------------------------
 

@@ -78,8 +78,9 @@ def _async_pool(url: str) -> aioredis.ConnectionPool:
 
 # A pooled connection that Redis dropped (a restart, a failover, a kill) fails on its
 # next use; the command is then retried on a fresh connection, with jittered backoff
-# while Redis comes back or loads its data. Only connection errors: a timeout means
-# Redis is there but stuck, and callers should learn that at once.
+# while Redis comes back or loads its data; a timed-out command is retried too (redis-py's
+# default), so scripts that must not run twice recognise their own repeat (chat.pending).
+# A wrong password is not retried.
 RETRIES = 4
 RETRY_BACKOFF = EqualJitterBackoff(base=0.1, cap=2.0)  # 1.5-3 s in all
 

@@ -272,6 +272,7 @@ async def chat_stream(request: HttpRequest) -> HttpResponse:
     last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or None
     if not valid_stream_id(last_id):
         last_id = None  # not one of our ids: start over with the history
+    await runner.recover(thread_id)  # a queue left by a dead process runs for this reader
     response = StreamingHttpResponse(
         event_stream(thread_id, last_id), content_type="text/event-stream"
     )
@@ -297,11 +298,14 @@ async def thread_list(request: HttpRequest) -> JsonResponse:
 async def thread_detail(request: HttpRequest, thread_id: str) -> JsonResponse:
     if not threads.validate_thread_id(thread_id):
         return bad_thread_id("A thread id is 1-64 letters, digits, '_' or '-'.")
-    if not await owns(request, thread_id):
+    if not await owns(request, thread_id) and not await threads.arestore(
+        threads.user_email(request.user), thread_id, request.session.session_key
+    ):
         return forbidden()
     if request.method == "DELETE":
         await threads.adelete(thread_id)
         return JsonResponse({"deleted": thread_id})
+    await runner.recover(thread_id)  # a queue left by a dead process runs without a socket
     messages = await history.get_history(thread_id)
     approvals = await history.get_approvals(thread_id)
     status = await history.thread_status(thread_id, approvals)

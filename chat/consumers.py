@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -76,6 +77,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if not claimed:
                 await self.close(code=CLOSE_FORBIDDEN, reason="Forbidden.")
                 return
+            self.checked_id = await events.last_id(thread_id)  # before the history
+            self.forwarded: set[str] = set()
             self.group = events.group_name(thread_id)
             await self.channel_layer.group_add(self.group, self.channel_name)
             messages = await history.get_history(thread_id)
@@ -145,6 +148,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 # Clients ping every few seconds; answering only when Redis does makes
                 # the ping a health probe, so a tab notices an outage and reconnects.
                 await get_async_client("sessions").ping()
+                await self.catch_up()
                 await self.send_event({"type": "pong"})
             else:
                 shown = repr(kind)
@@ -191,9 +195,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Delete the thread; every open tab, this one included, gets ``deleted`` and 4410."""
         await threads.adelete(self.thread_id)
 
+    async def catch_up(self) -> None:
+        """Send the thread's events the channel layer did not deliver (its subscription
+        is re-established a moment after Redis comes back): those of the stream older
+        than a second that this socket has not sent."""
+        cutoff = int(time.time() * 1000) - 1000
+        while True:
+            batch = await events.read_since(self.thread_id, self.checked_id)
+            for event in batch:
+                eid = event["id"]
+                if int(eid.split("-")[0]) > cutoff:
+                    return  # may still be on its way through the channel layer
+                if eid not in self.forwarded:
+                    await self.chat_event({"event": event})
+                self.forwarded.discard(eid)
+                self.checked_id = eid
+            if len(batch) < events.READ_BATCH:
+                return
+
     async def chat_event(self, message: dict) -> None:
         """An event of the thread from the channel layer (see chat.events)."""
         event = message["event"]
+        eid = event.get("id")
+        if eid:
+            if eid in self.forwarded or _stream_id(eid) <= _stream_id(self.checked_id):
+                return  # sent already (by catch_up)
+            self.forwarded.add(eid)
         await self.send_event(event)
         if event.get("type") == "deleted":
             await self.disconnect(CLOSE_DELETED)
@@ -229,6 +256,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.group is not None:
             await self.disconnect(CLOSE_REDIS_DOWN)
         await self.close(code=CLOSE_REDIS_DOWN, reason=redis_down_reason())
+
+
+def _stream_id(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq or 0)
 
 
 class NotFoundConsumer(AsyncWebsocketConsumer):

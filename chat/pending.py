@@ -114,6 +114,13 @@ return 0
 _SUBMIT = """
 local owner = redis.call('GET', KEYS[4])
 if owner and owner ~= ARGV[7] then return -3 end
+-- This very call ran already (a timeout lost its reply and redis-py sent it again):
+-- the identical message is queued once, and a lock taken with this token is the caller's.
+if redis.call('LPOS', KEYS[1], ARGV[1]) then
+  if redis.call('GET', KEYS[2]) == ARGV[2] then return 1 end
+  if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+  return 0
+end
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[4]) then return -1 end
 local sent = redis.call('INCR', KEYS[3])
 if sent == 1 then redis.call('EXPIRE', KEYS[3], ARGV[6]) end

@@ -194,6 +194,16 @@ async def aclaim(email: str, thread_id: str, session_id: str | None = None, *, c
     return True
 
 
+async def arestore(email: str, thread_id: str, session_id: str | None = None) -> bool:
+    """Own a thread whose owner db 0 lost, when its checkpoints name ``email``."""
+    if not validate_thread_id(thread_id) or await aowner_of(thread_id) is not None:
+        return False
+    recorded = await (await get_checkpointer()).aget_tuple(_config(thread_id))
+    if recorded is None or (recorded.metadata or {}).get("user_email") != email:
+        return False
+    return await aclaim(email, thread_id, session_id)
+
+
 def owner_of(thread_id: str, *, client=None) -> str | None:
     """The email that owns ``thread_id``, or ``None`` if nobody claimed it."""
     owner = (client or get_client("sessions")).get(keys.thread_owner_key(thread_id))

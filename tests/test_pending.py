@@ -159,3 +159,13 @@ async def test_the_rate_limit_counts_a_users_messages_across_threads(sessions_re
     assert queued("q-rate-9") == []
     counters = list(sessions_redis.scan_iter(match="rate:messages:*"))
     assert len(counters) == 1 and 0 < sessions_redis.ttl(counters[0]) <= 120
+
+
+async def test_a_submit_run_twice_by_a_retry_queues_once_and_keeps_its_lock(sessions_redis):
+    """redis-py retries a command whose reply timed out: the script may run twice with
+    the same message and token. The second run queues nothing and reports the lock the
+    first run took as the caller's (else the caller would wait for its own lock)."""
+    first = await pending.asubmit("q-twice", message(1), "tok-1")
+    again = await pending.asubmit("q-twice", message(1), "tok-1")
+    assert first is True and again is True
+    assert queued("q-twice") == ["m1"]

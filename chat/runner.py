@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from langgraph.graph.state import CompiledStateGraph
 
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS
@@ -54,6 +55,11 @@ RETRY_FIRST_SECONDS = 0.5  # a run that Redis failed is tried again after this, 
 RETRY_MAX_SECONDS = 5.0
 
 GraphFactory = Callable[[], Awaitable[CompiledStateGraph]]
+
+
+# What a model that is not set up raises: a missing provider package or key, a bad name
+# (init_chat_model), or the provider refusing the key.
+MODEL_SETUP_ERRORS: tuple[type[BaseException], ...] = (ImproperlyConfigured, ImportError)
 
 
 class InvalidMessage(ValueError):
@@ -134,6 +140,7 @@ class _Run:
     stop_reason: str | None = None  # "cancelled", "discarded" (thread deleted) or "lost"
     partial: list[str] = field(default_factory=list)  # text of the model step under way
     reply: str = ""  # text of the last finished model step
+    text: str = ""  # the user's message (an error event gives it back to the composer)
     approvals: int = 0  # approval cards this message's run put up
     finished: asyncio.Event = field(default_factory=asyncio.Event)  # the message's run ended
 
@@ -446,6 +453,7 @@ class Runner:
         """Run one message to its end; False when the lock was lost (do not acknowledge)."""
         mid = message.message_id
         run.message_id, run.stop_reason, run.partial, run.reply = mid, None, [], ""
+        run.text = message.text
         run.finished = asyncio.Event()
         config = run_config(thread_id, message.timezone, message.user_email)
         # The user's message goes out through the run's outbox, ahead of its tokens:
@@ -520,11 +528,17 @@ class Runner:
         mid = run.message_id or ""
         with contextlib.suppress(Exception):
             await settle_turn(await self._graph_factory(), config, mid, stopped_text=None)
-        reason = (
-            f"The assistant could not answer ({type(exc).__name__}: {exc}). "
-            "Your message was not kept; send it again."
-        )
-        await events.publish(thread_id, {"type": "error", "message_id": mid, "reason": reason})
+        # The person reads what they can act on; the technical detail is in the log (the
+        # warning above, with its traceback) for the administrator.
+        if isinstance(exc, MODEL_SETUP_ERRORS):
+            reason = (
+                "The assistant is not available: the administrator must configure the model. "
+                "Your message was not kept; send it again later."
+            )
+        else:
+            reason = "The assistant could not answer. Your message was not kept; send it again."
+        event = {"type": "error", "message_id": mid, "reason": reason, "text": run.text}
+        await events.publish(thread_id, event)
         return True
 
     async def _stream(

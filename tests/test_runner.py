@@ -295,7 +295,12 @@ async def test_model_error_is_an_error_event_and_the_conversation_stays_consiste
     await idle(failing, "r-fail", sessions_redis)
     error = seen[-1]
     assert error["message_id"] == mid
-    assert "the model exploded" in error["reason"] and "send it again" in error["reason"]
+    assert (
+        error["reason"].startswith("The assistant could not answer")
+        and "send it again" in error["reason"]
+    )
+    assert "exploded" not in error["reason"]  # the technical detail is for the log
+    assert error["text"] == "tell me something"  # the page puts it back in the composer
     assert await history.get_history("r-fail") == before  # the failed turn left no trace
 
     await good.submit("r-fail", "what is my name?", EMAIL)
@@ -311,7 +316,9 @@ async def test_a_misconfigured_model_is_an_error_event_not_a_stuck_queue(session
         await runner.submit("r-conf", "hello", EMAIL)
         seen = await events_until("r-conf", "error")
         await idle(runner, "r-conf", sessions_redis)
-    assert "AGENTICPAL_MODEL" in seen[-1]["reason"]
+    reason = seen[-1]["reason"]
+    assert reason.startswith("The assistant is not available: the administrator must configure")
+    assert "AGENTICPAL_MODEL" not in reason and "no-such-provider" not in reason
     assert await history.get_history("r-conf") == []
 
 

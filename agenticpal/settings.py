@@ -176,7 +176,7 @@ CHANNEL_LAYERS = channel_layers(REDIS)
 # --- Assistant -------------------------------------------------------------
 AGENTICPAL_MODEL = env.str("AGENTICPAL_MODEL", default="")
 # The offline demo model's pause between words (visible streaming); 0 for none.
-AGENTICPAL_OFFLINE_WORD_DELAY = seconds("AGENTICPAL_OFFLINE_WORD_DELAY", 0.02)
+AGENTICPAL_OFFLINE_WORD_DELAY = seconds("AGENTICPAL_OFFLINE_WORD_DELAY", 0.08)
 # "agenticpal" (core Redis, db 1) or "official" (langgraph-checkpoint-redis; needs
 # Redis 8 / Redis Stack modules and db 0).
 CHECKPOINTER = env.str("CHECKPOINTER", default="agenticpal")

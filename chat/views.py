@@ -27,6 +27,8 @@ from chat import api, approvals, history, pending, runner, threads
 from chat.render import render_approval, render_markdown
 from workspace import access
 
+EMPTY_MESSAGE_HINT = "Type a message first: an empty message is not sent."
+
 
 def model_label() -> str:
     """What the UI says about the model: the offline model is named as such."""
@@ -52,7 +54,8 @@ async def thread_summaries(request: HttpRequest) -> list[dict]:
     items = []
     for thread_id in await threads.athreads_for(threads.user_email(request.user)):
         summary = await history.thread_summary(thread_id)
-        items.append({**summary, "title": summary["title"] or "New chat"})
+        title = summary["title"]  # "untitled": app.js names it when its first message is sent
+        items.append({**summary, "title": title or "New chat", "untitled": not title})
     return items
 
 
@@ -130,6 +133,9 @@ async def send(request: HttpRequest, thread_id: str) -> HttpResponse:
     if (refusal := await claim_refused(request, thread_id)) is not None:
         return refusal
     text = request.POST.get("message", "")
+    if not text.strip():  # the same hint as the page's with JavaScript
+        messages.warning(request, EMPTY_MESSAGE_HINT)
+        return redirect("chat:thread", thread_id=thread_id)
     try:
         await runner.submit(thread_id, text, threads.user_email(request.user))
     except runner.InvalidMessage as exc:

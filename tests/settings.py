@@ -12,6 +12,7 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:1")  # unused: conftest ov
 os.environ.setdefault("DATABASE_URL", "sqlite://:memory:")
 os.environ["AGENTICPAL_ENV_FILE"] = os.devnull  # a developer's .env must not leak into tests
 
+os.environ.setdefault("AGENTICPAL_OFFLINE_WORD_DELAY", "0.02")
 from agenticpal.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

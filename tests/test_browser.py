@@ -1,8 +1,11 @@
 """The chat in a real browser: Playwright driving Debian's chromium against the real server.
 
 Sign in with the one-time local URL, start a chat, send a message, watch the reply
-stream in over the websocket, reload, and find the conversation restored; ask the demo
-workspace for tomorrow's agenda and the unread mail and see both rendered; approve a
+stream in over the websocket (its Markdown rendered as it comes), the thread list name
+the new chat at once, reload, and find the conversation restored; an empty message gets
+a hint; Stop keeps the partial reply marked "Stopped" in every tab and after a reload;
+a phone's 375 px fit without sideways scrolling, the thread list in a drawer; ask the
+demo workspace for tomorrow's agenda and the unread mail and see both rendered; approve a
 meeting on its approval card (in two tabs, across a reload) and reject an email with a
 reason, Google being the Workspace emulator in a process of its own.
 
@@ -13,6 +16,7 @@ when that browser is missing, so CI cannot pass without running it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -41,26 +45,59 @@ def chromium() -> str:
     return CHROMIUM
 
 
+# The offline model's pace here: a reply of ~45 words takes ~2 s, time enough to press
+# Stop in the middle of it (its default pace is slower; the other e2e tests' faster).
+WORD_DELAY = "0.05"
+
+
 @pytest.fixture(scope="module")
 def server(chromium: str) -> Iterator[LiveServer]:
-    with LiveServer() as live:
+    with LiveServer(extra_env={"AGENTICPAL_OFFLINE_WORD_DELAY": WORD_DELAY}) as live:
         yield live
 
 
-@pytest.fixture
-async def page(chromium: str) -> AsyncIterator[Page]:
-    """A page of a fresh headless chromium context. Playwright's async API: the test
-    runs on pytest-asyncio's loop like the rest of the suite (the sync API would keep a
-    loop of its own running in this thread)."""
+@contextlib.asynccontextmanager
+async def browser_page(chromium: str, **options: object) -> AsyncIterator[Page]:
+    """A page of a fresh headless chromium context (``options``: the context's).
+    Playwright's async API: the test runs on pytest-asyncio's loop like the rest of the
+    suite (the sync API would keep a loop of its own running in this thread)."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, headless=True)
         try:
-            context = await browser.new_context()
+            context = await browser.new_context(**options)
             page = await context.new_page()
             page.set_default_timeout(20_000)
             yield page
         finally:
             await browser.close()
+
+
+@pytest.fixture
+async def page(chromium: str) -> AsyncIterator[Page]:
+    async with browser_page(chromium) as page:
+        yield page
+
+
+PHONE_WIDTH = 375
+
+
+@pytest.fixture
+async def phone(chromium: str) -> AsyncIterator[Page]:
+    """A page as a phone shows it: 375 px wide."""
+    viewport = {"width": PHONE_WIDTH, "height": 740}
+    async with browser_page(chromium, viewport=viewport, is_mobile=True) as page:
+        yield page
+
+
+# Records, from the page's own DOM changes, the bold text of a reply still streaming.
+WATCH_STREAMING_BOLD = """() => {
+  window.boldWhileStreaming = [];
+  new MutationObserver(() => {
+    document.querySelectorAll("li.msg.assistant.streaming strong")
+      .forEach((el) => window.boldWhileStreaming.push(el.textContent));
+  }).observe(document.getElementById("messages"),
+             {childList: true, subtree: true, characterData: true});
+}"""
 
 
 async def test_sign_in_chat_streamed_reply_and_history_after_reload(
@@ -79,11 +116,26 @@ async def test_sign_in_chat_streamed_reply_and_history_after_reload(
     await expect(page).to_have_url(re.compile(rf"{re.escape(server.url)}/chat/[A-Za-z0-9_-]+/$"))
     chat = page.locator("#chat")
     await expect(chat).to_have_class(_has("live"))  # the websocket is open
+    title = page.locator("#thread-list li.current .thread-title")
+    await expect(title).to_have_text("New chat")
 
+    # An empty message is not sent: a hint says why, and goes when something is typed.
+    hint = page.locator("#composer-hint")
+    await page.locator("#message").fill("   ")
+    await page.locator("#message").press("Enter")
+    await expect(hint).to_be_visible()
+    await expect(hint).to_contain_text("Type a message first")
+    await expect(page.locator("li.msg.user")).to_have_count(0)
+    assert not [f for f in frames if f.get("type") == "user"]
+
+    await page.evaluate(WATCH_STREAMING_BOLD)
     await page.locator("#message").fill("Hello, my name is Ada.")
+    await expect(hint).to_be_hidden()
     await page.locator("#message").press("Enter")
 
     await expect(page.locator("li.msg.user").last).to_have_text("Hello, my name is Ada.")
+    await expect(title).to_have_text("Hello, my name is Ada.")  # named at once, no reload
+    await expect(page).to_have_title("Hello, my name is Ada. · AgenticPal")
     reply = page.locator("li.msg.assistant").last
     await expect(reply).not_to_have_class(_has("streaming"), timeout=30_000)
     done = [f for f in frames if f.get("type") == "done"]
@@ -92,13 +144,94 @@ async def test_sign_in_chat_streamed_reply_and_history_after_reload(
     assert len(tokens) >= 2, "the reply was not streamed token by token"
     answer = done[-1]["content"]
     await expect(reply).to_contain_text(answer.split()[0])
+    # "Nice to meet you, **Ada**!": bold while it streamed, not only once it was done.
+    assert "**Ada**" in answer
+    assert "Ada" in await page.evaluate("window.boldWhileStreaming"), "no <strong> before done"
+    await expect(reply.locator("strong")).to_have_text("Ada")
+    assert "**" not in await reply.inner_text()
     await expect(page.locator("#send")).to_be_enabled()
 
     await page.reload()
     await expect(page.locator("li.msg.user")).to_have_text(["Hello, my name is Ada."])
     await expect(page.locator("li.msg.assistant")).to_have_count(1)
     await expect(page.locator("li.msg.assistant")).to_contain_text(answer.split()[0])
+    await expect(page.locator("li.msg.assistant strong")).to_have_text("Ada")
     await expect(chat).to_have_class(_has("live"))  # and the socket is back after the reload
+    await expect(title).to_have_text("Hello, my name is Ada.")
+
+
+async def test_stop_keeps_the_partial_reply_marked_stopped_in_every_tab(
+    server: LiveServer, page: Page
+) -> None:
+    await page.goto(server.login_url())
+    await page.get_by_role("button", name="Start a new chat").click()
+    chat = page.locator("#chat")
+    await expect(chat).to_have_class(_has("live"))
+    other = await page.context.new_page()  # a second tab on the same chat
+    await other.goto(page.url)
+    await expect(other.locator("#chat")).to_have_class(_has("live"))
+
+    await page.locator("#message").fill("Tell me about yourself")
+    await page.locator("#message").press("Enter")
+    streaming = page.locator("li.msg.assistant.streaming")
+    await expect(streaming).to_contain_text("You said")  # the reply has begun
+    await expect(page.locator("#stop")).to_be_enabled()
+    await page.locator("#stop").click()
+
+    for tab in (page, other):
+        reply = tab.locator("li.msg.assistant").last
+        await expect(reply).to_have_class(_has("stopped"))
+        await expect(reply.locator(".stopped-mark")).to_have_text("Stopped")
+        await expect(reply).not_to_have_class(_has("streaming"))
+        await expect(reply.locator(".body")).to_contain_text("You said")
+        await expect(tab.locator("#stop")).to_be_disabled()
+    kept = await page.locator("li.msg.assistant .body").inner_text()
+    assert "use a real model" not in kept, "the reply was not stopped in the middle"
+
+    await page.reload()  # the page's rendering, then the history's
+    reply = page.locator("li.msg.assistant")
+    await expect(reply).to_have_count(1)
+    await expect(reply.locator(".stopped-mark")).to_have_text("Stopped")
+    await expect(chat).to_have_class(_has("live"))
+    await expect(reply.locator(".stopped-mark")).to_have_text("Stopped")
+    await expect(reply.locator(".body")).to_contain_text("You said")
+    assert "use a real model" not in await reply.locator(".body").inner_text()
+    await expect(page.locator("#send")).to_be_enabled()
+
+
+async def scroll_width(page: Page) -> int:
+    return await page.evaluate(
+        "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+    )
+
+
+async def test_a_phone_375_px_wide_scrolls_only_down(server: LiveServer, phone: Page) -> None:
+    page = phone
+    await page.goto(server.login_url())
+    await expect(page.get_by_role("button", name="Start a new chat")).to_be_visible()
+    assert await scroll_width(page) <= PHONE_WIDTH
+    await page.get_by_role("button", name="Start a new chat").click()
+    await expect(page.locator("#chat")).to_have_class(_has("live"))
+    assert await scroll_width(page) <= PHONE_WIDTH
+
+    # The thread list is a drawer above the chat, closed on a chat page, a tap away.
+    drawer = page.locator("#thread-drawer")
+    current = page.locator("#thread-list li.current a")
+    await expect(current).to_be_hidden()
+    await expect(page.locator("#message")).to_be_in_viewport()
+    await drawer.locator("summary").click()
+    await expect(current).to_be_visible()
+    await expect(current).to_have_attribute("href", re.compile(r"^/chat/[A-Za-z0-9_-]+/$"))
+
+    # A wide reply (an agenda table, a long word) still fits the width.
+    await page.locator("#message").fill("What's on my calendar tomorrow? " + "x" * 120)
+    await page.locator("#message").press("Enter")
+    await expect(page.locator("li.msg.tool table.agenda")).to_be_visible(timeout=30_000)
+    await expect(page.locator("#send")).to_be_enabled(timeout=30_000)
+    assert await scroll_width(page) <= PHONE_WIDTH
+    await page.reload()
+    await expect(page.locator("table.agenda")).to_be_visible()
+    assert await scroll_width(page) <= PHONE_WIDTH
 
 
 async def test_the_demo_workspace_renders_an_agenda_and_the_unread_mail(

@@ -1,5 +1,7 @@
 """``manage.py chat``: a real subprocess fed on stdin, with Redis up and with Redis down;
-approval cards asked inline (approve, reject, edit, left waiting) on the demo workspace."""
+the conversation's owner (``--user``, by default the local development user; someone
+else's thread refused); replies' Markdown made readable for a terminal; approval cards
+asked inline (approve, reject, edit, left waiting) on the demo workspace."""
 
 from __future__ import annotations
 
@@ -12,10 +14,15 @@ import sys
 import threading
 from pathlib import Path
 
-from chat import history
+import pytest
+
+from chat import history, threads
+from chat.management.commands.chat import TerminalMarkdown
+from chat.offline_model import words
 from chat.runner import Runner
 from tests.chat_support import events_until
 from workspace import actions
+from workspace.views import LOCAL_EMAIL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,26 +63,45 @@ def test_a_conversation_is_kept_in_redis_and_resumed(redis_server):
     first = chat(redis_server.url, ["My name is Grace Hopper", "what time is it in Asia/Tokyo?"])
     assert first.returncode == 0, first.stderr
     assert "offline demo model" in first.stdout
-    assert "Nice to meet you, **Grace Hopper**!" in first.stdout
+    assert "Nice to meet you, Grace Hopper!" in first.stdout  # Markdown, made readable
+    assert "**" not in first.stdout
     assert "[current_datetime]" in first.stdout and "(Asia/Tokyo, UTC+09:00)" in first.stdout
     assert "WARNING" not in first.stderr
     thread_id = thread_of(first.stdout)
+    # No --user: the local development user's, in their chat list on the web.
+    assert f"Thread {thread_id} of {LOCAL_EMAIL}" in first.stdout
+    assert threads.owner_of(thread_id) == LOCAL_EMAIL
+    assert threads.threads_for(LOCAL_EMAIL) == [thread_id]
 
     again = chat(redis_server.url, ["what is my name?", "/quit"], "--thread", thread_id)
     assert again.returncode == 0, again.stderr
     assert "you> My name is Grace Hopper" in again.stdout  # the history is shown first
-    assert "your name is **Grace Hopper**" in again.stdout
+    assert "assistant> Nice to meet you, Grace Hopper!" in again.stdout
+    assert "your name is Grace Hopper" in again.stdout
+    assert threads.threads_for(LOCAL_EMAIL) == [thread_id]
 
 
 async def test_thread_resumes_a_conversation_started_on_the_web(redis_server):
+    assert await threads.aclaim("ada@example.com", "web-thread-1")  # as the web page does
     runner = Runner()
     await runner.submit("web-thread-1", "My name is Ada", "ada@example.com")
     await events_until("web-thread-1", "done")
     await runner.drain()
 
-    result = chat(redis_server.url, ["what is my name?"], "--thread", "web-thread-1")
+    # Ada's thread: the local development user (no --user) is refused, and sees nothing.
+    refused = chat(redis_server.url, ["what is my name?"], "--thread", "web-thread-1")
+    assert refused.returncode != 0
+    assert "belongs to another user" in refused.stderr and "--user" in refused.stderr
+    assert "Ada" not in refused.stdout and "Traceback" not in refused.stderr
+    before = await history.get_history("web-thread-1")
+    assert [m["role"] for m in before] == ["user", "assistant"]  # nothing was added
+    assert await threads.aowner_of("web-thread-1") == "ada@example.com"
+    assert await threads.athreads_for(LOCAL_EMAIL) == []
+
+    args = ("--thread", "web-thread-1", "--user", "ada@example.com")
+    result = chat(redis_server.url, ["what is my name?"], *args)
     assert result.returncode == 0, result.stderr
-    assert "your name is **Ada**" in result.stdout
+    assert "your name is Ada" in result.stdout
     users = [m["content"] for m in await history.get_history("web-thread-1") if m["role"] == "user"]
     assert users == ["My name is Ada", "what is my name?"]  # the web UI sees the CLI's turn
 
@@ -85,7 +111,7 @@ def test_without_redis_it_still_chats_in_memory_with_a_warning():
     assert result.returncode == 0, result.stderr
     assert "WARNING" in result.stderr and "NOT be saved" in result.stderr
     assert "in memory only" in result.stdout
-    assert "your name is **Ada**" in result.stdout  # multi-turn within the process
+    assert "your name is Ada" in result.stdout  # multi-turn within the process
     assert "Traceback" not in result.stderr
 
 
@@ -93,6 +119,33 @@ def test_a_bad_thread_id_is_refused(redis_server):
     result = chat(redis_server.url, [], "--thread", "bad id!")
     assert result.returncode != 0
     assert "--thread takes" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert threads.threads_for(LOCAL_EMAIL) == []  # nothing was claimed
+
+
+# --- Markdown in a terminal ---------------------------------------------------------
+
+REPLIES = [
+    ("Nice to meet you, **Grace Hopper**! I will remember.",
+     "Nice to meet you, Grace Hopper! I will remember."),
+    ("It is **12:00 (Europe/Paris, UTC+01:00)**.", "It is 12:00 (Europe/Paris, UTC+01:00)."),
+    ("Set `AGENTICPAL_MODEL` to use *a real* model, _really_.",
+     "Set AGENTICPAL_MODEL to use a real model, really."),
+    ("# Today\n- **9:00** standup\n* lunch\n1. first", "Today\n• 9:00 standup\n• lunch\n1. first"),
+    ("See [the docs](https://example.com/a_b) now.", "See the docs (https://example.com/a_b) now."),
+    ("```\nx = a**2 * b\n```\nsnake_case_name and 2 * 3 stay.",
+     "x = a**2 * b\nsnake_case_name and 2 * 3 stay."),
+    ("no \x1b[2Jescape", "no [2Jescape"),  # control characters never reach the terminal
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("markdown", "shown"), REPLIES)
+def test_replies_are_shown_without_markdown_marks(markdown, shown):
+    assert TerminalMarkdown.plain(markdown) == shown
+    # The same while it streams, whatever the chunks: the model's words, or characters.
+    for chunks in (words(markdown), list(markdown)):
+        renderer = TerminalMarkdown()
+        assert "".join(renderer.feed(c) for c in chunks) + renderer.flush() == shown
 
 
 # --- approvals: the card is asked inline and decided the web's way (Runner.decide) -----

@@ -54,6 +54,14 @@ def test_words_keep_the_spacing_so_tokens_join_back():
     assert words("   ") == []
 
 
+def test_the_offline_model_writes_at_a_reading_pace_by_default(settings):
+    """Unset, the offline model writes about 12 words a second: a reply takes long enough
+    to be read as it comes and to be stopped in the middle (tests set their own pace)."""
+    del settings.AGENTICPAL_OFFLINE_WORD_DELAY
+    assert make_model().word_delay == chat_graph.DEFAULT_WORD_DELAY
+    assert 1 / 15 <= chat_graph.DEFAULT_WORD_DELAY <= 1 / 8
+
+
 def test_plan_reply_is_deterministic_and_answers_from_the_conversation():
     said = [
         HumanMessage("My name is Grace Hopper"),

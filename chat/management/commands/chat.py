@@ -1,11 +1,16 @@
-"""``manage.py chat [--thread ID]``: chat with the assistant in the terminal.
+"""``manage.py chat [--thread ID] [--user EMAIL]``: chat with the assistant in the terminal.
 
-The reply streams as the model writes it. Conversations are kept in the Redis
-checkpointer (db 1) when Redis answers, so ``--thread`` resumes one started in the web
-UI (and the web UI shows what was said here). Without Redis the command still works,
-on LangGraph's ``InMemorySaver`` with a warning: the seed makes Redis optional for the
-CLI. The command runs the graph itself for what you type; it uses db 0 for `--user`'s
-Google credentials and for approvals (below).
+The reply streams as the model writes it, its Markdown made readable for a terminal
+(:class:`TerminalMarkdown`: no ``**`` or backticks, bullets, links as "text (url)").
+Conversations are kept in the Redis checkpointer (db 1) when Redis answers, so
+``--thread`` resumes one started in the web UI (and the web UI shows what was said
+here). A conversation has an owner, ``--user`` (by default the local development user,
+``developer@localhost``, who a local sign-in on the web is): the thread is claimed for
+them (:func:`chat.threads.aclaim`), so it is in their chat list on the web, and a thread
+of someone else is refused. Without Redis the command still works, on LangGraph's
+``InMemorySaver`` with a warning: the seed makes Redis optional for the CLI. The command
+runs the graph itself for what you type; it uses db 0 for the owner, `--user`'s Google
+credentials and approvals (below).
 
 Type ``/quit`` (or end the input) to leave; Ctrl-C stops a reply and leaves.
 
@@ -24,6 +29,7 @@ so that it runs once).
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import threading
 import uuid
@@ -35,7 +41,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS, unavailable_message
-from chat import events, pending
+from chat import events, pending, threads
 from chat.approvals import form_fields
 from chat.checkpoint import create_redis_checkpointer
 from chat.graph import (
@@ -54,6 +60,7 @@ from chat.render import CONTROL_CHARACTERS, render_tool_text
 from chat.runner import InvalidMessage, Runner
 from chat.threads import validate_thread_id
 from workspace import demo
+from workspace.views import LOCAL_EMAIL
 
 QUIT = {"/quit", "/exit", "/q"}
 PROMPT = "you> "
@@ -73,6 +80,142 @@ class LeftWaiting(Exception):
 def clean(value: object) -> str:
     """Text for the terminal: no control characters (a mail must not drive the terminal)."""
     return CONTROL_CHARACTERS.sub("", str(value))
+
+
+# --- Markdown for a terminal ------------------------------------------------------------
+
+_PIECES = re.compile(r"\n|[^\S\n]+|\S+")
+_OPENING = "([{\"'\u201c\u2018"
+_CLOSING = ")]}\"'\u201d\u2019.,;:!?"
+_LEAD_MARK = re.compile(rf"^([{re.escape(_OPENING)}]*)(\*{{1,3}}|_{{2,3}})(?=[^\s*_])")
+_TRAIL_MARK = re.compile(rf"(?<=[^\s*_])(\*{{1,3}}|_{{2,3}})([{re.escape(_CLOSING)}]*)$")
+_UNDERSCORED = re.compile(
+    rf"^([{re.escape(_OPENING)}]*)_(?=[^\s_])(.*[^\s_])_([{re.escape(_CLOSING)}]*)$"
+)
+_LINK = re.compile(r"!?\[([^\]\n]*)\]\(([^)\s]+)\)")
+_LINK_LIKE = re.compile(r"\[[^\]\n]*(?:\](?:\([^)\s]*\)?)?)?")  # a link, maybe unfinished
+_LINK_WAIT = 300  # the longest text held back for a link to finish
+_HEADING = re.compile(r"#{1,6}")
+_BULLET = {"-", "*", "+"}
+_RULE = re.compile(r"([-*_])\1{2,}")
+
+
+def _link_text(link: re.Match) -> str:
+    text, url = link[1].strip(), link[2]
+    return url if not text or text == url else f"{text} ({url})"
+
+
+class TerminalMarkdown:
+    """A reply's Markdown made readable in a terminal, as it streams: ``**bold**``,
+    ``*em*``, ``__strong__`` and backticks lose their marks, ``# Title`` its hashes, a
+    list item gets a bullet, ``[text](url)`` reads "text (url)", a fenced block is shown
+    as it is without its fences. Text is written a word at a time (the part after the
+    last space waits for the next chunk; so does a link until it is complete), so a mark
+    split over two chunks is still removed. ``feed`` returns what can be written now,
+    ``flush`` the rest."""
+
+    def __init__(self) -> None:
+        self.pending = ""
+        self.line_start = True
+        self.in_fence = False
+        self.skip_line = False  # a fence's own line is not shown
+        self.swallow_space = False  # the space after a heading's hashes
+        self.in_code = False  # between backticks
+
+    def feed(self, text: str) -> str:
+        self.pending += text
+        end = max(self.pending.rfind(" "), self.pending.rfind("\n"), self.pending.rfind("\t")) + 1
+        end = self._cut(self.pending, end)
+        ready, self.pending = self.pending[:end], self.pending[end:]
+        return self._render(ready) if ready else ""
+
+    @staticmethod
+    def _cut(text: str, end: int) -> int:
+        """``end``, or the start of the word of a link that a cut there would split (one
+        with a space in its text, or one still being written)."""
+        line_start = text.rfind("\n", 0, end) + 1
+        for link in _LINK_LIKE.finditer(text, line_start):
+            unfinished = link.end() == len(text) and not link[0].endswith(")")
+            if link.start() < end <= link.end() or unfinished:
+                if len(text) - link.start() > _LINK_WAIT:
+                    return end  # not a link after all, or a very long one: show it
+                before = text[line_start : link.start()]
+                return line_start + max(before.rfind(" "), before.rfind("\t")) + 1
+        return end
+
+    def flush(self) -> str:
+        ready, self.pending = self.pending, ""
+        return self._render(ready)
+
+    @classmethod
+    def plain(cls, text: str) -> str:
+        """A whole reply at once (the history of a resumed thread)."""
+        renderer = cls()
+        return renderer.feed(text) + renderer.flush()
+
+    def _render(self, text: str) -> str:
+        out: list[str] = []
+        for piece in _PIECES.findall(self._links(text)):
+            if piece == "\n":
+                if not self.skip_line:
+                    out.append("\n")
+                self.line_start, self.skip_line, self.swallow_space = True, False, False
+                self.in_code = False  # a code span ends with its line
+            elif self.skip_line:
+                continue
+            elif piece.isspace():
+                if not self.swallow_space:
+                    out.append(piece)
+                self.swallow_space = False
+            else:
+                out.append(self._word(piece))
+                self.line_start = False
+        return clean("".join(out))
+
+    def _links(self, text: str) -> str:
+        """``[text](url)`` -> ``text (url)``, line by line, except in a fenced block."""
+        lines = text.split("\n")
+        fenced, at_start = self.in_fence, self.line_start
+        for index, line in enumerate(lines):
+            fence = (at_start or index) and line.lstrip().startswith(("```", "~~~"))
+            if not fenced and not fence:
+                lines[index] = _LINK.sub(_link_text, line)
+            fenced ^= bool(fence)
+        return "\n".join(lines)
+
+    def _word(self, word: str) -> str:
+        if self.line_start and word.startswith(("```", "~~~")):
+            self.in_fence, self.skip_line = not self.in_fence, True
+            return ""
+        if self.in_fence:
+            return word
+        if self.line_start and not self.in_code:
+            if _HEADING.fullmatch(word):
+                self.swallow_space = True
+                return ""
+            if word in _BULLET:
+                return "•"
+            if _RULE.fullmatch(word):
+                return "─" * 24
+        if "`" not in word and self.in_code:
+            return word
+        parts = word.split("`")
+        shown = []
+        for index, part in enumerate(parts):
+            if index:
+                self.in_code = not self.in_code
+            shown.append(part if self.in_code else self._inline(part))
+        return "".join(shown)
+
+    @staticmethod
+    def _inline(text: str) -> str:
+        if not text:
+            return text
+        text = _UNDERSCORED.sub(r"\1\2\3", text)
+        for _ in range(2):  # "**_both_**"
+            text = _LEAD_MARK.sub(r"\1", text)
+            text = _TRAIL_MARK.sub(r"\2", text)
+        return text
 
 
 def read_lines(stdin: TextIO) -> asyncio.Queue[str]:
@@ -108,8 +251,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--user",
             default="",
-            help="whose Google Workspace the assistant reads (an email with stored Google "
-            "credentials: sign in on the web once); with WORKSPACE_DEMO on, the demo workspace",
+            help="whose conversation this is and whose Google Workspace the assistant reads "
+            f"(an email; default {LOCAL_EMAIL}, the local development user); the thread is "
+            "in their chat list on the web. Their stored Google credentials are used (sign "
+            "in on the web once); with WORKSPACE_DEMO on, the demo workspace",
         )
 
     def handle(
@@ -117,9 +262,8 @@ class Command(BaseCommand):
     ) -> None:
         if thread is not None and not validate_thread_id(thread):
             raise CommandError("--thread takes 1-64 letters, digits, '_' or '-'.")
+        user = (user or "").strip() or LOCAL_EMAIL
         try:
-            if user and demo.enabled():
-                demo.connect(user)
             asyncio.run(self.chat(thread, timezone, user, sys.stdin))
         except KeyboardInterrupt:
             self.stdout.write("")
@@ -133,10 +277,14 @@ class Command(BaseCommand):
         graph = build_graph(checkpointer=saver)
         thread_id = thread or uuid.uuid4().hex
         kept = not isinstance(saver, InMemorySaver)
+        if kept:  # before anything is shown: someone else's thread shows nothing
+            await self.claim(thread_id, user, resumed=thread is not None)
+            if demo.enabled():
+                await asyncio.to_thread(demo.connect, user)
         self.stdout.write(f"AgenticPal — {model_display_name()}")
         if kept:
             self.stdout.write(
-                f"Thread {thread_id} (resume with: manage.py chat --thread {thread_id})"
+                f"Thread {thread_id} of {user} (resume with: manage.py chat --thread {thread_id})"
             )
         else:
             self.stdout.write(f"Thread {thread_id} (in memory only: lost when you leave)")
@@ -175,6 +323,21 @@ class Command(BaseCommand):
             raise
         finally:
             await self.runner.drain()
+
+    async def claim(self, thread_id: str, user: str, *, resumed: bool) -> None:
+        """Make ``thread_id`` ``user``'s (it joins their chat list on the web), or refuse."""
+        try:
+            ours = await threads.aclaim(user, thread_id)
+        except threads.TooManyThreads as exc:
+            raise CommandError(str(exc)) from None
+        if not ours:
+            raise CommandError(
+                f"Thread {thread_id} is not a conversation of {user}: it belongs to another "
+                "user. Give its owner's email with --user, or leave out --thread to start a "
+                "new conversation."
+                if resumed
+                else f"Thread {thread_id} is taken; try again."
+            )
 
     async def read(self, prompt: str) -> str | None:
         """The next line typed (without its newline), None once the input has ended."""
@@ -331,6 +494,7 @@ class Command(BaseCommand):
         """Print the events of run ``mid`` (any run if None) from the thread's stream until
         it ends: the action's outcome, the reply, its status."""
         started = False
+        reply = TerminalMarkdown()
         try:
             while True:
                 batch = await events.read_since(self.thread_id, after, block_ms=FOLLOW_BLOCK_MS)
@@ -348,11 +512,11 @@ class Command(BaseCommand):
                         if not started:
                             self.stdout.write("assistant> ", ending="")
                             started = True
-                        self.stdout.write(clean(event.get("text", "")), ending="")
+                        self.stdout.write(reply.feed(str(event.get("text", ""))), ending="")
                         self.stdout.flush()
                     elif kind == "tool":
                         if started:
-                            self.stdout.write("")
+                            self.stdout.write(reply.flush())
                             started = False
                         self.write_tool(
                             event.get("name", "tool"), event.get("data"), event.get("output", "")
@@ -361,7 +525,7 @@ class Command(BaseCommand):
                         self.stdout.write("(that action was no longer waiting)")
                     elif kind in ("done", "error", "cancelled"):
                         if started:
-                            self.stdout.write("")
+                            self.stdout.write(reply.flush())
                         if kind == "error":
                             self.stderr.write(clean(event.get("reason", "")))
                         elif kind == "cancelled":
@@ -386,9 +550,11 @@ class Command(BaseCommand):
         for item in shown:
             if item["role"] == "tool":
                 self.write_tool(item["name"], item.get("data"), item["content"])
+            elif item["role"] == "user":
+                self.stdout.write(f"you> {clean(item['content'])}")
             else:
-                label = "you" if item["role"] == "user" else "assistant"
-                self.stdout.write(f"{label}> {item['content']}")
+                stopped = " (stopped)" if item.get("stopped") else ""
+                self.stdout.write(f"assistant> {TerminalMarkdown.plain(item['content'])}{stopped}")
         self.stdout.write("")
 
     def write_tool(self, name: str, data: dict | None, text: str) -> None:
@@ -405,6 +571,7 @@ class Command(BaseCommand):
             summary = waiting.value.get("summary", "") if isinstance(waiting.value, dict) else ""
             self.stdout.write(f"(set aside, not done: {clean(summary)})")
         speaking = False  # "assistant> " is printed with the first word of each reply
+        reply = TerminalMarkdown()
         try:
             async for kind, value in stream_turn(graph, config, message_id, text):
                 if kind == "token":
@@ -412,11 +579,11 @@ class Command(BaseCommand):
                     if not speaking:
                         self.stdout.write("assistant> ", ending="")
                         speaking = True
-                    self.stdout.write(value, ending="")
+                    self.stdout.write(reply.feed(value), ending="")
                     self.stdout.flush()
                 elif kind == "tool":
                     if speaking:
-                        self.stdout.write("")
+                        self.stdout.write(reply.flush())
                         speaking = False
                     self.write_tool(value.name, tool_data(value), message_text(value))
                 elif kind == "approval":
@@ -424,10 +591,10 @@ class Command(BaseCommand):
                 else:
                     partial = []
             if speaking:
-                self.stdout.write("")
+                self.stdout.write(reply.flush())
         except asyncio.CancelledError:  # Ctrl-C: keep what was said, then leave
             await settle_turn(graph, config, message_id, stopped_text="".join(partial))
-            self.stdout.write(" (stopped)")
+            self.stdout.write(f"{reply.flush()} (stopped)")
             raise
         except UNAVAILABLE_ERRORS:
             raise

@@ -1,6 +1,7 @@
 // AgenticPal chat page: websocket streaming on top of a page that works without JS.
-// Streamed text is inserted as text; a finished reply is escaped first, then given a
-// little Markdown formatting, so nothing the model says can become HTML. Approval
+// A reply is shown as Markdown while it streams (escaped first, then given a little
+// formatting, so nothing the model says can become HTML); a reply that comes with the
+// server's rendering ("html", sanitised by nh3) is shown as that. Approval
 // cards (an action waiting for the user) are forms rendered by the server; their
 // answer goes over the socket as a "decision" frame, or is posted when it is down.
 (function () {
@@ -31,6 +32,9 @@
   var decisionsSent = {}; // decision frame id -> {frame, interrupts}: not yet answered
   var decisionOrder = []; // their ids, oldest first (an error answers the oldest)
   var threadItem = document.querySelector("#thread-list li[data-thread-id=\"" + threadId + "\"]");
+  var hintBox = document.getElementById("composer-hint");
+  var drawer = document.getElementById("thread-drawer");
+  var TITLE_LENGTH = 60; // chat.threads.TITLE_LENGTH
 
   // --- formatting -----------------------------------------------------------
   function browserTimezone() {
@@ -45,22 +49,134 @@
     return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
       .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
   }
-  function inline(s) {
+
+  // Markdown while a reply streams (and for a reply that comes without the server's
+  // "html"): the text is escaped first, then only the fixed tags below are written
+  // around it, so nothing the model says can become HTML. It follows the server's
+  // rendering (python-markdown with fenced_code, sane_lists and nl2br, chat/render.py),
+  // so the streamed reply looks like the final one (see closeOpenMarks for "**bold" whose
+  // closing mark has not arrived yet).
+  var CODE_SPAN = /(`[^`\n]+`)/;
+  var LINK = /(\[[^\]\n]+\]\((?:https?:\/\/|mailto:)[^\s)]+\))/;
+  var LINK_PARTS = /^\[([^\]\n]+)\]\(([^\s)]+)\)$/;
+  var LIST_ITEM = /^ {0,3}([-*+]|\d{1,9}[.)])[ \t]+(.*)$/;
+  var FENCE = /^ {0,3}(`{3,}|~{3,})/;
+  var HEADING = /^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$/;
+  var SETEXT = /^ {0,3}(=+|-+)[ \t]*$/;
+  var RULE = /^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
+  var QUOTE = /^ {0,3}&gt; ?(.*)$/;  // the line is escaped already
+
+  function emphasis(s) {
     return s
-      .replace(/`([^`\n]+)`/g, "<code>$1</code>")
-      .replace(/\*\*([^*\n]+)\*\*/g, "<strong>$1</strong>")
-      .replace(/(^|[^*])\*([^*\n]+)\*/g, "$1<em>$2</em>")
-      .replace(/\[([^\]\n]+)\]\((https?:\/\/[^\s)]+)\)/g,
-        '<a href="$2" rel="noopener noreferrer nofollow">$1</a>');
+      .replace(/\*\*(?=\S)([^\n]*?\S)\*\*/g, "<strong>$1</strong>")
+      .replace(/(^|\W)__(?=\S)([^\n]*?\S)__(?!\w)/g, "$1<strong>$2</strong>")
+      .replace(/(^|[^*\w])\*(?=[^\s*])([^*\n]*?[^\s*])\*(?![*\w])/g, "$1<em>$2</em>")
+      .replace(/(^|\W)_(?=[^\s_])([^_\n]*?[^\s_])_(?!\w)/g, "$1<em>$2</em>");
   }
-  function formatMarkdown(text) {
-    var parts = escapeHtml(text).split(/```[^\n]*\n?/);
-    return parts.map(function (part, i) {
-      if (i % 2 === 1) return "<pre><code>" + part + "</code></pre>";
-      return part.split(/\n{2,}/).filter(function (p) { return p.trim(); }).map(function (p) {
-        return "<p>" + inline(p).replace(/\n/g, "<br>") + "</p>";
+  function inline(s) {  // s is escaped already
+    return s.split(CODE_SPAN).map(function (part, i) {
+      if (i % 2 === 1) return "<code>" + part.slice(1, -1) + "</code>";
+      return part.split(LINK).map(function (piece, j) {
+        var link = j % 2 === 1 && LINK_PARTS.exec(piece);
+        if (!link) return emphasis(piece);
+        return '<a href="' + link[2] + '" rel="noopener noreferrer nofollow">' +
+          emphasis(link[1]) + "</a>";
       }).join("");
     }).join("");
+  }
+  function listKind(marker) {
+    return /\d/.test(marker) ? "ol" : "ul";
+  }
+  function withBreaks(lines) {  // nl2br: a newline in a paragraph is a line break
+    return lines.map(inline).join("<br>\n");
+  }
+  function renderBlocks(lines) {  // lines: escaped
+    var out = [];
+    var para = [];
+    var list = null;  // {kind: "ul"|"ol", items: [[line, ...], ...]}
+    var quote = [];
+    function flush() {
+      if (para.length) out.push("<p>" + withBreaks(para) + "</p>");
+      if (list) {
+        out.push("<" + list.kind + ">" + list.items.map(function (item) {
+          return "<li>" + withBreaks(item) + "</li>";
+        }).join("") + "</" + list.kind + ">");
+      }
+      if (quote.length) out.push("<blockquote>" + renderBlocks(quote) + "</blockquote>");
+      para = []; list = null; quote = [];
+    }
+    for (var i = 0; i < lines.length; i++) {
+      var line = lines[i];
+      var fence = FENCE.exec(line);
+      if (fence) {
+        flush();
+        var code = [];
+        for (i += 1; i < lines.length && lines[i].trim().indexOf(fence[1]) !== 0; i++) {
+          code.push(lines[i]);
+        }  // the closing fence is skipped; a reply still streaming may not have it yet
+        out.push("<pre><code>" + code.join("\n") + (code.length ? "\n" : "") + "</code></pre>");
+        continue;
+      }
+      if (!line.trim()) {  // a blank line ends a block, but a list goes on to its next item
+        var next = lines.slice(i + 1).filter(function (l) { return l.trim(); })[0];
+        var item = next !== undefined && LIST_ITEM.exec(next);
+        if (!(list && item && listKind(item[1]) === list.kind)) flush();
+        continue;
+      }
+      var quoted = QUOTE.exec(line);
+      if (quoted && (quote.length || (!para.length && !list))) { quote.push(quoted[1]); continue; }
+      if (quote.length) flush();
+      var heading = HEADING.exec(line);
+      if (heading) {
+        flush();
+        var n = heading[1].length;
+        out.push("<h" + n + ">" + inline(heading[2]) + "</h" + n + ">");
+        continue;
+      }
+      var setext = para.length === 1 && SETEXT.exec(line);
+      if (setext) {
+        var level = setext[1].charAt(0) === "=" ? 1 : 2;
+        out.push("<h" + level + ">" + inline(para[0]) + "</h" + level + ">");
+        para = [];
+        continue;
+      }
+      if (!para.length && RULE.test(line)) { flush(); out.push("<hr>"); continue; }
+      var listed = LIST_ITEM.exec(line);
+      if (listed && !para.length) {
+        if (list && listKind(listed[1]) !== list.kind) flush();
+        if (!list) list = {kind: listKind(listed[1]), items: []};
+        list.items.push([listed[2]]);
+        continue;
+      }
+      if (list) { list.items[list.items.length - 1].push(line.trim()); continue; }
+      para.push(line);
+    }
+    flush();
+    return out.join("\n");
+  }
+  function formatMarkdown(text) {
+    return renderBlocks(escapeHtml(text || "").replace(/\r\n?/g, "\n").split("\n"));
+  }
+  function closeOpenMarks(text) {
+    // While a reply streams, a "**bold" or "`code" of its last line is shown as such
+    // before its closing mark arrives (not in a code block still being written).
+    if ((text.match(/^ {0,3}(```|~~~)/gm) || []).length % 2) return text;
+    var line = text.slice(text.lastIndexOf("\n") + 1);
+    var close = "";
+    if ((line.match(/`/g) || []).length % 2) {
+      if (/`\S/.test(line.slice(line.lastIndexOf("`")))) close = "`";
+    } else {
+      var outside = line.replace(/`[^`]*`/g, "");
+      if ((outside.match(/\*\*/g) || []).length % 2 &&
+          /\*\*\S/.test(outside.slice(outside.lastIndexOf("**")))) close = "**";
+    }
+    if (!close) return text;
+    var space = /\s*$/.exec(text)[0];
+    return text.slice(0, text.length - space.length) + close + space;
+  }
+  function showReply(body, text, html) {
+    // The server's rendering (sanitised by nh3, chat/render.py) when the event has it.
+    body.innerHTML = typeof html === "string" && html ? html : formatMarkdown(text);
   }
 
   // --- rendering -------------------------------------------------------------
@@ -74,7 +190,7 @@
     li.className = "msg " + role;
     var body = document.createElement("div");
     body.className = "body" + (role === "assistant" ? " markdown" : "");
-    if (opts && opts.html) body.innerHTML = formatMarkdown(text);
+    if (opts && opts.markdown) showReply(body, text, opts.html);
     else body.textContent = text;
     li.appendChild(body);
     list.appendChild(li);
@@ -108,6 +224,34 @@
       b = bubbles[id] = {el: li, text: ""};
     }
     return b;
+  }
+  function markStopped(li) {
+    // A reply the user stopped: what it said so far is kept, marked "Stopped".
+    li.classList.remove("streaming");
+    li.classList.add("stopped");
+    if (li.querySelector(".stopped-mark")) return;
+    var mark = document.createElement("span");
+    mark.className = "stopped-mark";
+    mark.title = "You stopped this reply; what it said so far is kept.";
+    mark.textContent = "Stopped";
+    li.appendChild(mark);
+  }
+  function titleThread(text) {
+    // The thread list names a chat by its first message (chat.threads.shorten_title):
+    // a new chat gets its name as soon as that message is sent.
+    if (!threadItem || !threadItem.hasAttribute("data-untitled")) return;
+    var chars = Array.from((text || "").split(/\s+/).filter(Boolean).join(" "));
+    if (!chars.length) return;
+    var title = chars.length <= TITLE_LENGTH ? chars.join("") : chars.slice(0, TITLE_LENGTH - 1).join("") + "\u2026";
+    var label = threadItem.querySelector(".thread-title");
+    if (label) label.textContent = title;
+    threadItem.removeAttribute("data-untitled");
+    document.title = (chars.length <= 50 ? chars.join("") : chars.slice(0, 49).join("") + "\u2026") + " \u00b7 AgenticPal";
+  }
+  function showHint(text) {
+    if (!hintBox) return;
+    hintBox.textContent = text || "";
+    hintBox.hidden = !text;
   }
 
   // --- approval cards -----------------------------------------------------------
@@ -282,8 +426,10 @@
       list.appendChild(hint);
     }
     messages.forEach(function (m) {
-      if (m.role === "tool") toolLine(m.name, m.content, m.html);
-      else addMessage(m.role, m.content, {html: m.role === "assistant"});
+      if (m.role === "tool") { toolLine(m.name, m.content, m.html); return; }
+      var li = addMessage(m.role, m.content, {markdown: m.role === "assistant", html: m.html});
+      if (m.stopped) markStopped(li);
+      if (m.role === "user") titleThread(m.content);
     });
     (approvals || []).forEach(function (a) {
       addCard(a.interrupt_id, a.html);
@@ -325,13 +471,14 @@
         }
         seenUsers[ev.message_id] = true;
         addMessage("user", ev.text);
+        titleThread(ev.text);
         setRunning(true);
         setThreadStatus("running");
         break;
       case "token":
         var b = bubbleFor(ev.message_id);
         b.text += ev.text;
-        b.el.firstChild.textContent = b.text;
+        showReply(b.el.firstChild, closeOpenMarks(b.text));  // Markdown as it streams
         setRunning(true);
         break;
       case "tool":
@@ -360,16 +507,17 @@
         if (bubbles[ev.message_id] || ev.content) {  // a run that only put up a card says nothing
           var d = bubbleFor(ev.message_id);
           d.el.classList.remove("streaming");
-          d.el.firstChild.innerHTML = formatMarkdown(ev.content || d.text);
+          showReply(d.el.firstChild, ev.content || d.text, ev.html);
         }
         setRunning(false);
         setThreadStatus(ev.status || idleStatus());
         break;
       case "cancelled":
         var c = bubbleFor(ev.message_id);
-        c.el.classList.remove("streaming");
-        c.el.classList.add("stopped");
-        if (!c.text) c.el.firstChild.textContent = "(stopped)";
+        var said = typeof ev.content === "string" ? ev.content : c.text;
+        if (said.trim()) showReply(c.el.firstChild, said, ev.html);
+        else c.el.firstChild.textContent = "";  // nothing said: only the mark shows
+        markStopped(c.el);
         setRunning(false);
         setThreadStatus(idleStatus());
         break;
@@ -456,12 +604,18 @@
       return;
     }
     var text = input.value;
-    if (!text.trim()) { e.preventDefault(); return; }
-    if (new TextEncoder().encode(text).length > maxBytes) {
+    if (!text.trim()) {
       e.preventDefault();
-      showStatus("The message is longer than 16 KB; shorten it.", "error");
+      showHint("Type a message first: an empty message is not sent.");
+      input.focus();
       return;
     }
+    if (new TextEncoder().encode(text).length > maxBytes) {
+      e.preventDefault();
+      showHint("The message is longer than 16 KB; shorten it.");
+      return;
+    }
+    showHint("");
     if (Object.keys(unacked).length) { e.preventDefault(); return; }  // one at a time
     var frame = {type: "message", id: newMessageId(), message: text, timezone: browserTimezone()};
     if (send(frame)) {
@@ -496,6 +650,7 @@
   });
   list.querySelectorAll("li.msg.approval").forEach(registerCard);  // the page's own cards
 
+  input.addEventListener("input", function () { if (hintBox && !hintBox.hidden) showHint(""); });
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
@@ -506,6 +661,13 @@
     deleteForm.addEventListener("submit", function (e) {
       if (!confirm("Delete this chat? This cannot be undone.")) e.preventDefault();
     });
+  }
+  // The page checks the message itself (an empty one gets the hint above), not the
+  // browser's "required" (kept for the page without JavaScript).
+  form.noValidate = true;
+  // On a narrow screen the thread list is a drawer above the chat: closed on a chat page.
+  if (drawer && window.matchMedia && window.matchMedia("(max-width: 720px)").matches) {
+    drawer.open = false;
   }
   setRunning(false);
   connect();

@@ -31,10 +31,10 @@ from langgraph.graph.state import CompiledStateGraph
 from agenticpal import redis_keys as keys
 from agenticpal.redis_admin import parse_time
 from agenticpal.redis_clients import get_client
-from chat import events, pending, threads
+from chat import pending, threads
 from chat.checkpoint import RedisCheckpointer, checkpoint_ttl, sync_checkpointer
 from chat.graph import build_graph, run_config
-from chat.history import AWAITING_APPROVAL, ERROR, IDLE, RUNNING
+from chat.history import AWAITING_APPROVAL, ERROR, IDLE, RUNNING, status_from
 from chat.messages import MESSAGES, message_text, needs_history, stored_messages
 from chat.offline_model import OfflineChatModel
 from sessions_redis import store
@@ -193,13 +193,7 @@ def thread_status(sessions: redis.Redis, thread_id: str, approvals: Sequence[obj
         pipe.llen(keys.pending_message_key(thread_id))
         pipe.xrevrange(keys.thread_events_key(thread_id), count=1)
         queued, last = pipe.execute()
-    if queued:
-        return RUNNING
-    if approvals:
-        return AWAITING_APPROVAL
-    if last and events.entry_type(last[0][1]) == "error":
-        return ERROR
-    return IDLE
+    return status_from(queued, last, approvals)
 
 
 def _web_link(value: object) -> str | None:

@@ -10,6 +10,7 @@ without compiling the graph, so the history works whatever model is configured.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -99,10 +100,16 @@ async def thread_status(thread_id: str, approvals: list[dict[str, Any]] | None =
         pipe.llen(keys.pending_message_key(thread_id))
         pipe.xrevrange(keys.thread_events_key(thread_id), count=1)
         queued, last = await pipe.execute()
+    if not queued and approvals is None:
+        approvals = await get_approvals(thread_id)
+    return status_from(queued, last, approvals or [])
+
+
+def status_from(queued: int, last: list, approvals: Sequence[object]) -> str:
+    """The status from the queue's length, the stream's last entry (``XREVRANGE COUNT
+    1``) and the waiting approvals: the rule the admin's sync reader shares."""
     if queued:
         return RUNNING
-    if approvals is None:
-        approvals = await get_approvals(thread_id)
     if approvals:
         return AWAITING_APPROVAL
     if last and events.entry_type(last[0][1]) == "error":

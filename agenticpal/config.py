@@ -133,19 +133,31 @@ def redis_settings(
     socket_timeout: float = 5,
     connect_timeout: float = 2,
     max_connections: int = 200,
+    cluster: bool = False,
 ) -> dict:
     """``settings.REDIS`` for a server ``url``: what agenticpal.redis_clients reads.
 
     The one builder of that dict, used by settings, the tests and the benchmarks. The
     databases are the key contract's (agenticpal.redis_keys); checkpoints may live on
-    another server (``checkpoints_url``).
+    another server (``checkpoints_url``). ``cluster``: ``url`` names a node of a Redis
+    Cluster, which has database 0 only, so sessions and checkpoints share it (their
+    keys keep apart by prefix).
     """
     from agenticpal import redis_keys
 
+    if cluster:
+        if url.startswith("unix:"):
+            raise ImproperlyConfigured("REDIS_CLUSTER needs a redis:// or rediss:// REDIS_URL.")
+        sessions = checkpoints = with_db(url, 0)
+        checkpoints = with_db(checkpoints_url, 0) if checkpoints_url else sessions
+    else:
+        sessions = with_db(url, redis_keys.SESSIONS_DB)
+        checkpoints = checkpoints_url or with_db(url, redis_keys.CHECKPOINTS_DB)
     return {
         "URL": url,
-        "SESSIONS_URL": with_db(url, redis_keys.SESSIONS_DB),
-        "CHECKPOINTS_URL": checkpoints_url or with_db(url, redis_keys.CHECKPOINTS_DB),
+        "CLUSTER": cluster,
+        "SESSIONS_URL": sessions,
+        "CHECKPOINTS_URL": checkpoints,
         "SOCKET_TIMEOUT": socket_timeout,
         "CONNECT_TIMEOUT": connect_timeout,
         "MAX_CONNECTIONS": max_connections,

@@ -193,6 +193,8 @@ def scan_page(
     """One admin page of the names under ``prefix``: whole SCAN batches until at least
     ``page_size`` names (or the end); returns the names and the next cursor (0: the end)."""
     page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+    if isinstance(client, redis.RedisCluster):
+        return _scan_cluster_page(client, prefix, int(cursor), page_size)
     found: list[str] = []
     next_cursor = int(cursor)
     while True:
@@ -200,6 +202,30 @@ def scan_page(
         found.extend(key.decode()[len(prefix) :] for key in batch)
         if next_cursor == 0 or len(found) >= page_size:
             return found, int(next_cursor)
+
+
+def _scan_cluster_page(
+    client: redis.RedisCluster, prefix: str, cursor: int, page_size: int
+) -> tuple[list[str], int]:
+    """:func:`scan_page` on a Redis Cluster: the primaries one after another (by name), the
+    page's cursor packing which one and where in it: ``node cursor * nodes + node index``
+    (0 still means the start, and the end)."""
+    nodes = sorted(client.get_primaries(), key=lambda node: node.name)
+    index, node_cursor = cursor % len(nodes), cursor // len(nodes)
+    found: list[str] = []
+    while True:
+        reply = client.scan(
+            node_cursor, match=f"{prefix}*", count=page_size, target_nodes=nodes[index]
+        )
+        cursors, batch = reply
+        node_cursor = int(next(iter(cursors.values())))
+        found.extend(key.decode()[len(prefix) :] for key in batch)
+        if node_cursor == 0:
+            index += 1
+            if index == len(nodes):
+                return found, 0
+        if len(found) >= page_size:
+            return found, node_cursor * len(nodes) + index
 
 
 def ttl_seconds(pttl: int | None) -> int | None:

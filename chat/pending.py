@@ -20,10 +20,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from redis.commands.core import AsyncScript, Script
-
 from agenticpal import redis_keys as keys
-from agenticpal.redis_clients import get_async_client, get_client
+from agenticpal.redis_clients import AsyncScript, Script, get_async_client, get_client
 
 
 @dataclass(frozen=True)
@@ -110,7 +108,9 @@ return 0
 
 # KEYS: queue, lock, rate counter, thread owner. ARGV: message, token, lock ttl, max queued,
 # per minute, counter ttl (s), sender. Returns -3 someone else's thread, -1 queue full,
-# -2 rate limited, 1 queued + lock taken, 0 queued.
+# -2 rate limited, 1 queued + lock taken, 0 queued. On a Redis Cluster the counter (the
+# user's slot, not the thread's) is counted before, by _COUNT, and KEYS[3] is the queue
+# again with per minute -1: no second count.
 _SUBMIT = """
 local owner = redis.call('GET', KEYS[4])
 if owner and owner ~= ARGV[7] then return -3 end
@@ -122,20 +122,34 @@ if redis.call('LPOS', KEYS[1], ARGV[1]) then
   return 0
 end
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[4]) then return -1 end
-local sent = redis.call('INCR', KEYS[3])
-if sent == 1 then redis.call('EXPIRE', KEYS[3], ARGV[6]) end
-if sent > tonumber(ARGV[5]) then return -2 end
+if tonumber(ARGV[5]) >= 0 then
+  local sent = redis.call('INCR', KEYS[3])
+  if sent == 1 then redis.call('EXPIRE', KEYS[3], ARGV[6]) end
+  if sent > tonumber(ARGV[5]) then return -2 end
+end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
 return 0
 """
 
+# KEYS: rate counter. ARGV: per minute, counter ttl (s). Returns 1 within the limit, -2 past it.
+_COUNT = """
+local sent = redis.call('INCR', KEYS[1])
+if sent == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if sent > tonumber(ARGV[1]) then return -2 end
+return 1
+"""
+
 _submit = AsyncScript(None, _SUBMIT.encode())
+_count = AsyncScript(None, _COUNT.encode())
 _ack_and_next = AsyncScript(None, _ACK_AND_NEXT.encode())
 _renew = AsyncScript(None, _RENEW.encode())
 _try_lock_pending = AsyncScript(None, _TRY_LOCK_PENDING.encode())
 _cancel = AsyncScript(None, _CANCEL.encode())
 _drop, _adrop = Script(None, _DISCARD.encode()), AsyncScript(None, _DISCARD.encode())
+
+
+RATE_WINDOW_TTL = 120  # seconds a one-minute counter is kept
 
 
 def _run_keys(thread_id: str) -> list[str]:
@@ -170,24 +184,28 @@ async def asubmit(
 
     Refused (:class:`Refused`, nothing written) when the thread belongs to someone else
     (deleted and taken since the sender opened it), already has ``max_queued`` messages
-    waiting, or the user sent ``per_minute`` messages in the current minute.
+    waiting, or the user sent ``per_minute`` messages in the current minute. On a Redis
+    Cluster the minute's counter is in the user's slot, not the thread's: it is counted
+    one round trip before (a message the queue then refuses still counts).
     """
     client = client or get_async_client("sessions")
-    window = int(time.time() // 60)
+    rate_key = keys.message_rate_key(message.user_email, int(time.time() // 60))
+    queue = keys.pending_message_key(thread_id)
+    if keys.cluster_mode():  # the counter lives in another slot: counted first, apart
+        if await _count([rate_key], [per_minute, RATE_WINDOW_TTL], client=client) == -2:
+            raise Refused("rate_limited", per_minute)
+        rate_key, per_minute_arg = queue, -1
+    else:
+        per_minute_arg = per_minute
     reply = await _submit(
-        [
-            keys.pending_message_key(thread_id),
-            keys.run_lock_key(thread_id),
-            keys.message_rate_key(message.user_email, window),
-            keys.thread_owner_key(thread_id),
-        ],
+        [queue, keys.run_lock_key(thread_id), rate_key, keys.thread_owner_key(thread_id)],
         [
             message.encode(),
             token,
             keys.RUN_LOCK_TTL_MS,
             max_queued,
-            per_minute,
-            120,
+            per_minute_arg,
+            RATE_WINDOW_TTL,
             message.user_email,
         ],
         client=client,

@@ -43,6 +43,7 @@ from chat.graph import (
 from chat.messages import tool_data
 from chat.pending import PendingMessage
 from chat.render import render_approval, render_tool
+from chat.retention import atrim_after_turn
 from workspace.actions import Decision
 
 logger = logging.getLogger("chat.runner")
@@ -521,6 +522,7 @@ class Runner:
         status = "awaiting_approval" if run.approvals else "idle"
         done = {"type": "done", "message_id": mid, "content": content, "status": status}
         await events.publish(thread_id, done)
+        await atrim_after_turn(graph, thread_id)  # CHECKPOINT_KEEP_LATEST; never raises
         return True
 
     async def _fail(self, thread_id: str, run: _Run, config: dict, exc: BaseException) -> bool:

@@ -19,10 +19,9 @@ from typing import Any, Literal
 
 from django.conf import settings
 from langgraph.checkpoint.base import CheckpointTuple
-from redis.commands.core import AsyncScript, Script
 
 from agenticpal import redis_keys as keys
-from agenticpal.redis_clients import get_async_client, get_client
+from agenticpal.redis_clients import AsyncScript, Script, get_async_client, get_client
 from chat import events, pending
 from chat.checkpoint import sync_checkpointer
 from chat.graph import get_checkpointer
@@ -121,8 +120,90 @@ def _max_threads() -> int:
     return int(getattr(settings, "CHAT_MAX_THREADS_PER_USER", keys.MAX_THREADS_PER_USER))
 
 
+# A Redis Cluster keeps the owner (the thread's slot) and the user's index (the user's)
+# apart, so a script cannot hold both: there the owner key alone decides (SET NX, and a
+# compare-and-delete), and the index follows one command later. The limit check can then
+# let two new chats started at the same instant both pass (a chat over the limit, never
+# someone else's thread).
+
+# KEYS: thread_owner:<id>. ARGV: email. Returns 0 someone else's, 1 ours, 2 newly ours.
+CLAIM_OWNER_LUA = b"""
+local owner = redis.call('GET', KEYS[1])
+if owner then
+  if owner == ARGV[1] then return 1 end
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 2
+"""
+
+# KEYS: thread_owner:<id>. ARGV: email. Returns 1 when the owner was ``email``'s, deleted.
+FORGET_OWNER_LUA = b"""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
 _claim, _forget = Script(None, CLAIM_LUA), Script(None, FORGET_LUA)
 _aclaim, _aforget = AsyncScript(None, CLAIM_LUA), AsyncScript(None, FORGET_LUA)
+_claim_owner, _forget_owner = Script(None, CLAIM_OWNER_LUA), Script(None, FORGET_OWNER_LUA)
+_aclaim_owner = AsyncScript(None, CLAIM_OWNER_LUA)
+_aforget_owner = AsyncScript(None, FORGET_OWNER_LUA)
+
+
+def _claim_in_slots(email: str, thread_id: str, now_ms: int, client) -> int:
+    """:data:`CLAIM_LUA`'s answer on a Redis Cluster (see above)."""
+    owner_key, index_key = _owner_keys(email, thread_id)
+    owner = client.get(owner_key)
+    if owner is None and client.zcard(index_key) >= _max_threads():
+        return OVER_LIMIT
+    status = _claim_owner([owner_key], [email], client=client)
+    if status:
+        client.zadd(index_key, {thread_id: now_ms}, nx=True)
+    return status
+
+
+async def _aclaim_in_slots(email: str, thread_id: str, now_ms: int, client) -> int:
+    owner_key, index_key = _owner_keys(email, thread_id)
+    owner = await client.get(owner_key)
+    if owner is None and await client.zcard(index_key) >= _max_threads():
+        return OVER_LIMIT
+    status = await _aclaim_owner([owner_key], [email], client=client)
+    if status:
+        await client.zadd(index_key, {thread_id: now_ms}, nx=True)
+    return status
+
+
+def _do_claim(email: str, thread_id: str, client) -> int:
+    now_ms = int(time.time() * 1000)
+    if keys.cluster_mode():
+        return _claim_in_slots(email, thread_id, now_ms, client)
+    args = [email, thread_id, now_ms, _max_threads()]
+    return _claim(_owner_keys(email, thread_id), args, client=client)
+
+
+async def _ado_claim(email: str, thread_id: str, client) -> int:
+    now_ms = int(time.time() * 1000)
+    if keys.cluster_mode():
+        return await _aclaim_in_slots(email, thread_id, now_ms, client)
+    args = [email, thread_id, now_ms, _max_threads()]
+    return await _aclaim(_owner_keys(email, thread_id), args, client=client)
+
+
+def _do_forget(email: str, thread_id: str, client) -> None:
+    owner_key, index_key = _owner_keys(email, thread_id)
+    if not keys.cluster_mode():
+        _forget([owner_key, index_key], [email, thread_id], client=client)
+    elif _forget_owner([owner_key], [email], client=client):
+        client.zrem(index_key, thread_id)
+
+
+async def _ado_forget(email: str, thread_id: str, client) -> None:
+    owner_key, index_key = _owner_keys(email, thread_id)
+    if not keys.cluster_mode():
+        await _aforget([owner_key, index_key], [email, thread_id], client=client)
+    elif await _aforget_owner([owner_key], [email], client=client):
+        await client.zrem(index_key, thread_id)
 
 
 def _config(thread_id: str) -> dict[str, Any]:
@@ -158,15 +239,13 @@ def claim(email: str, thread_id: str, session_id: str | None = None, *, client=N
     changed. :class:`TooManyThreads`: a new thread over the user's limit.
     """
     client = client or get_client("sessions")
-    now_ms = int(time.time() * 1000)
-    keys_ = _owner_keys(email, thread_id)
-    status = _claim(keys_, [email, thread_id, now_ms, _max_threads()], client=client)
+    status = _do_claim(email, thread_id, client)
     if status == OVER_LIMIT:
         raise TooManyThreads(_max_threads())
     if status == NEWLY_OURS and _refuse_recorded(
         email, thread_id, sync_checkpointer().get_tuple(_config(thread_id))
     ):
-        _forget(keys_, [email, thread_id], client=client)
+        _do_forget(email, thread_id, client)
         return False
     if not status:
         return False
@@ -177,15 +256,13 @@ def claim(email: str, thread_id: str, session_id: str | None = None, *, client=N
 
 async def aclaim(email: str, thread_id: str, session_id: str | None = None, *, client=None) -> bool:
     client = client or get_async_client("sessions")
-    now_ms = int(time.time() * 1000)
-    keys_ = _owner_keys(email, thread_id)
-    status = await _aclaim(keys_, [email, thread_id, now_ms, _max_threads()], client=client)
+    status = await _ado_claim(email, thread_id, client)
     if status == OVER_LIMIT:
         raise TooManyThreads(_max_threads())
     if status == NEWLY_OURS:
         saver = await get_checkpointer()
         if _refuse_recorded(email, thread_id, await saver.aget_tuple(_config(thread_id))):
-            await _aforget(keys_, [email, thread_id], client=client)
+            await _ado_forget(email, thread_id, client)
             return False
     if not status:
         return False
@@ -259,7 +336,7 @@ def delete(
     events.delete(thread_id, client=client)
     events.announce_deleted(thread_id)
     if owner:
-        _forget(_owner_keys(owner, thread_id), [owner, thread_id], client=client)
+        _do_forget(owner, thread_id, client)
         for record in store.sessions_for(owner, client=client):
             if thread_id in record.thread_ids:
                 store.remove_thread_id(record.session_id, thread_id, client=client)
@@ -280,7 +357,7 @@ async def adelete(thread_id: str, *, if_busy: IfBusy = "stop", client=None) -> s
     await events.adelete(thread_id, client=client)
     await events.aannounce_deleted(thread_id)
     if owner:
-        await _aforget(_owner_keys(owner, thread_id), [owner, thread_id], client=client)
+        await _ado_forget(owner, thread_id, client)
         for record in await store.asessions_for(owner, client=client):
             if thread_id in record.thread_ids:
                 await store.aremove_thread_id(record.session_id, thread_id, client=client)

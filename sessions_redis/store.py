@@ -20,12 +20,11 @@ from collections.abc import Callable
 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from redis.commands.core import AsyncScript, Script
 from redis.exceptions import ResponseError
 
 from agenticpal import redis_keys as keys
 from agenticpal.log_redaction import short_session_id
-from agenticpal.redis_clients import get_async_client, get_client
+from agenticpal.redis_clients import AsyncScript, Script, amget, get_async_client, get_client, mget
 from sessions_redis.record import InvalidRecord, SessionRecord, timestamp, timestamp_before
 
 logger = logging.getLogger("sessions_redis")
@@ -174,7 +173,7 @@ def _write_args(
     session_id: str, value: bytes, expected: bytes | object, ttl: int, email: str | None
 ) -> tuple[list[str], list]:
     key_list = [keys.session_key(session_id)]
-    if email:
+    if email and not keys.cluster_mode():  # a cluster's index is another slot: see write()
         key_list.append(keys.user_sessions_key(email))
     token = "" if expected is CREATE else sha1(expected)  # type: ignore[arg-type]
     return key_list, [token, value, max(int(ttl), 0) * 1000, session_id]
@@ -228,9 +227,16 @@ def write(
     ttl: int,
     email: str | None = None,
 ) -> tuple[int, bytes | None]:
-    """Compare-and-set; ``ttl`` in seconds (0 keeps the TTL). Returns (status, current)."""
+    """Compare-and-set; ``ttl`` in seconds (0 keeps the TTL). Returns (status, current).
+
+    On a Redis Cluster the user's index is in another slot than the record: it is
+    updated right after a successful write (the index is a hint that sessions_for and
+    prune_indexes clean up anyway).
+    """
     client = client or get_client("sessions")
     reply = _write(*_write_args(session_id, value, expected, ttl, email), client=client)
+    if reply[0] == 1 and email and keys.cluster_mode():
+        client.sadd(keys.user_sessions_key(email), session_id)
     return reply[0], (reply[1] if len(reply) > 1 else None)
 
 
@@ -245,6 +251,8 @@ async def awrite(
 ) -> tuple[int, bytes | None]:
     client = client or get_async_client("sessions")
     reply = await _awrite(*_write_args(session_id, value, expected, ttl, email), client=client)
+    if reply[0] == 1 and email and keys.cluster_mode():
+        await client.sadd(keys.user_sessions_key(email), session_id)
     return reply[0], (reply[1] if len(reply) > 1 else None)
 
 
@@ -352,28 +360,62 @@ async def aupdate(
     )
 
 
+def _owner_of_deleted(raw: bytes | None) -> str | None:
+    """The ``user_email`` of a record a cluster's GETDEL returned (its index is to update)."""
+    if raw is None:
+        return None
+    try:
+        return SessionRecord.from_json(raw).user_email or None
+    except InvalidRecord:
+        return None
+
+
 def delete(session_id: str, *, client=None) -> bool:
-    """Delete one session and drop it from its user's index (one round trip)."""
+    """Delete one session and drop it from its user's index (one round trip; on a Redis
+    Cluster two: GETDEL, then SREM in the index's slot)."""
     client = client or get_client("sessions")
-    args = [keys.USER_SESSIONS_PREFIX, session_id]
-    return bool(_delete([keys.session_key(session_id)], args, client=client))
+    key = keys.session_key(session_id)
+    if keys.cluster_mode():
+        raw = client.getdel(key)
+        if email := _owner_of_deleted(raw):
+            client.srem(keys.user_sessions_key(email), session_id)
+        return raw is not None
+    return bool(_delete([key], [keys.USER_SESSIONS_PREFIX, session_id], client=client))
 
 
 async def adelete(session_id: str, *, client=None) -> bool:
     client = client or get_async_client("sessions")
-    args = [keys.USER_SESSIONS_PREFIX, session_id]
-    return bool(await _adelete([keys.session_key(session_id)], args, client=client))
+    key = keys.session_key(session_id)
+    if keys.cluster_mode():
+        raw = await client.getdel(key)
+        if email := _owner_of_deleted(raw):
+            await client.srem(keys.user_sessions_key(email), session_id)
+        return raw is not None
+    return bool(await _adelete([key], [keys.USER_SESSIONS_PREFIX, session_id], client=client))
 
 
 def delete_all_for(email: str, *, client=None) -> int:
-    """Delete every session of ``email``: O(that user's sessions), one round trip."""
+    """Delete every session of ``email``: O(that user's sessions), one round trip (on a
+    Redis Cluster: the index, then its sessions by slot)."""
     client = client or get_client("sessions")
-    return _delete_all([keys.user_sessions_key(email)], [keys.SESSION_PREFIX], client=client)
+    index = keys.user_sessions_key(email)
+    if keys.cluster_mode():
+        ids = client.smembers(index)
+        deleted = client.delete(*(keys.session_key(i.decode()) for i in ids)) if ids else 0
+        client.delete(index)
+        return deleted
+    return _delete_all([index], [keys.SESSION_PREFIX], client=client)
 
 
 async def adelete_all_for(email: str, *, client=None) -> int:
     client = client or get_async_client("sessions")
-    return await _adelete_all([keys.user_sessions_key(email)], [keys.SESSION_PREFIX], client=client)
+    index = keys.user_sessions_key(email)
+    if keys.cluster_mode():
+        ids = await client.smembers(index)
+        deleted = await client.delete(*(keys.session_key(i.decode()) for i in ids)) if ids else 0
+        await client.delete(index)
+        return deleted
+    return await _adelete_all([index], [keys.SESSION_PREFIX], client=client)
 
 
 def _records_and_stale(
@@ -399,7 +441,7 @@ def sessions_for(email: str, *, client=None) -> list[SessionRecord]:
     ids = sorted(client.smembers(index))
     if not ids:
         return []
-    values = client.mget([keys.session_key(i.decode()) for i in ids])
+    values = mget(client, [keys.session_key(i.decode()) for i in ids])
     records, stale = _records_and_stale(email, ids, values)
     if stale:
         client.srem(index, *stale)
@@ -412,7 +454,7 @@ async def asessions_for(email: str, *, client=None) -> list[SessionRecord]:
     ids = sorted(await client.smembers(index))
     if not ids:
         return []
-    values = await client.mget([keys.session_key(i.decode()) for i in ids])
+    values = await amget(client, [keys.session_key(i.decode()) for i in ids])
     records, stale = _records_and_stale(email, ids, values)
     if stale:
         await client.srem(index, *stale)

@@ -16,15 +16,15 @@ import respx
 from django.test import override_settings
 
 from agenticpal import config, redis_clients
-from agenticpal.redis_server import RedisServer
+from agenticpal.redis_server import RedisClusterServers, RedisServer
 from tests.google_bodies import BASE, FakeTokens
 from workspace.google import client as google_client
 from workspace.google.client import GoogleClient
 
 
-def redis_settings(url: str) -> dict:
+def redis_settings(url: str, *, cluster: bool = False) -> dict:
     """The settings overrides that point the whole project at the server ``url``."""
-    conf = config.redis_settings(url, connect_timeout=1, max_connections=500)
+    conf = config.redis_settings(url, connect_timeout=1, max_connections=500, cluster=cluster)
     return {"REDIS": conf, "CHANNEL_LAYERS": config.channel_layers(conf)}
 
 
@@ -80,6 +80,28 @@ def private_redis(redis_factory) -> Iterator[RedisServer]:
     server = redis_factory()
     with use_redis(server):
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_servers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RedisClusterServers]:
+    """A real 3-master Redis Cluster on loopback, started once (about 2 s)."""
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster(redis_cluster_servers: RedisClusterServers) -> Iterator[RedisClusterServers]:
+    """The project on the Redis Cluster (``REDIS_CLUSTER``), every node emptied first."""
+    for node in redis_cluster_servers.nodes:
+        node.start()  # a test may have stopped one
+        with redis.Redis.from_url(node.url) as client:
+            client.flushall()
+    with override_settings(**redis_settings(redis_cluster_servers.url, cluster=True)):
+        yield redis_cluster_servers
+    redis_clients.reset()
 
 
 @pytest.fixture

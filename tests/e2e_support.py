@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from agenticpal.redis_server import RedisServer, free_port
+from agenticpal.redis_server import RedisClusterServers, RedisServer, free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SESSION_COOKIE = "sessionid"
@@ -87,7 +87,10 @@ class LiveServer:
     # supervisor and this many worker processes, the app draining its runs at shutdown;
     # ``app`` is not used then). 1: one uvicorn process serving ``app``, as before.
     workers: int = 1
+    # A real 3-master Redis Cluster instead of one server (REDIS_CLUSTER=true).
+    cluster: bool = False
     redis: RedisServer | None = None
+    redis_cluster: RedisClusterServers | None = None
     process: subprocess.Popen | None = None
     env: dict[str, str] = field(default_factory=dict)
     _tmp: tempfile.TemporaryDirectory | None = None
@@ -102,8 +105,13 @@ class LiveServer:
         var_dir = self.workdir / "var"
         (var_dir / "static").mkdir(parents=True, exist_ok=True)  # whitenoise's STATIC_ROOT
         try:
-            self.redis = RedisServer(self.workdir / "redis", appendonly=self.redis_aof).start()
-            self.env = server_env(self.redis.url, var_dir, self.extra_env)
+            if self.cluster:
+                self.redis_cluster = RedisClusterServers(self.workdir / "redis-cluster").start()
+                url, extra = self.redis_cluster.url, {"REDIS_CLUSTER": "true", **self.extra_env}
+            else:
+                self.redis = RedisServer(self.workdir / "redis", appendonly=self.redis_aof).start()
+                url, extra = self.redis.url, self.extra_env
+            self.env = server_env(url, var_dir, extra)
             migrate = self.manage("migrate", "--noinput", "-v", "0")
             if migrate.returncode != 0:
                 raise LiveServerError(f"migrate failed:\n{migrate.stdout}{migrate.stderr}")
@@ -192,6 +200,9 @@ class LiveServer:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+        if self.redis_cluster is not None:
+            self.redis_cluster.stop()
+            self.redis_cluster = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -29,9 +29,10 @@ from tests.e2e_support import (
 END = {"done", "error", "cancelled"}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with LiveServer() as live:
+@pytest.fixture(scope="module", params=["redis", "cluster"])
+def server(request) -> Iterator[LiveServer]:
+    """The real server on one Redis, then on a 3-master Redis Cluster (REDIS_CLUSTER)."""
+    with LiveServer(cluster=request.param == "cluster") as live:
         yield live
 
 
@@ -186,3 +187,17 @@ async def test_sse_streams_a_reply_and_resumes_with_last_event_id(server, http) 
     assert [m["role"] for m in messages if m["role"] != "tool"] == ["user", "assistant"]
     assert messages[0]["content"] == "Hello there"
     assert messages[-1]["content"] == live[-1].json()["content"]
+
+
+async def test_a_deleted_thread_is_gone_for_its_owner(server, http) -> None:
+    thread = new_thread()
+    async with ws_connect(server, thread, http.cookies["sessionid"]) as ws:
+        await next_event(ws)
+        assert (await send_and_collect(ws, "Remember this."))[-1]["type"] == "done"
+    listed = (await http.get("/api/threads")).json()
+    assert thread in [t["id"] for t in listed["threads"]]
+    csrf = {"X-CSRFToken": http.cookies[CSRF_COOKIE]}
+    assert (await http.delete(f"/api/threads/{thread}", headers=csrf)).status_code in (200, 204)
+    listed = (await http.get("/api/threads")).json()
+    assert thread not in [t["id"] for t in listed["threads"]]
+    assert (await http.get(f"/api/threads/{thread}")).status_code in (403, 404)

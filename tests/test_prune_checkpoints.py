@@ -137,3 +137,81 @@ def test_threads_that_expired_leave_the_index(checkpoints_redis, settings):
     out = prune("--older-than", "30d")
     assert "1 expired thread(s) left the thread index" in out
     assert [i.thread_id for i in saver.list_threads()] == []
+
+
+def test_keep_latest_with_a_count_keeps_that_many(threads_old_and_new):
+    before, new_before = checkpoints_of("t-old"), checkpoints_of("t-new")
+    assert before > 5
+    out = prune("--older-than", "30d", "--keep-latest", "5", "--dry-run")
+    assert "would trim t-old (owner ann@example.com" in out and "kept the latest 5" in out
+    assert checkpoints_of("t-old") == before
+    out = prune("--older-than", "30d", "--keep-latest", "5")
+    assert f"{before - 5} checkpoint(s), kept the latest 5" in out
+    assert checkpoints_of("t-old") == 5 and checkpoints_of("t-older") == 3
+    assert checkpoints_of("t-new") == new_before  # not idle: untouched
+    detail = admin_service.conversation_detail("t-old")
+    assert len(detail.history) == 5
+    oldest = [m.text for m in detail.history[-1].messages if m.role == "user"]
+    assert oldest[0] == "My name is Ann"  # the oldest kept checkpoint is whole
+    (reply,) = chat("t-old", "What is my name?")
+    assert "Ann" in reply
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "two"])
+def test_keep_latest_count_must_be_positive(bad):
+    with pytest.raises(CommandError, match="keep-latest"):
+        prune("--older-than", "30d", "--keep-latest", bad)
+
+
+def test_the_setting_trims_every_thread_when_the_flag_is_absent(threads_old_and_new, settings):
+    settings.CHECKPOINT_KEEP_LATEST = 2
+    chat("t-new", "Hello again", "And again")
+    new_before = checkpoints_of("t-new")
+    out = prune("--older-than", "30d", "--dry-run")
+    assert "2 thread(s) would be deleted" in out
+    assert "CHECKPOINT_KEEP_LATEST=2: trimming every thread to its latest 2" in out
+    assert "would trim t-new (owner ann@example.com" in out and "would trim t-old" not in out
+    assert checkpoints_of("t-new") == new_before
+
+    out = prune("--older-than", "30d")
+    assert "2 thread(s) deleted" in out  # idle threads still go as before
+    assert "trim t-new (owner ann@example.com, last active" in out
+    assert f"{new_before - 2} checkpoint(s), kept the latest 2" in out
+    assert "CHECKPOINT_KEEP_LATEST=2: 1 thread(s) trimmed to their latest 2" in out
+    assert checkpoints_of("t-new") == 2
+    assert checkpoints_of("t-old") == checkpoints_of("t-older") == 0
+    detail = admin_service.conversation_detail("t-new")
+    assert [m.text for m in detail.history[-1].messages if m.role == "user"] == [
+        "Hi",
+        "Hello again",
+        "And again",
+    ]
+    again = prune("--older-than", "30d")
+    assert "CHECKPOINT_KEEP_LATEST=2: 0 thread(s) trimmed" in again
+
+
+def test_the_flag_wins_over_the_setting(threads_old_and_new, settings):
+    settings.CHECKPOINT_KEEP_LATEST = 2
+    new_before = checkpoints_of("t-new")
+    out = prune("--older-than", "30d", "--keep-latest", "4")
+    assert "CHECKPOINT_KEEP_LATEST" not in out
+    assert checkpoints_of("t-old") == 4 and checkpoints_of("t-new") == new_before
+
+
+def test_without_the_setting_nothing_else_is_trimmed(threads_old_and_new, settings):
+    settings.CHECKPOINT_KEEP_LATEST = None
+    new_before = checkpoints_of("t-new")
+    out = prune("--older-than", "30d")
+    assert "CHECKPOINT_KEEP_LATEST" not in out
+    assert checkpoints_of("t-new") == new_before
+
+
+def test_a_busy_thread_is_not_trimmed_by_the_setting(threads_old_and_new, settings):
+    settings.CHECKPOINT_KEEP_LATEST = 1
+    from agenticpal.redis_clients import get_client
+
+    get_client("sessions").set(keys.run_lock_key("t-new"), "worker-1", px=5000)
+    before = checkpoints_of("t-new")
+    out = prune("--older-than", "30d")
+    assert "skipped t-new (owner ann@example.com" in out and "a reply is being generated" in out
+    assert checkpoints_of("t-new") == before

@@ -20,11 +20,10 @@ import time
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
-from redis.commands.core import Script
 from social_core.backends.google import GoogleOAuth2 as SocialGoogleOAuth2
 
 from agenticpal import redis_keys as keys
-from agenticpal.redis_clients import get_client
+from agenticpal.redis_clients import Script, get_client
 from workspace import oauth
 
 security_logger = logging.getLogger("django.security.oauth_state")

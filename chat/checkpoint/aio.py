@@ -17,6 +17,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from langchain_core.runnables import RunnableConfig
+from langgraph.channels import DeltaChannel
 from langgraph.checkpoint.base import (
     ChannelVersions,
     Checkpoint,
@@ -236,7 +237,8 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
         with self._guard("saving a checkpoint of", thread_id):
             await self._put(keys=ks, args=args)
             if self.cluster:
-                await self.client.zadd(keys.CHECKPOINT_THREAD_INDEX_KEY, {thread_id: args[3]})
+                with self._cluster_index(thread_id):
+                    await self.client.zadd(keys.CHECKPOINT_THREAD_INDEX_KEY, {thread_id: args[3]})
         return next_config
 
     async def aput_writes(
@@ -253,7 +255,8 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
         with self._guard("saving pending writes of", thread_id):
             await self._put_writes(keys=ks, args=args)
             if self.cluster:
-                await self.client.zadd(keys.CHECKPOINT_THREAD_INDEX_KEY, {thread_id: args[2]})
+                with self._cluster_index(thread_id):
+                    await self.client.zadd(keys.CHECKPOINT_THREAD_INDEX_KEY, {thread_id: args[2]})
 
     async def adelete_thread(self, thread_id: str) -> None:
         thread_id = str(thread_id)
@@ -300,6 +303,37 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
                 await self.adelete_thread(thread_id)
             else:
                 await self._remove(str(thread_id), None)
+
+    async def atrim(
+        self,
+        thread_id: str,
+        keep: int,
+        *,
+        channels: Mapping[str, DeltaChannel] | None = None,
+        checkpoint_ns: str = "",
+    ) -> int:
+        """Keep the newest ``keep`` checkpoints, drop the older ones (see ``RedisCheckpointer.trim``)."""
+        thread_id, keep = str(thread_id), self._check_keep(keep)
+        key, high, low, offset = self._oldest_kept_args(thread_id, checkpoint_ns, keep)
+        with self._guard("trimming", thread_id):
+            found = await self.client.zrevrangebylex(key, high, low, start=offset, num=2)
+        if len(found) < 2:
+            return 0
+        oldest = _as_str(found[0]).split("\0", 1)[1]
+        channels = channels or {}
+        history = {}
+        if channels:
+            config = {
+                "configurable": {
+                    "thread_id": thread_id,
+                    "checkpoint_ns": checkpoint_ns,
+                    "checkpoint_id": oldest,
+                }
+            }
+            history = await self.aget_delta_channel_history(config=config, channels=list(channels))
+        ks, args = self._trim_args(thread_id, checkpoint_ns, oldest, channels, history)
+        with self._guard("trimming", thread_id):
+            return max(int(await self._trim(keys=ks, args=args)), 0)
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         wanted = [str(r) for r in run_ids]

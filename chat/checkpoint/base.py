@@ -4,24 +4,27 @@
 thread, all with the Redis Cluster hash tag ``{<thread>}``) and the encoding, like
 ``langgraph-checkpoint-postgres``'s base class; ``RedisCheckpointer`` (sync) and
 ``AsyncRedisCheckpointer`` only do I/O. Core commands only (Redis >= 6.2, Valkey), no
-modules. Key guarantee: ``put``, ``put_writes``, ``get_tuple`` and the ``DeltaChannel``
-history walk are one atomic Lua call each, so no read-modify-write can race. The key
+modules. Key guarantee: ``put``, ``put_writes``, ``get_tuple``, the ``DeltaChannel``
+history walk and the removal of a ``trim`` are one atomic Lua call each, so no
+read-modify-write can race. The key
 layout table and why this saver exists: the README's "LangGraph checkpoints (db 1)".
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from langchain_core.runnables import RunnableConfig
+from langgraph.channels import DeltaChannel
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
     BaseCheckpointSaver,
@@ -39,6 +42,8 @@ from langgraph.checkpoint.base import (
 from agenticpal import redis_keys as keys
 from agenticpal.config import mask_password
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS
+
+logger = logging.getLogger(__name__)
 
 SEP = "\0"
 _H = struct.Struct(">H")
@@ -221,6 +226,108 @@ end
 return out
 """
 
+# Trims one namespace of a thread to its newest checkpoints, atomically (every key is
+# the thread's: one slot; the thread index is not touched). ARGV: ns, id of the oldest
+# checkpoint to keep, then channel/blob pairs: a delta channel's whole value at that
+# checkpoint, stored as its blob (when that is still "empty") so the checkpoint stands
+# alone once the ancestors its value is replayed from are gone. Blobs, writes and run
+# entries only the removed checkpoints used go with them; a run entry goes only when the
+# thread has no other namespace and no kept checkpoint's metadata names the run.
+# Returns how many checkpoints went, or -1 when the oldest to keep is gone already.
+TRIM_LUA = r"""
+local p = ARGV[1] .. '\0'
+local oldest = p .. ARGV[2]
+local orec = redis.call('HGET', KEYS[2], oldest)
+if not orec then return -1 end
+local gone = redis.call('ZRANGEBYLEX', KEYS[1], '(' .. p, '(' .. oldest)
+if #gone == 0 then return 0 end
+local function batched(cmd, key, items)
+  for i = 1, #items, 500 do
+    redis.call(cmd, key, unpack(items, i, math.min(i + 499, #items)))
+  end
+end
+local function parse(rec)
+  local n, pos = struct.unpack('>I2', rec)
+  local refs = {}
+  for i = 1, n do
+    local l
+    l, pos = struct.unpack('>I2', rec, pos)
+    refs[i] = string.sub(rec, pos, pos + l - 1)
+    pos = pos + l
+  end
+  for _ = 1, 3 do
+    local l
+    l, pos = struct.unpack('>I4', rec, pos)
+    pos = pos + l
+  end
+  local l
+  l, pos = struct.unpack('>I4', rec, pos)
+  return refs, string.sub(rec, pos, pos + l - 1)
+end
+local orefs = parse(orec)
+for i = 3, #ARGV, 2 do
+  for _, ref in ipairs(orefs) do
+    if string.sub(ref, 1, #ARGV[i] + 1) == ARGV[i] .. '\0' then
+      local field = p .. ref
+      local blob = redis.call('HGET', KEYS[3], field)
+      local tl = blob and struct.unpack('>I2', blob)
+      if not blob or string.sub(blob, 3, 2 + tl) == 'empty' then
+        redis.call('HSET', KEYS[3], field, ARGV[i + 1])
+      end
+    end
+  end
+end
+local kept = redis.call('ZRANGEBYLEX', KEYS[1], '[' .. oldest, '(' .. ARGV[1] .. '\1')
+local used, kept_md = {}, {}
+for i = 1, #kept, 500 do
+  local recs = redis.call('HMGET', KEYS[2], unpack(kept, i, math.min(i + 499, #kept)))
+  for _, rec in ipairs(recs) do
+    if rec then
+      local refs, md = parse(rec)
+      for _, ref in ipairs(refs) do used[p .. ref] = true end
+      kept_md[#kept_md + 1] = md
+    end
+  end
+end
+local blobs, seen, gone_md = {}, {}, {}
+for _, m in ipairs(gone) do
+  local rec = redis.call('HGET', KEYS[2], m)
+  if rec then
+    local refs, md = parse(rec)
+    for _, ref in ipairs(refs) do
+      local field = p .. ref
+      if not used[field] and not seen[field] then
+        seen[field] = true
+        blobs[#blobs + 1] = field
+      end
+    end
+    gone_md[#gone_md + 1] = md
+  end
+  local wf = redis.call('ZRANGEBYLEX', KEYS[5], '(' .. m .. '\0', '(' .. m .. '\1')
+  if #wf > 0 then
+    batched('HDEL', KEYS[4], wf)
+    batched('ZREM', KEYS[5], wf)
+  end
+end
+batched('ZREM', KEYS[1], gone)
+batched('HDEL', KEYS[2], gone)
+if #blobs > 0 then batched('HDEL', KEYS[3], blobs) end
+if redis.call('ZCARD', KEYS[1]) == #kept then
+  local function named(mds, run)
+    for _, md in ipairs(mds) do
+      if string.find(md, run, 1, true) then return true end
+    end
+    return false
+  end
+  local runs = {}
+  for _, run in ipairs(redis.call('HKEYS', KEYS[6])) do
+    if named(gone_md, run) and not named(kept_md, run) then runs[#runs + 1] = run end
+  end
+  if #runs > 0 then batched('HDEL', KEYS[6], runs) end
+end
+return #gone
+"""
+
 # --- framing -----------------------------------------------------------------------
 
 
@@ -305,6 +412,7 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
         self._put = client.register_script(PUT_LUA)
         self._put_writes = client.register_script(PUT_WRITES_LUA)
         self._delta = client.register_script(DELTA_LUA)
+        self._trim = client.register_script(TRIM_LUA)
 
     # --- keys ------------------------------------------------------------------------
 
@@ -342,6 +450,15 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
                 "(`make redis`) or fix CHECKPOINT_REDIS_URL / REDIS_URL, then retry; the "
                 "thread resumes from its last checkpoint."
             ) from exc
+
+    @contextlib.contextmanager
+    def _cluster_index(self, thread_id: str) -> Iterator[None]:
+        """The thread index is one key, so one node, on a cluster: while that node is down
+        the conversations on the others still save (the next write re-indexes them)."""
+        try:
+            yield
+        except UNAVAILABLE_ERRORS as exc:
+            logger.warning("Thread %r saved but not indexed (%s): its node is down", thread_id, exc)
 
     # --- versions --------------------------------------------------------------------
 
@@ -647,6 +764,38 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
             if cid > latest.get(ns, ""):
                 latest[ns] = cid
         return lambda ns, cid, md: latest.get(ns) != cid
+
+    # --- trimming (keep the newest N) -----------------------------------------------
+
+    @staticmethod
+    def _check_keep(keep: int) -> int:
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be a whole number >= 1, got {keep!r}.")
+        return keep
+
+    def _oldest_kept_args(self, thread_id: str, ns: str, keep: int) -> tuple[str, str, str, int]:
+        """ZREVRANGEBYLEX arguments for the ``keep``-th newest checkpoint and the one before
+        it: fewer than two answers means there is nothing to trim."""
+        high, low = self._lex_bounds(self._ns({"configurable": {"checkpoint_ns": ns}}), None)
+        return self.thread_keys(thread_id)[0], high, low, keep - 1
+
+    def _trim_args(
+        self,
+        thread_id: str,
+        ns: str,
+        oldest: str,
+        channels: Mapping[str, DeltaChannel],
+        history: Mapping[str, DeltaChannelHistory],
+    ) -> tuple[list[str], list[Any]]:
+        """The trim script's keys and arguments: each delta channel's value at ``oldest``
+        rebuilt like LangGraph does (seed, then the writes since), ready to store."""
+        args: list[Any] = [ns, oldest]
+        for name, spec in channels.items():
+            entry = history.get(name) or {}
+            channel = spec.from_checkpoint(entry.get("seed"))
+            channel.replay_writes(entry.get("writes", []))
+            args += [name, _typed(*self.serde.dumps_typed(channel.get()))]
+        return self.thread_keys(thread_id), args
 
     @staticmethod
     def _thread_info(member: bytes | str, score: float) -> ThreadInfo:

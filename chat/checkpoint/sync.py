@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 from langchain_core.runnables import RunnableConfig
+from langgraph.channels import DeltaChannel
 from langgraph.checkpoint.base import (
     ChannelVersions,
     Checkpoint,
@@ -220,7 +221,8 @@ class RedisCheckpointer(BaseRedisCheckpointer):
         with self._guard("saving a checkpoint of", thread_id):
             self._put(keys=ks, args=args)
             if self.cluster:
-                self.client.zadd(keys.CHECKPOINT_THREAD_INDEX_KEY, {thread_id: args[3]})
+                with self._cluster_index(thread_id):
+                    self.client.zadd(keys.CHECKPOINT_THREAD_INDEX_KEY, {thread_id: args[3]})
         return next_config
 
     def put_writes(
@@ -237,7 +239,8 @@ class RedisCheckpointer(BaseRedisCheckpointer):
         with self._guard("saving pending writes of", thread_id):
             self._put_writes(keys=ks, args=args)
             if self.cluster:
-                self.client.zadd(keys.CHECKPOINT_THREAD_INDEX_KEY, {thread_id: args[2]})
+                with self._cluster_index(thread_id):
+                    self.client.zadd(keys.CHECKPOINT_THREAD_INDEX_KEY, {thread_id: args[2]})
 
     def delete_thread(self, thread_id: str) -> None:
         thread_id = str(thread_id)
@@ -284,6 +287,45 @@ class RedisCheckpointer(BaseRedisCheckpointer):
                 self.delete_thread(thread_id)
             else:
                 self._remove(str(thread_id), None)
+
+    def trim(
+        self,
+        thread_id: str,
+        keep: int,
+        *,
+        channels: Mapping[str, DeltaChannel] | None = None,
+        checkpoint_ns: str = "",
+    ) -> int:
+        """Keep the newest ``keep`` (>= 1) checkpoints of one namespace, drop the older
+        ones; returns how many went (0: nothing to do, or a concurrent trim went further).
+
+        ``channels`` names the graph's delta channels: the oldest kept checkpoint gets
+        their whole value, so it and every later one still read back in full, and
+        time travel and forks from them are unchanged. Three round trips when there is
+        something to trim (find it, replay the history, the trim script), one otherwise.
+        Other namespaces (subgraphs) are left alone.
+        """
+        thread_id, keep = str(thread_id), self._check_keep(keep)
+        key, high, low, offset = self._oldest_kept_args(thread_id, checkpoint_ns, keep)
+        with self._guard("trimming", thread_id):
+            found = self.client.zrevrangebylex(key, high, low, start=offset, num=2)
+        if len(found) < 2:
+            return 0
+        oldest = _as_str(found[0]).split("\0", 1)[1]
+        channels = channels or {}
+        history = {}
+        if channels:
+            config = {
+                "configurable": {
+                    "thread_id": thread_id,
+                    "checkpoint_ns": checkpoint_ns,
+                    "checkpoint_id": oldest,
+                }
+            }
+            history = self.get_delta_channel_history(config=config, channels=list(channels))
+        ks, args = self._trim_args(thread_id, checkpoint_ns, oldest, channels, history)
+        with self._guard("trimming", thread_id):
+            return max(int(self._trim(keys=ks, args=args)), 0)
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         wanted = [str(r) for r in run_ids]

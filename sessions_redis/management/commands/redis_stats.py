@@ -9,7 +9,9 @@
   evict sessions or checkpoints, or when nothing is persisted.
 
 Read-only. It walks every key once, so run it when you need it, not from a health
-check. ``--json`` prints the same figures for scripts.
+check. ``--json`` prints the same figures for scripts. On a Redis Cluster
+(``REDIS_CLUSTER``) it walks every primary, files ``checkpoint:*`` under checkpoints
+and the rest under sessions, and reports each primary as a server.
 """
 
 from __future__ import annotations
@@ -116,9 +118,7 @@ def scan_db(client: redis.Redis, purpose: Purpose, session_ttls: dict[str, int])
     """Walk one database with SCAN; one pipeline per page for sizes (and session TTLs)."""
     prefixes = PREFIXES[purpose]
     stats = DbStats(purpose, display_url(purpose), {p: PrefixStats() for p in prefixes})
-    cursor = 0
-    while True:
-        cursor, page = client.scan(cursor, count=SCAN_COUNT)
+    for page in _pages(client, purpose):
         if page:
             with client.pipeline(transaction=False) as pipe:
                 for key in page:
@@ -138,19 +138,42 @@ def scan_db(client: redis.Redis, purpose: Purpose, session_ttls: dict[str, int])
                 if prefix == keys.SESSION_PREFIX:
                     label = _ttl_bucket(replies[i + 1])
                     session_ttls[label] = session_ttls.get(label, 0) + 1
-        if cursor == 0:
-            return stats
+    return stats
 
 
-def server_stats(client: redis.Redis, purpose: Purpose) -> ServerStats:
-    memory = client.info("memory")
-    persistence = client.info("persistence")
+def _pages(client: redis.Redis, purpose: Purpose):
+    """SCAN pages of the purpose's database; on a cluster, of every primary, only the
+    keys of ``purpose`` (the checkpoints are the keys under their prefix there)."""
+    if not isinstance(client, redis.RedisCluster):
+        cursor = 0
+        while True:
+            cursor, page = client.scan(cursor, count=SCAN_COUNT)
+            yield page
+            if cursor == 0:
+                return
+    checkpoints = purpose == "checkpoints"
+    for node in client.get_primaries():
+        cursor = 0
+        while True:
+            cursors, page = client.scan(cursor, count=SCAN_COUNT, target_nodes=node)
+            cursor = int(next(iter(cursors.values())))
+            yield [k for k in page if k.startswith(keys.CHECKPOINT_PREFIX.encode()) == checkpoints]
+            if cursor == 0:
+                break
+
+
+def server_stats(client: redis.Redis, purpose: Purpose, node=None) -> ServerStats:
+    """``INFO`` and ``CONFIG`` of the server (``node``: one primary of a cluster)."""
+    target = {"target_nodes": node} if node is not None else {}
+    memory = client.info("memory", **target)
+    persistence = client.info("persistence", **target)
     try:
-        config = client.config_get("save") | client.config_get("appendfsync")
+        config = client.config_get("save", **target) | client.config_get("appendfsync", **target)
     except redis.ResponseError:  # managed services often disable CONFIG
         config = {}
+    url = f"redis://{node.name}" if node is not None else display_url(purpose)
     return ServerStats(
-        url=re.sub(r"/\d+$", "", display_url(purpose)),  # the server, not one db
+        url=re.sub(r"/\d+$", "", url),  # the server, not one db
         used_memory=int(memory["used_memory"]),
         maxmemory=int(memory.get("maxmemory", 0)),
         maxmemory_policy=str(memory.get("maxmemory_policy", "unknown")),
@@ -195,6 +218,11 @@ def collect() -> Report:
     clients = {purpose: get_client(purpose) for purpose in ("sessions", "checkpoints")}
     dbs = [scan_db(client, purpose, session_ttls) for purpose, client in clients.items()]
     servers: dict[str, tuple[ServerStats, list[str]]] = {}
+    if isinstance(clients["sessions"], redis.RedisCluster):  # one keyspace, every primary
+        client = clients["sessions"]
+        for node in client.get_primaries():
+            servers[node.name] = (server_stats(client, "sessions", node), list(clients))
+        clients = {}
     for purpose, client in clients.items():
         # db 0 and db 1 usually share one server: report (and warn about) it once.
         conn = client.connection_pool.connection_kwargs

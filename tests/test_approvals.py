@@ -439,3 +439,14 @@ async def test_a_card_whose_decision_is_queued_reads_as_decided(sessions_redis):
     sessions_redis.delete(keys.pending_message_key("ap-queued"))
     (waiting,) = await history.get_approvals("ap-queued")
     assert waiting["decided"] is None
+
+
+async def test_approvals_and_their_exactly_once_records_on_a_redis_cluster(
+    redis_cluster, monkeypatch
+):
+    """The action record and the audit trail (one MULTI) share the thread's hash slot."""
+    demo.connect(EMAIL)  # the credentials, on the cluster this time
+    await test_a_task_waits_for_approval_and_is_created_once_approved()
+    demo._emulator().state.emulator.users.pop(f"demo.{EMAIL}", None)  # a fresh workspace
+    demo.connect(EMAIL)
+    await test_a_crash_at_any_step_boundary_still_creates_the_task_once("after_google", monkeypatch)

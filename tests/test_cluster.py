@@ -206,3 +206,15 @@ async def test_a_node_down_fails_its_slots_only_and_heals(redis_cluster):
     else:
         await a_works()
     assert (await client.get(f"/chat/{a}/")).status_code == 200
+
+
+def test_credentials_are_saved_read_and_rotated(redis_cluster):
+    """Google credentials (encrypted) and `rotate_credentials_key` (WATCH + MULTI on one
+    key at a time) on the cluster."""
+    from tests.test_credentials_encryption import NEW, OLD, load_with, rotate_with, save_with
+
+    save_with([OLD])
+    save_with([OLD], email="bob@example.com")
+    assert "Re-encrypted 2 credential(s); 0 unreadable." in rotate_with([NEW, OLD])
+    assert load_with([NEW]).refresh_token
+    assert load_with([NEW], "bob@example.com").refresh_token

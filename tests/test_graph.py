@@ -285,3 +285,27 @@ async def test_each_turn_stores_only_what_it_added(checkpoints_redis):
     assert late <= 1.5 * early, (early, late, sizes)
     messages = await history.get_history("g-linear")
     assert len([m for m in messages if m["role"] == "user"]) == 60
+
+
+async def test_a_threads_history_writes_are_decoded_once_per_saver(monkeypatch):
+    """Every turn reads the conversation's writes since the last snapshot again; each
+    stored write is decoded once, later reads reuse it (same messages either way)."""
+    runner = Runner()
+    first = await ask(runner, "g-memo", "My name is Grace Hopper")
+    await ask(runner, "g-memo", "I like compilers", after=first[-1]["id"])
+    await runner.drain()
+    saver = await chat_graph.get_checkpointer()
+    config = {"configurable": {"thread_id": "g-memo", "checkpoint_ns": ""}}
+    cold = type(saver)(saver.client)  # a new saver: nothing decoded yet
+    history_of = cold.aget_delta_channel_history  # the DeltaChannel's read
+    latest = await cold.aget_tuple(config)
+    calls = []
+    original = cold.serde.loads_typed
+    monkeypatch.setattr(cold.serde, "loads_typed", lambda data: calls.append(1) or original(data))
+    first_read = await history_of(config=latest.config, channels=["messages"])
+    decoded_first = len(calls)
+    again = await history_of(config=latest.config, channels=["messages"])
+    assert decoded_first >= 4 and len(calls) == decoded_first  # nothing decoded again
+    assert [v for _, _, v in again["messages"]["writes"]] == [
+        v for _, _, v in first_read["messages"]["writes"]
+    ]

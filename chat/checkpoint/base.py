@@ -359,6 +359,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_MISSING = object()
+# Stored bytes of the decoded history writes one saver keeps (the objects take a few
+# times that): the recent turns of a few hundred active chats.
+DECODED_WRITES_MAX_BYTES = 8 * 1024 * 1024
+
+
 def _as_str(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -408,6 +414,10 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
         self.ttl = ttl
         self.cluster = isinstance(client, (redis.RedisCluster, redis.asyncio.RedisCluster))
         self._owns_client = False
+        # Delta-history writes decoded before, by their stored bytes (exact: the same
+        # bytes decode to the same value); bounded by DECODED_WRITES_MAX_BYTES.
+        self._decoded: dict[bytes, Any] = {}
+        self._decoded_bytes = 0
         self._load = client.register_script(LOAD_LUA)
         self._put = client.register_script(PUT_LUA)
         self._put_writes = client.register_script(PUT_WRITES_LUA)
@@ -667,7 +677,8 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
                 except Exception as exc:
                     raise self._fail(f"channel {ch!r}", thread_id, ns, cid, exc) from exc
             for _, (tid, ch, value) in sorted(
-                self._decode_writes(thread_id, ns, cid, raw_writes), key=lambda kw: kw[0]
+                self._decode_writes(thread_id, ns, cid, raw_writes, memo=True),
+                key=lambda kw: kw[0],
             ):
                 writes[ch].append((tid, ch, value))
         result: dict[str, DeltaChannelHistory] = {}
@@ -679,16 +690,28 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
         return result
 
     def _decode_writes(
-        self, thread_id: str, ns: str, cid: str, raw: Sequence[bytes | None]
+        self, thread_id: str, ns: str, cid: str, raw: Sequence[bytes | None], memo: bool = False
     ) -> list[tuple[tuple[str, str, int], PendingWrite]]:
+        """``memo``: the writes of a delta channel's history, which every turn of a thread
+        reads again (all of them since the last snapshot): each distinct stored write is
+        decoded once per saver (``_decoded``), not once per turn."""
         pending: list[tuple[tuple[str, str, int], PendingWrite]] = []
+        decoded = self._decoded
         for w in raw:
             if w is None:
                 continue
             try:
                 task_id, channel, task_path, widx, wtype, wbytes = _unframe(w, 0, 6)
                 tid, ch = task_id.decode(), channel.decode()
-                value = self.serde.loads_typed((wtype.decode(), wbytes))
+                value = decoded.get(w, _MISSING) if memo else _MISSING
+                if value is _MISSING:
+                    value = self.serde.loads_typed((wtype.decode(), wbytes))
+                    if memo:
+                        self._decoded_bytes += len(w)
+                        if self._decoded_bytes > DECODED_WRITES_MAX_BYTES:
+                            decoded.clear()  # simpler than an LRU, as good for the hot threads
+                            self._decoded_bytes = len(w)
+                        decoded[w] = value
             except Exception as exc:
                 raise self._fail("pending writes", thread_id, ns, cid, exc) from exc
             pending.append((writes_sort_key(task_path.decode(), tid, int(widx)), (tid, ch, value)))

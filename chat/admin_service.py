@@ -526,7 +526,8 @@ def fork(
 ) -> str:
     """A new thread, for the owner of ``thread_id``, whose history ends at ``checkpoint_id``.
 
-    Returns the new thread id. Raises ConversationNotFound, CannotFork.
+    Returns the new thread id. Raises ConversationNotFound, CannotFork (also when the
+    owner has ``CHAT_MAX_THREADS_PER_USER`` chats already).
     """
     sessions = sessions or get_client("sessions")
     cp = saver(checkpoints)
@@ -536,8 +537,11 @@ def fork(
         raise CannotFork(f"Cannot fork at checkpoint {checkpoint_id}: {problem}. Pick another one.")
     owner = owner or threads.owner_of(thread_id, client=sessions)
     new_id = threads.new_thread_id()
-    if owner and not threads.claim(owner, new_id, client=sessions):
-        raise CannotFork(f"Thread id {new_id} is taken; try again.")  # uuid4: never in practice
+    try:
+        if owner and not threads.claim(owner, new_id, client=sessions):
+            raise CannotFork(f"Thread id {new_id} is taken; try again.")  # uuid4: never
+    except threads.TooManyThreads as exc:
+        raise CannotFork(f"{owner} has {exc.limit} chats, the most one person may keep.") from None
     copy_lineage(chain, cp, new_id)
     if owner:
         for record in store.sessions_for(owner, client=sessions):

@@ -246,6 +246,18 @@ def test_fork_refuses_a_mid_turn_checkpoint(admin_client):
     assert not LogEntry.objects.exists()
 
 
+def test_fork_for_an_owner_at_the_chat_limit_says_so(admin_client, settings):
+    start_thread("ann@example.com", "t-ann", "Hi")
+    settings.CHAT_MAX_THREADS_PER_USER = 1
+    url = reverse("admin:chat_conversation_fork", args=["t-ann", turn_end("t-ann", 1)])
+    response = admin_client.post(url, {"post": "yes"}, follow=True)
+    assert "ann@example.com has 1 chats, the most one person may keep." in (
+        response.content.decode().lower()
+    )
+    assert admin_service.saver().count_threads() == 1
+    assert not LogEntry.objects.exists()
+
+
 def test_fork_of_an_unknown_checkpoint_is_404(admin_client):
     start_thread("ann@example.com", "t-ann", "Hi")
     url = reverse("admin:chat_conversation_fork", args=["t-ann", "nope"])

@@ -9,4 +9,4 @@ EXPOSE 8000
 # The production command (README, "Serving"): WEB_CONCURRENCY workers (default: the
 # CPUs nproc reports) under uvicorn's supervisor, which gets `docker stop`'s SIGTERM
 # (exec: it is PID 1) and lets every worker finish the replies it is writing.
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec uvicorn agenticpal.serve:asgi_application --factory --workers \"${WEB_CONCURRENCY:-$(nproc)}\" --host 0.0.0.0 --port 8000 --lifespan on --timeout-graceful-shutdown 5 --no-server-header --ws-max-size 65536"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec uvicorn agenticpal.serve:asgi_application --factory --workers \"${WEB_CONCURRENCY:-$(nproc)}\" --host 0.0.0.0 --port 8000 --lifespan on --timeout-graceful-shutdown 5 --no-server-header --ws-max-size 65536 --ws-per-message-deflate false"]

@@ -4,9 +4,13 @@ channels-redis 4.3.0 holds the shard's one ``asyncio.Lock`` across every ``PUBLI
 round trip, so every ``group_send`` of a process waits for every other one.
 :class:`ConcurrentPublishShard` takes that lock only to create the shard's client, never
 across a publish; :class:`RedisPubSubChannelLayer` (the ``CHANNEL_LAYERS`` backend) is
-the upstream layer built with those shards, everything else unchanged. Drop this module
+the upstream layer built with those shards, everything else unchanged. Drop the shard
 once upstream publishes without the lock. Why, and how it is configured: the README's
 "Chat websocket benchmark" section.
+
+:meth:`RedisPubSubChannelLayer.direct_group_channel` tells :mod:`chat.events` whether
+it may publish a group message itself, from a script that also appends the event to
+its stream (one round trip instead of two).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 
 from channels_redis import pubsub
+from channels_redis.serializers import MsgPackSerializer
 from channels_redis.utils import _wrap_close
 from redis import asyncio as aioredis
 
@@ -70,3 +75,20 @@ class RedisPubSubChannelLayer(pubsub.RedisPubSubChannelLayer):
             layer = self._layers[loop] = _LoopLayer(*self._args, **self._kwargs, channel_layer=self)
             _wrap_close(self, loop)  # flushes the layer when its loop closes, as upstream
         return layer
+
+    def direct_group_channel(self, group: str, address: str) -> str | None:
+        """The Redis channel ``group_send(group, ...)`` publishes on, when a client of
+        the server at ``address`` may publish there itself ``self.serialize(message)``:
+        the group's shard is that server (pub/sub ignores the database) and messages are
+        plain msgpack (no encryption, no random prefix). None otherwise."""
+        layer = self._get_layer()
+        channel = layer._get_group_channel_name(group)
+        serializer = self._serializer
+        if (
+            layer._get_shard(channel).host.get("address") != address
+            or type(serializer) is not MsgPackSerializer
+            or serializer.crypter is not None
+            or serializer.random_prefix_length
+        ):
+            return None
+        return channel

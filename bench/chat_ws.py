@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/chat_ws.py [--clients 200] [--messages 3] [--idle 1000]
                                       [--paced | --burst | --people] [--think 3] [--seed 1]
+                                      [--profile stacks.txt]
 
 Starts its own redis-server and one uvicorn process (the offline model; see
 tests/e2e_support.py), runs the chat scenarios (all by default), then holds ``--idle``
 sockets open. Reports failed connections, lost messages, time to first token and to
-``done``, server CPU and RSS, and which targets each scenario meets; the exit status is
-1 when one is missed. Scenarios, targets and results: the README's "Chat websocket
-benchmark" section.
+``done``, server CPU (per message, against the graph alone) and RSS, the Redis commands
+per message, with ``--profile`` the server's CPU by area (py-spy), and which targets
+each scenario meets; the exit status is 1 when one is missed. Scenarios, targets and
+results: the README's "Chat websocket benchmark" section.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import math
 import random
 import resource
 import shutil
+import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -356,6 +360,92 @@ def graph_alone_ms(server: LiveServer) -> tuple[float, float]:
         return float("nan"), float("nan")
 
 
+# Where a sample of the server's CPU goes: the first rule whose pattern is in the stack
+# (context: opening a socket, the checkpointer), else the innermost frame that matches
+# a rule of the second list (a library's work counts where it is done; asyncio's
+# frames count for whoever called them), else the event loop itself.
+PROFILE_CONTEXT = [
+    ("socket open (handshake, auth, history)",
+     ("ChatConsumer.connect", "get_user (channels", "websocket_connect", "resolve_scope",
+      "thread_handler (asgiref", "HttpToolsProtocol", "H11Protocol")),
+    ("checkpointer", ("chat/checkpoint/", "checkpoint/serde", "ormsgpack")),
+    ("publishing events (chat.events.publish: stream + fan-out)", ("publish (chat/events.py",)),
+    ("channel layer (pub/sub receive)", ("_do_receiving (channels_redis",)),
+]  # fmt: skip
+PROFILE_FRAMES = [
+    ("JSON encoding/decoding", ("(json/",)),
+    ("channel layer (group_send, msgpack)",
+     ("(channels_redis/", "(msgpack/", "agenticpal/channel_layer.py")),
+    ("Redis client (redis-py)", ("(redis/", "agenticpal/redis_clients.py")),
+    ("websocket frames (uvicorn, websockets)", ("(websockets/", "uvicorn/protocols/websockets")),
+    ("LangGraph graph execution",
+     ("(pregel/", "(langgraph/", "(_internal/", "(langchain_core/", "(pydantic", "chat/graph.py",
+      "chat/offline_model.py", "chat/messages.py", "(langchain/")),
+    ("our runner/event code", ("chat/runner.py", "chat/events.py", "chat/pending.py")),
+    ("Django/Channels consumer dispatch",
+     ("(channels/", "(asgiref/", "(django/", "chat/consumers.py", "agenticpal/asgi.py")),
+]  # fmt: skip
+EVENT_LOOP = "event loop (asyncio/uvloop)"  # what no rule claims: tasks, callbacks, polling
+# Innermost frames of a thread that waits (py-spy cannot always tell): not CPU.
+IDLE_FRAMES = ("_worker (concurrent/futures/thread.py",)
+
+
+def profile_breakdown(path: Path) -> list[tuple[str, float]]:
+    """Percent of the recorded samples per area (py-spy raw: ``frame;frame;... count``)."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit() or stack.rpartition(";")[2].startswith(IDLE_FRAMES):
+            continue
+        total += int(count)
+        area = next((a for a, pats in PROFILE_CONTEXT if any(p in stack for p in pats)), None)
+        for frame in reversed(stack.split(";")) if area is None else ():
+            area = next((a for a, pats in PROFILE_FRAMES if any(p in frame for p in pats)), None)
+            if area is not None:
+                break
+        area = area or EVENT_LOOP
+        counts[area] = counts.get(area, 0) + int(count)
+    return sorted(((a, 100 * n / max(total, 1)) for a, n in counts.items()), key=lambda x: -x[1])
+
+
+def redis_calls(server: LiveServer) -> dict[str, int]:
+    """Commands the server's Redis has run so far, by name (``INFO commandstats``)."""
+    import redis
+
+    assert server.redis is not None
+    with redis.Redis.from_url(server.redis.url) as client:
+        stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): row["calls"] for name, row in stats.items()}
+
+
+def profile_path(base: str, scenario: str) -> Path:
+    """``base`` itself, or ``<stem>.<scenario><suffix>`` when several scenarios run."""
+    path = Path(base)
+    return path.with_name(f"{path.stem}.{scenario}{path.suffix}")
+
+
+def start_profiler(server: LiveServer, path: Path) -> subprocess.Popen:
+    """py-spy sampling the server until :func:`stop_profiler`. ``--nonblocking``: pausing
+    the server 200 times a second slowed it down several times over; the price is a
+    few torn stacks (classified by their innermost frames)."""
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    command = [spy, "record", "--pid", str(server.pid), "--format", "raw", "--rate", "200",
+               "--nonblocking", "--output", str(path)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)  # attached before the clients start
+    if process.poll() is not None:
+        raise SystemExit(f"py-spy failed: {process.stderr.read().decode(errors='replace')}")
+    return process
+
+
+def stop_profiler(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    process.wait(60)
+
+
 def mb(kb: int) -> float:
     return kb / 1024
 
@@ -405,12 +495,26 @@ async def run_scenario(
         for i in range(args.clients)
     ]  # fmt: skip
     await asyncio.sleep(0.1)
+    profiler = start_profiler(server, profile_path(args.profile, name)) if args.profile else None
+    calls0 = redis_calls(server)
     t0 = time.perf_counter()
     cpu0 = server.cpu_seconds()
     start.set()
     await asyncio.gather(*tasks)
     seconds = time.perf_counter() - t0
     cpu = server.cpu_seconds() - cpu0
+    calls = {k: v - calls0.get(k, 0) for k, v in redis_calls(server).items()}
+    per_message = {k: v / max(results.sent, 1) for k, v in calls.items() if v}
+    print(
+        f"{name}: Redis commands per message sent: {sum(per_message.values()):.1f} ("
+        + ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_message.items(), key=lambda x: -x[1]))
+        + ")",
+        flush=True,
+    )
+    if profiler is not None:
+        await asyncio.to_thread(stop_profiler, profiler)
+        for area, percent in profile_breakdown(profile_path(args.profile, name)):
+            print(f"{name} profile: {percent:5.1f}% {area}", flush=True)
     rss = server.rss_kb()
     print(f"{name}: chat phase {seconds:.1f}s", flush=True)
     await count_stored(server, results)
@@ -531,6 +635,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=int, default=1000, help="idle sockets to hold (0: skip)")
     parser.add_argument(
         "--wait", type=float, default=120, help="seconds to wait for a message's done event"
+    )
+    parser.add_argument(
+        "--profile",
+        help="record the server's stacks over each chat phase with py-spy (raw collapsed "
+        "stacks, one file per scenario) and print the CPU by area",
     )
     parser.add_argument("--log", help="copy the server's log (after the chat phase) to this file")
     parser.add_argument(

@@ -10,6 +10,15 @@ The stream entry's id becomes the event's ``"id"``: the SSE endpoint sends it as
 
 Events are JSON objects; the stream stores each as one field (``e``) so an entry reads
 back exactly as it was published.
+
+Appending and fanning out is one round trip: a script (:data:`_PUBLISH`) XADDs the
+entry and PUBLISHes the group message itself, the very bytes channels-redis's layer
+would publish, so every subscriber (any process) reads an ordinary group message.
+Python packs that message with the event's ``id`` as its last value, left open; the
+script appends the id XADD returned. Two round trips (XADD, then ``PUBLISH`` through the
+layer's pool) were the largest part of the server's CPU per event after the graph
+itself (the README's "Chat websocket benchmark"). Where the layer cannot take bytes
+from another client (another server, encryption), it is the two round trips still.
 """
 
 from __future__ import annotations
@@ -24,7 +33,13 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from agenticpal import redis_keys as keys
-from agenticpal.redis_clients import UNAVAILABLE_ERRORS, get_async_client, get_client
+from agenticpal.redis_clients import (
+    UNAVAILABLE_ERRORS,
+    AsyncScript,
+    get_async_client,
+    get_client,
+    url_for,
+)
 
 EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")  # ASCII digits only: Redis refuses others
 READ_BATCH = 200  # events per XREAD; a resuming client gets the rest on the next call
@@ -41,24 +56,62 @@ def group_name(thread_id: str) -> str:
     return f"thread.{thread_id}"
 
 
+# KEYS: the thread's event stream. ARGV: maxlen, ttl (0: leave it), event JSON, the
+# group's Redis channel, the group message packed up to its last value (the event's id,
+# a msgpack string: fixstr below 32 bytes, str8 above). Returns the entry's id. A channel
+# is no key: on a Redis Cluster the script runs on the stream's node and PUBLISH reaches
+# the subscribers of every node.
+_PUBLISH = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3])
+if ARGV[2] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+local head
+if #id < 32 then head = string.char(0xa0 + #id) else head = string.char(0xd9, #id) end
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. head .. id)
+return id
+"""
+_publish = AsyncScript(None, _PUBLISH.encode())
+_OPEN_ID = b"\xa0"  # msgpack's empty string: the id's place, cut off for the script
+
+
+def _group_message(event: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "chat.event", "event": event}
+
+
 async def publish(thread_id: str, event: dict[str, Any], *, client=None) -> dict[str, Any]:
-    """Append ``event`` to the thread's stream, send it to its group; returns it with ``id``."""
+    """Append ``event`` to the thread's stream, send it to its group; returns it with ``id``.
+
+    One script call when the channel layer's shard for the group is the server of the
+    db 0 client (``client=None``) and its messages are plain msgpack; else XADD, then
+    ``group_send``. Token events leave the stream's TTL alone: the run's ends set it.
+    """
+    if "id" in event:  # the stream gives the id (and it must be the message's last value)
+        event = {k: v for k, v in event.items() if k != "id"}
     key = keys.thread_events_key(thread_id)
     data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    ttl = 0 if event.get("type") == "token" else keys.THREAD_EVENTS_TTL_SECONDS
+    layer = get_channel_layer()
+    group = group_name(thread_id)
+    channel = None
+    if client is None and hasattr(layer, "direct_group_channel"):
+        channel = layer.direct_group_channel(group, url_for("sessions"))
     client = client or get_async_client("sessions")
-    if event.get("type") == "token":  # the hot path: one command; the run's ends set the TTL
+    if channel is not None:
+        packed = layer.serialize(_group_message({**event, "id": ""}))
+        assert packed.endswith(_OPEN_ID)  # msgpack keeps the dict's order: the id is last
+        args = [keys.THREAD_EVENTS_MAXLEN, ttl, data, channel, packed[: -len(_OPEN_ID)]]
+        entry_id = await _publish([key], args, client=client)
+        return {**event, "id": entry_id.decode()}
+    if not ttl:  # the hot path: one command
         entry_id = await client.xadd(
             key, {_FIELD: data}, maxlen=keys.THREAD_EVENTS_MAXLEN, approximate=True
         )
     else:
         async with client.pipeline(transaction=False) as pipe:
             pipe.xadd(key, {_FIELD: data}, maxlen=keys.THREAD_EVENTS_MAXLEN, approximate=True)
-            pipe.expire(key, keys.THREAD_EVENTS_TTL_SECONDS)
+            pipe.expire(key, ttl)
             entry_id, _ = await pipe.execute()
     event = {**event, "id": entry_id.decode()}
-    await get_channel_layer().group_send(
-        group_name(thread_id), {"type": "chat.event", "event": event}
-    )
+    await layer.group_send(group, _group_message(event))
     return event
 
 
@@ -110,9 +163,7 @@ async def aannounce_deleted(thread_id: str) -> None:
     effort: the thread is deleted whether or not Redis carries the news."""
     event = {"type": "deleted", "thread_id": thread_id}
     with contextlib.suppress(*UNAVAILABLE_ERRORS):
-        await get_channel_layer().group_send(
-            group_name(thread_id), {"type": "chat.event", "event": event}
-        )
+        await get_channel_layer().group_send(group_name(thread_id), _group_message(event))
 
 
 def announce_deleted(thread_id: str) -> None:

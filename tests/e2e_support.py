@@ -130,7 +130,8 @@ class LiveServer:
         else:
             command = [sys.executable, "-m", "uvicorn", self.app,
                        "--host", self.host, "--port", str(self.port), "--lifespan", "off",
-                       "--no-server-header", "--ws-max-size", "65536"]  # fmt: skip
+                       "--no-server-header", "--ws-max-size", "65536",
+                       "--ws-per-message-deflate", "false"]  # fmt: skip
         self.process = subprocess.Popen(
             [*command, *self.uvicorn_args],
             env=self.env, cwd=BASE_DIR, start_new_session=True,

@@ -118,3 +118,29 @@ async def test_redis_down_fails_the_publish_in_time_and_back_up_works_again(redi
         await layer.group_send("nobody", {"type": "e"})  # publishing works again
     finally:
         await layer.flush()
+
+
+async def test_direct_group_channel_names_the_groups_channel_only_for_its_own_server(
+    redis_server,
+):
+    """chat.events publishes a group message itself only where group_send would: the
+    same server, plain msgpack bytes."""
+    layer = layer_for(redis_server)
+    address = with_db(redis_server.url, 0)
+    try:
+        channel = layer.direct_group_channel("thread.t1", address)
+        assert channel == layer._get_layer()._get_group_channel_name("thread.t1")
+        assert layer.direct_group_channel("thread.t1", with_db(redis_server.url, 1)) is None
+        encrypted = RedisPubSubChannelLayer(
+            hosts=[{"address": address}], symmetric_encryption_keys=["k"]
+        )
+        assert encrypted.direct_group_channel("thread.t1", address) is None
+        # What a client publishes there is what group_send publishes: members get it.
+        member = await layer.new_channel()
+        await layer.group_add("thread.t1", member)
+        message = {"type": "chat.event", "event": {"id": "1-0"}}
+        with redis.Redis.from_url(address) as client:
+            client.publish(channel, layer.serialize(message))
+        assert await receive(layer, member) == message
+    finally:
+        await layer.flush()

@@ -265,6 +265,18 @@ async def test_events_are_forwarded_without_closing_old_db_connections(monkeypat
     await comm.disconnect()
 
 
+async def test_a_published_event_reaches_the_socket_and_the_stream_with_one_id():
+    """One script call appends and fans out: the tab and a resuming reader (SSE) get
+    the same event under the same stream id."""
+    client = await signed_in_client("ada@example.com")
+    comm, _ = await connected("s-one", session_cookie(client))
+    published = await events.publish("s-one", {"type": "tool", "message_id": "m", "x": [1, "é"]})
+    got = await receive(comm)
+    assert got == published and got["id"]
+    assert await events.read_since("s-one", "0-0") == [got]
+    await comm.disconnect()
+
+
 async def test_a_message_resent_with_its_id_makes_one_turn(sessions_redis):
     """The page resends an unacknowledged message after a reconnect: one turn, one answer."""
     client = await signed_in_client("ada@example.com")

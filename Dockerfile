@@ -7,6 +7,7 @@ COPY . .
 RUN mkdir -p var && DEBUG=true python manage.py collectstatic --noinput -v 0
 EXPOSE 8000
 # The production command (README, "Serving"): WEB_CONCURRENCY workers (default: the
-# CPUs nproc reports) under uvicorn's supervisor, which gets `docker stop`'s SIGTERM
-# (exec: it is PID 1) and lets every worker finish the replies it is writing.
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec uvicorn agenticpal.serve:asgi_application --factory --workers \"${WEB_CONCURRENCY:-$(nproc)}\" --host 0.0.0.0 --port 8000 --lifespan on --timeout-graceful-shutdown 5 --no-server-header --ws-max-size 65536 --ws-per-message-deflate false"]
+# CPUs nproc reports) under uvicorn's supervisor (agenticpal.workers: each worker on a
+# SO_REUSEPORT socket of its own), which gets `docker stop`'s SIGTERM (exec: it is PID 1)
+# and lets every worker finish the replies it is writing.
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec python -m agenticpal.workers --host 0.0.0.0 --port 8000 --workers \"${WEB_CONCURRENCY:-$(nproc)}\""]

@@ -7,13 +7,15 @@
 1. If ``REDIS_URL`` is unset, start the embedded Redis on 127.0.0.1:EMBEDDED_REDIS_PORT
    (6379; AOF on, data in ``var/redis``) -- the address settings default to, so
    ``manage.py`` commands reach it too. A Redis already answering there (``make redis``,
-   ``docker compose up -d redis``) is used as it is.
+   ``docker compose up -d redis``) is used as it is. With ``REDIS_CLUSTER=true``: an
+   embedded 3-master Redis Cluster on that port and the next two (``var/redis-cluster``).
 2. Run the system checks (``agenticpal/checks.py``: Redis answers, the model can load):
    an error stops here with its one-line fix, warnings are printed.
 3. Apply migrations (and make a one-time local sign-in link, in development).
 4. Serve HTTP and websockets with uvicorn on 127.0.0.1:8000 (``HOST``/``PORT``) in
    ``WEB_CONCURRENCY`` worker processes (default: the CPU cores this process may use),
-   under uvicorn's supervisor, which restarts a worker that dies (``--workers``). Any
+   under uvicorn's supervisor, which restarts a worker that dies
+   (:mod:`agenticpal.workers`: each worker on a ``SO_REUSEPORT`` socket of its own). Any
    worker takes any socket and any run: the queue, the run lock and the events are in
    Redis. The app is :func:`asgi_application` (the Django/Channels app, draining this
    worker's chat runs at shutdown).
@@ -156,16 +158,13 @@ def web_concurrency(env: dict[str, str]) -> int:
     return int(raw)
 
 
-def uvicorn_command(host: str, port: int, workers: int) -> list[str]:
-    """The server ``make run`` starts (the production command in the README and the
-    Dockerfile is the same, without ``sys.executable -m``). No permessage-deflate: the
-    frames are small chat events, and compressing each one cost more CPU than the
-    bytes it saved (the README's "Chat websocket benchmark")."""
+def server_command(host: str, port: int, workers: int) -> list[str]:
+    """The server ``make run`` starts: :mod:`agenticpal.workers` (uvicorn, its workers on
+    ``SO_REUSEPORT`` sockets of their own); the production command in the README and the
+    Dockerfile is the same, as ``python -m agenticpal.workers``."""
     return [
-        sys.executable, "-m", "uvicorn", APP_FACTORY, "--factory",
+        sys.executable, "-m", "agenticpal.workers",
         "--host", host, "--port", str(port), "--workers", str(workers),
-        "--lifespan", "on", "--timeout-graceful-shutdown", str(CONNECTIONS_GRACE_SECONDS),
-        "--no-server-header", "--ws-max-size", "65536", "--ws-per-message-deflate", "false",
     ]  # fmt: skip
 
 
@@ -459,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         # A session of its own: Ctrl-C reaches this process only, which stops the
         # server in order (and can kill the whole group, workers included).
         server = subprocess.Popen(
-            uvicorn_command(host, port, workers), env=env, cwd=BASE_DIR, start_new_session=True
+            server_command(host, port, workers), env=env, cwd=BASE_DIR, start_new_session=True
         )
         if not _wait_listening(server, host, port):
             print(

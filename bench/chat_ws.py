@@ -1,11 +1,12 @@
-"""Chat websocket benchmark: many concurrent chats against one real server process.
+"""Chat websocket benchmark: many concurrent chats against one real server.
 
     .venv/bin/python bench/chat_ws.py [--clients 200] [--messages 3] [--idle 1000]
                                       [--paced | --burst | --people] [--think 3] [--seed 1]
-                                      [--profile stacks.txt]
+                                      [--profile stacks.txt] [--workers 1,2]
 
-Starts its own redis-server and one uvicorn process (the offline model; see
-tests/e2e_support.py), runs the chat scenarios (all by default), then holds ``--idle``
+Starts its own redis-server and a uvicorn server (the offline model; see
+tests/e2e_support.py; ``--workers``: that many worker processes, or each count of a list
+in turn, compared at the end), runs the chat scenarios (all by default), then holds ``--idle``
 sockets open. Reports failed connections, lost messages, time to first token and to
 ``done``, server CPU (per message, against the graph alone) and RSS, the Redis commands
 per message, with ``--profile`` the server's CPU by area (py-spy), and which targets
@@ -38,6 +39,7 @@ import httpx
 from tests.e2e_support import LiveServer, aiter_sse, asign_in, ws_connect
 
 SCENARIOS = ("people", "paced", "burst")
+SERVED_APP = "agenticpal.serve:asgi_application"  # a factory: what make run's workers serve
 TARGET_TTFT_P99_MS = 100.0
 TARGET_IDLE_RSS_MB = 400.0
 PROMPTS = [
@@ -527,12 +529,17 @@ async def run_scenario(
     return Scenario(name, results, seconds, cpu, rss, warnings, stalled)
 
 
-async def run(args: argparse.Namespace) -> int:
+async def run(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
     fd_limit = raise_fd_limit(2 * (args.clients + args.idle) + 256)
     names = [n for n in SCENARIOS if getattr(args, n)] or list(SCENARIOS)
-    # Every client signs in as the same local user: the per-user message rate is lifted.
-    env = {"CHAT_MESSAGES_PER_MINUTE": "1000000"}
-    with LiveServer(app=args.app, workers=args.workers, extra_env=env) as server:
+    # Every client signs in as the same local user: the per-user limits are lifted.
+    env = {"CHAT_MESSAGES_PER_MINUTE": "1000000", "CHAT_MAX_THREADS_PER_USER": "1000000"}
+    # One worker: the app every worker of `make run` serves (agenticpal.serve), factory and
+    # all, in one uvicorn process without a supervisor.
+    factory = ["--factory"] if args.app == SERVED_APP and args.workers == 1 else []
+    with LiveServer(
+        app=args.app, workers=args.workers, extra_env=env, uvicorn_args=factory
+    ) as server:
         print(f"server pid {server.pid} on {server.url}; open-files limit {fd_limit}", flush=True)
         t0 = time.perf_counter()
         cookies = await mint_sessions(server, args.sessions or args.clients)
@@ -625,7 +632,8 @@ async def run(args: argparse.Namespace) -> int:
         )
     if idle_failed:
         print(f"{len(idle_failed)} failed idle sockets, first: {idle_failed[:12]}", file=sys.stderr)
-    return 0 if ok else 1
+    rates = {sc.name: sc.results.sent / sc.seconds for sc in scenarios}
+    return (0 if ok else 1), rates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -644,14 +652,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", help="copy the server's log (after the chat phase) to this file")
     parser.add_argument(
         "--app",
-        default="agenticpal.asgi:application",
+        default=SERVED_APP,
         help="the ASGI application uvicorn serves (to measure a variant)",
     )
     parser.add_argument(
         "--sessions", type=int, default=0, help="signed-in sessions to share (default: one each)"
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="server worker processes (uvicorn --workers)"
+        "--workers",
+        type=_worker_counts,
+        default=[1],
+        help="server worker processes (uvicorn --workers); a list such as 1,2 runs everything "
+        "once per count, one after the other, and compares their messages/s",
     )
     for name in SCENARIOS:
         parser.add_argument(
@@ -667,11 +679,35 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="seed of the think times")
     args = parser.parse_args(argv)
+    counts, status, rates = args.workers, 0, {}
+    for count in counts:
+        args.workers = count
+        code, rates[count] = _run_loop(run(args))
+        status = status or code
+    for count in counts[1:]:  # same run, side by side: what more processes bring
+        for name, rate in rates[count].items():
+            base = rates[counts[0]].get(name)
+            if base:
+                print(
+                    f"scaling scenario={name} workers={count} vs={counts[0]} "
+                    f"messages_per_s={rate:.1f} vs_messages_per_s={base:.1f} ratio={rate / base:.2f}"
+                )
+    return status
+
+
+def _worker_counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("worker counts are whole numbers >= 1, e.g. 1,2")
+    return counts
+
+
+def _run_loop(coro):
     with contextlib.suppress(ImportError):
         import uvloop  # the client side should not be what limits the measurement
 
-        return uvloop.run(run(args))
-    return asyncio.run(run(args))
+        return uvloop.run(coro)
+    return asyncio.run(coro)
 
 
 if __name__ == "__main__":

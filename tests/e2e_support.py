@@ -83,7 +83,7 @@ class LiveServer:
     host: str = "127.0.0.1"
     port: int = 0
     redis_aof: bool = False  # Redis with its append-only file (restarts keep the data)
-    # More than 1: what `make run` runs (agenticpal.serve.uvicorn_command: uvicorn's
+    # More than 1: what `make run` runs (agenticpal.serve.server_command: uvicorn's
     # supervisor and this many worker processes, the app draining its runs at shutdown;
     # ``app`` is not used then). 1: one uvicorn process serving ``app``, as before.
     workers: int = 1
@@ -124,9 +124,9 @@ class LiveServer:
 
     def _serve(self, timeout: float) -> None:
         if self.workers != 1:
-            from agenticpal.serve import uvicorn_command
+            from agenticpal.serve import server_command
 
-            command = uvicorn_command(self.host, self.port, self.workers)
+            command = server_command(self.host, self.port, self.workers)
         else:
             command = [sys.executable, "-m", "uvicorn", self.app,
                        "--host", self.host, "--port", str(self.port), "--lifespan", "off",

@@ -147,11 +147,13 @@ def test_a_bad_web_concurrency_stops_with_one_line(value: str) -> None:
 
 
 def test_the_server_command_serves_the_draining_app_in_workers() -> None:
-    command = serve.uvicorn_command("127.0.0.1", 8000, 4)
+    from agenticpal import workers
+
+    command = serve.server_command("127.0.0.1", 8000, 4)
     assert command[command.index("--workers") + 1] == "4"
-    assert command[command.index("--lifespan") + 1] == "on"
-    assert "--factory" in command and serve.APP_FACTORY in command
-    assert "--reload" not in command  # uvicorn's --workers cannot reload
+    conf = workers.config("127.0.0.1", 8000, 4)
+    assert conf.lifespan == "on" and conf.factory and conf.app == serve.APP_FACTORY
+    assert not conf.reload and conf.ws_per_message_deflate is False
 
 
 # --- two workers --------------------------------------------------------------------------
@@ -374,10 +376,10 @@ def dockerfile_command() -> list[str]:
 
 def test_the_docker_command_is_make_runs(tmp_path: Path, own_redis: RedisServer) -> None:
     """The Dockerfile's CMD, run here by ``sh`` with the virtualenv first on PATH (no
-    Docker needed): the flags of :func:`serve.uvicorn_command`, ``nproc`` workers when
+    Docker needed): the flags of :func:`serve.server_command`, ``nproc`` workers when
     ``WEB_CONCURRENCY`` is empty, and ``docker stop``'s SIGTERM stops every process."""
     command = dockerfile_command()
-    flags = serve.uvicorn_command("0.0.0.0", 8000, 1)[3:]
+    flags = serve.server_command("0.0.0.0", 8000, 1)[3:]
     flags[flags.index("--workers") + 1] = '"${WEB_CONCURRENCY:-$(nproc)}"'
     for i, flag in enumerate(flags):
         if flag.startswith("--") and i + 1 < len(flags) and not flags[i + 1].startswith("--"):

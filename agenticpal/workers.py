@@ -12,8 +12,9 @@ from it, and Linux wakes the waiting accepts last-in first-out, so one worker ta
 connections: 200 websockets opened on two workers went 152 / 48, and a 200-chat burst ran
 at 0.97x one worker's messages/s (one core saturated, the other mostly idle; the README's
 "Chat websocket benchmark"). Here each worker listens on a socket of its own with
-``SO_REUSEPORT`` (Linux, BSD, macOS), and the kernel spreads connections over the
-sockets by their address hash. Everything else is uvicorn's supervisor (restarting a
+``SO_REUSEPORT``, and Linux spreads connections over the sockets by their address
+hash (elsewhere, where ``SO_REUSEPORT`` does not balance, the workers share uvicorn's
+one socket as before). Everything else is uvicorn's supervisor (restarting a
 dead worker, graceful shutdown on SIGINT / SIGTERM): :class:`ReusePortProcess` only
 changes which socket a worker serves; the supervisor holds no listening socket, so no
 connection waits on one that nobody accepts from.
@@ -71,6 +72,9 @@ class ReusePortProcess(multiprocess.Process):
 
 
 def _serve_workers(conf: uvicorn.Config) -> None:
+    if not sys.platform.startswith("linux"):  # no balancing SO_REUSEPORT: uvicorn's own
+        multiprocess.Multiprocess(conf, sockets=[conf.bind_socket()]).run()
+        return
     # uvicorn's supervisor builds its workers from this module attribute (each start and
     # each restart); it is set here, in the supervisor process only.
     multiprocess.Process = ReusePortProcess

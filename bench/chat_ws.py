@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import random
 import resource
 import shutil
@@ -421,6 +422,22 @@ def redis_calls(server: LiveServer) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): row["calls"] for name, row in stats.items()}
 
 
+def redis_cpu_seconds(server: LiveServer) -> float:
+    """The server's redis-server CPU so far (``INFO cpu``: user + system)."""
+    import redis
+
+    assert server.redis is not None
+    with redis.Redis.from_url(server.redis.url) as client:
+        info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU so far: the bench's clients."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def profile_path(base: str, scenario: str) -> Path:
     """``base`` itself, or ``<stem>.<scenario><suffix>`` when several scenarios run."""
     path = Path(base)
@@ -500,11 +517,17 @@ async def run_scenario(
     profiler = start_profiler(server, profile_path(args.profile, name)) if args.profile else None
     calls0 = redis_calls(server)
     t0 = time.perf_counter()
-    cpu0 = server.cpu_seconds()
+    cpu0, redis0, own0 = server.cpu_seconds(), redis_cpu_seconds(server), own_cpu_seconds()
     start.set()
     await asyncio.gather(*tasks)
     seconds = time.perf_counter() - t0
     cpu = server.cpu_seconds() - cpu0
+    redis_cpu, own_cpu = redis_cpu_seconds(server) - redis0, own_cpu_seconds() - own0
+    print(
+        f"{name}: CPU over the chat phase ({seconds:.1f} s, {os.cpu_count()} CPUs): server "
+        f"{cpu:.1f} s, its redis-server {redis_cpu:.1f} s, the bench's clients {own_cpu:.1f} s",
+        flush=True,
+    )
     calls = {k: v - calls0.get(k, 0) for k, v in redis_calls(server).items()}
     per_message = {k: v / max(results.sent, 1) for k, v in calls.items() if v}
     print(

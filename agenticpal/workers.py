@@ -75,6 +75,9 @@ def _serve_workers(conf: uvicorn.Config) -> None:
     if not sys.platform.startswith("linux"):  # no balancing SO_REUSEPORT: uvicorn's own
         multiprocess.Multiprocess(conf, sockets=[conf.bind_socket()]).run()
         return
+    # SO_REUSEPORT would let a second server of the same user share the port silently:
+    # uvicorn's own bind, closed at once, fails (and exits saying so) when it is taken.
+    conf.bind_socket().close()
     # uvicorn's supervisor builds its workers from this module attribute (each start and
     # each restart); it is set here, in the supervisor process only.
     multiprocess.Process = ReusePortProcess

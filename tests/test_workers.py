@@ -416,3 +416,25 @@ def test_the_docker_command_is_make_runs(tmp_path: Path, own_redis: RedisServer)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_workers_refuse_a_port_another_server_holds_even_with_so_reuseport(tmp_path) -> None:
+    """Each worker listens with SO_REUSEPORT, which would let a second server of the same
+    user share the port silently: the supervisor's bind check refuses it, as uvicorn does."""
+    import socket
+
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        port = holder.getsockname()[1]
+        env = server_env("redis://127.0.0.1:1", tmp_path)
+        result = subprocess.run(
+            [sys.executable, "-m", "agenticpal.workers", "--port", str(port), "--workers", "2"],
+            capture_output=True, text=True, timeout=60, cwd=BASE_DIR, env=env, check=False,
+        )  # fmt: skip
+    finally:
+        holder.close()
+    assert result.returncode != 0
+    assert "Address already in use" in result.stderr

@@ -155,9 +155,12 @@ def _claim_in_slots(email: str, thread_id: str, now_ms: int, client) -> int:
     """:data:`CLAIM_LUA`'s answer on a Redis Cluster (see above)."""
     owner_key, index_key = _owner_keys(email, thread_id)
     owner = client.get(owner_key)
-    if owner is None and client.zcard(index_key) >= _max_threads():
+    if owner is not None:
+        status = int(owner.decode() == email)
+    elif client.zcard(index_key) >= _max_threads():
         return OVER_LIMIT
-    status = _claim_owner([owner_key], [email], client=client)
+    else:
+        status = _claim_owner([owner_key], [email], client=client)
     if status:
         client.zadd(index_key, {thread_id: now_ms}, nx=True)
     return status
@@ -166,9 +169,12 @@ def _claim_in_slots(email: str, thread_id: str, now_ms: int, client) -> int:
 async def _aclaim_in_slots(email: str, thread_id: str, now_ms: int, client) -> int:
     owner_key, index_key = _owner_keys(email, thread_id)
     owner = await client.get(owner_key)
-    if owner is None and await client.zcard(index_key) >= _max_threads():
+    if owner is not None:  # already claimed: the script would only say whose
+        status = int(owner.decode() == email)
+    elif await client.zcard(index_key) >= _max_threads():
         return OVER_LIMIT
-    status = await _aclaim_owner([owner_key], [email], client=client)
+    else:
+        status = await _aclaim_owner([owner_key], [email], client=client)
     if status:
         await client.zadd(index_key, {thread_id: now_ms}, nx=True)
     return status

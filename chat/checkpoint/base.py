@@ -148,11 +148,36 @@ return 1
 """
 
 
+# A checkpoint record (see _encode_put): its blob refs, then length-prefixed fields;
+# record(rec, k) returns the refs and the k-th field (4: metadata, 5: the parent's id).
+RECORD_LUA = r"""
+local function record(rec, k)
+  local n, pos = struct.unpack('>I2', rec)
+  local refs = {}
+  for i = 1, n do
+    local l
+    l, pos = struct.unpack('>I2', rec, pos)
+    refs[i] = string.sub(rec, pos, pos + l - 1)
+    pos = pos + l
+  end
+  for _ = 1, k - 1 do
+    local l
+    l, pos = struct.unpack('>I4', rec, pos)
+    pos = pos + l
+  end
+  local l
+  l, pos = struct.unpack('>I4', rec, pos)
+  return refs, string.sub(rec, pos, pos + l - 1)
+end
+"""
+
 # Walks the parent chain of one checkpoint for ``DeltaChannel`` replay, in one call.
 # ARGV: ns, checkpoint id ('' = latest), channel names. For each ancestor, nearest
 # first: {id, writes of the channels still wanted, {channel, blob} seeds found there}.
 # A channel stops at the nearest ancestor holding a real (non-"empty") blob for it.
-DELTA_LUA = r"""
+DELTA_LUA = (
+    RECORD_LUA
+    + r"""
 local p = ARGV[1] .. '\0'
 local target = ARGV[2]
 if target == '' then
@@ -164,24 +189,7 @@ local want, left = {}, 0
 for i = 3, #ARGV do
   if not want[ARGV[i]] then want[ARGV[i]] = true; left = left + 1 end
 end
-local function parse(rec)
-  local n, pos = struct.unpack('>I2', rec)
-  local refs = {}
-  for i = 1, n do
-    local l
-    l, pos = struct.unpack('>I2', rec, pos)
-    refs[i] = string.sub(rec, pos, pos + l - 1)
-    pos = pos + l
-  end
-  for _ = 1, 4 do
-    local l
-    l, pos = struct.unpack('>I4', rec, pos)
-    pos = pos + l
-  end
-  local l
-  l, pos = struct.unpack('>I4', rec, pos)
-  return refs, string.sub(rec, pos, pos + l - 1)
-end
+local function parse(rec) return record(rec, 5) end
 local rec = redis.call('HGET', KEYS[2], p .. target)
 if not rec then return {} end
 local _, current = parse(rec)
@@ -225,6 +233,7 @@ while current ~= '' and left > 0 and steps < 100000 do
 end
 return out
 """
+)
 
 # Trims one namespace of a thread to its newest checkpoints, atomically (every key is
 # the thread's: one slot; the thread index is not touched). ARGV: ns, id of the oldest
@@ -234,7 +243,9 @@ return out
 # entries only the removed checkpoints used go with them; a run entry goes only when the
 # thread has no other namespace and no kept checkpoint's metadata names the run.
 # Returns how many checkpoints went, or -1 when the oldest to keep is gone already.
-TRIM_LUA = r"""
+TRIM_LUA = (
+    RECORD_LUA
+    + r"""
 local p = ARGV[1] .. '\0'
 local oldest = p .. ARGV[2]
 local orec = redis.call('HGET', KEYS[2], oldest)
@@ -246,24 +257,7 @@ local function batched(cmd, key, items)
     redis.call(cmd, key, unpack(items, i, math.min(i + 499, #items)))
   end
 end
-local function parse(rec)
-  local n, pos = struct.unpack('>I2', rec)
-  local refs = {}
-  for i = 1, n do
-    local l
-    l, pos = struct.unpack('>I2', rec, pos)
-    refs[i] = string.sub(rec, pos, pos + l - 1)
-    pos = pos + l
-  end
-  for _ = 1, 3 do
-    local l
-    l, pos = struct.unpack('>I4', rec, pos)
-    pos = pos + l
-  end
-  local l
-  l, pos = struct.unpack('>I4', rec, pos)
-  return refs, string.sub(rec, pos, pos + l - 1)
-end
+local function parse(rec) return record(rec, 4) end
 local orefs = parse(orec)
 for i = 3, #ARGV, 2 do
   for _, ref in ipairs(orefs) do
@@ -327,6 +321,7 @@ if redis.call('ZCARD', KEYS[1]) == #kept then
 end
 return #gone
 """
+)
 
 # --- framing -----------------------------------------------------------------------
 

@@ -45,9 +45,9 @@ def chromium() -> str:
     return CHROMIUM
 
 
-# The offline model's pace here: a reply of ~45 words takes ~2 s, time enough to press
+# The offline model's pace here: a reply of ~45 words takes ~4.5 s, time enough to press
 # Stop in the middle of it (its default pace is slower; the other e2e tests' faster).
-WORD_DELAY = "0.05"
+WORD_DELAY = "0.1"
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ def chromium() -> str:
 
 
 # The offline model's pace here: a reply of ~45 words takes ~4.5 s, time enough to press
-# Stop in the middle of it (its default pace is slower; the other e2e tests' faster).
+# Stop in the middle of it (slower than its default, 0.08; the other e2e tests' 0.02).
 WORD_DELAY = "0.1"
 
 

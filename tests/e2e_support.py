@@ -236,13 +236,20 @@ class LiveServer:
         """The processes that serve: the uvicorn supervisor's workers, or uvicorn itself."""
         return worker_pids(self.pid) if self.workers != 1 else [self.pid]
 
-    def wait_workers(self, count: int, timeout: float = 60.0) -> list[int]:
-        """The worker pids once ``count`` workers accept connections (the supervisor
-        replaces a dead one: this waits for the new one to be ready)."""
+    def wait_workers(
+        self, count: int, timeout: float = 60.0, *, gone: frozenset[int] = frozenset()
+    ) -> list[int]:
+        """The worker pids once ``count`` workers accept connections and none of them is
+        in ``gone`` (the supervisor replaces a dead one: this waits for the new one to be
+        ready; a worker just sent a signal may still run for a moment, so pass it)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             pids = self.worker_pids()
-            if len(pids) >= count and all(_accepting(pid, self.port) for pid in pids):
+            if (
+                len(pids) >= count
+                and not gone.intersection(pids)
+                and all(_accepting(pid, self.port) for pid in pids)
+            ):
                 return pids
             time.sleep(0.1)
         raise LiveServerError(
@@ -292,6 +299,24 @@ class LiveServer:
             timeout=120,
             check=False,
         )
+
+    def quick_login_url(self, email: str) -> str:
+        """A one-time local sign-in URL issued as ``manage.py local_login_url`` does, the
+        token written straight into this server's Redis: milliseconds, where the command
+        starts a Python process (seconds on a loaded machine). For tests that time the
+        server's recovery and sign in again mid-measurement."""
+        import secrets
+
+        import redis
+
+        from agenticpal import redis_keys as keys
+
+        if self.redis is None:
+            raise LiveServerError("quick_login_url needs the server's own single Redis")
+        token = secrets.token_urlsafe(32)
+        with redis.Redis(port=self.redis.port, socket_timeout=5) as client:
+            client.set(keys.login_token_key(token), email, ex=keys.LOGIN_TOKEN_TTL_SECONDS)
+        return f"{self.url}/login/local/{token}/"
 
     def login_url(self) -> str:
         """A one-time local sign-in URL, from ``manage.py local_login_url`` like ``make run``."""

@@ -188,6 +188,10 @@ CHECKPOINT_TTL_SECONDS = positive_int("CHECKPOINT_TTL_SECONDS", 0) or None
 # How many checkpoints (the time-travel history) each conversation keeps: the end of a
 # turn and prune_checkpoints trim the older ones (chat/retention.py); unset: all.
 CHECKPOINT_KEEP_LATEST = positive_int("CHECKPOINT_KEEP_LATEST", 0) or None
+# A reply streams as one "token" event at most this often (words that arrive meanwhile
+# go out together): fewer Redis publishes and websocket frames per reply; the first
+# words go out at once.
+CHAT_TOKEN_WINDOW_SECONDS = seconds("CHAT_TOKEN_WINDOW_SECONDS", 0.1)
 # What one user may queue: nobody fills Redis for everyone else.
 CHAT_MAX_QUEUED_MESSAGES = positive_int("CHAT_MAX_QUEUED_MESSAGES", keys.MAX_QUEUED_MESSAGES)
 CHAT_MESSAGES_PER_MINUTE = positive_int("CHAT_MESSAGES_PER_MINUTE", keys.MESSAGES_PER_MINUTE)

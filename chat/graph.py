@@ -39,7 +39,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.types import Command, Interrupt, Send
 
-from chat.checkpoint import create_redis_checkpointer
+from chat.checkpoint import AsyncRedisCheckpointer, create_redis_checkpointer
 from chat.messages import message_text, messages_channel
 from chat.offline_model import DISPLAY_NAME, OfflineChatModel
 from chat.tools import TOOLS as CHAT_TOOLS
@@ -247,12 +247,16 @@ INTERRUPT_WRITES = "__interrupt__"
 async def waiting_approvals(graph: CompiledStateGraph, config: RunnableConfig) -> list[Interrupt]:
     """The thread's actions waiting for the user's decision.
 
-    One checkpoint read tells whether any task of the latest step was interrupted (the
-    common case, none, costs no more); only then does LangGraph work out which still wait.
+    One read tells whether any task of the latest step was interrupted (the common case,
+    none, costs no more): our saver answers without loading the checkpoint, another
+    loads it. Only then does LangGraph work out which still wait.
     """
     saver = graph.checkpointer
-    if isinstance(saver, BaseCheckpointSaver):
-        latest = {"configurable": {**config["configurable"], "checkpoint_ns": ""}}
+    latest = {"configurable": {**config["configurable"], "checkpoint_ns": ""}}
+    if isinstance(saver, AsyncRedisCheckpointer):
+        if not await saver.ahas_interrupt(latest):
+            return []
+    elif isinstance(saver, BaseCheckpointSaver):
         found = await saver.aget_tuple(latest)
         if found is None or not any(w[1] == INTERRUPT_WRITES for w in found.pending_writes or ()):
             return []

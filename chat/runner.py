@@ -2,9 +2,9 @@
 
 :func:`submit` queues the message durably and tries the thread's run lock in one script
 call (:mod:`chat.pending`); the process that gets the lock runs the queue head first in a
-background task, publishing ``user``, ``token`` (joined per 50 ms window), ``tool`` and
-``done`` through the run's outbox, and acknowledges each message only after its
-checkpoint is written. A keeper renews the lock every second and reads the cancel flag in
+background task, publishing ``user``, ``token`` (joined per 100 ms window:
+``CHAT_TOKEN_WINDOW_SECONDS``), ``tool`` and ``done`` through the run's outbox, and
+acknowledges each message only after its checkpoint is written. A keeper renews the lock every second and reads the cancel flag in
 the same round trip. Stopped: ``cancelled`` (the partial reply kept); model error:
 ``error`` (the turn undone); Redis gone: the message stays queued and this process tries
 again with backoff. A dead worker's message is taken over once its lock expires.
@@ -51,7 +51,6 @@ logger = logging.getLogger("chat.runner")
 RENEW_INTERVAL_SECONDS = 1.0  # the lock lives keys.RUN_LOCK_TTL_MS; renewal is 20x as often
 WATCH_MARGIN_SECONDS = 0.05  # retry this long after the holder's lock would have expired
 STOP_WAIT_SECONDS = 10.0  # how long forget()/aclose() wait for a stopped run to finish
-TOKEN_WINDOW_SECONDS = 0.05  # after a run's first token event, at most one per this long
 RETRY_FIRST_SECONDS = 0.5  # a run that Redis failed is tried again after this, doubling
 RETRY_MAX_SECONDS = 5.0
 
@@ -247,11 +246,14 @@ class Runner:
     def __init__(
         self,
         graph_factory: GraphFactory | None = None,
-        token_window: float = TOKEN_WINDOW_SECONDS,
+        token_window: float | None = None,
         renew_interval: float = RENEW_INTERVAL_SECONDS,
     ) -> None:
         self._graph_factory = graph_factory or get_graph
-        self._token_window = token_window
+        # After a run's first token event, at most one per this long.
+        self._token_window = (
+            settings.CHAT_TOKEN_WINDOW_SECONDS if token_window is None else token_window
+        )
         self._renew_interval = renew_interval
         self._runs: dict[str, _Run] = {}
         self._watchers: dict[str, asyncio.Task] = {}

@@ -512,3 +512,51 @@ async def test_the_web_path_honours_checkpoint_ttl_seconds(settings, checkpoints
     assert saver.ttl == 3600
     settings.CHECKPOINT_TTL_SECONDS = None
     assert (await create_redis_checkpointer()).ttl is None  # the default: kept until pruned
+
+
+def interrupting_graph(checkpointer: Any) -> Any:
+    """A node that asks the user (``interrupt``) when its message says so."""
+    from langgraph.types import interrupt
+
+    def ask(state: ChatState) -> dict:
+        if state["messages"][-1].startswith("ask"):
+            return {"messages": [f"answered {interrupt('approve?')}"]}
+        return {"messages": ["done"]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    builder.add_edge("ask", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def interrupted_by_tuple(saver: BaseCheckpointSaver, config: dict) -> bool:
+    """What ``has_interrupt`` answers, worked out the slow way: the whole tuple."""
+    found = saver.get_tuple(config)
+    return found is not None and any(w[1] == "__interrupt__" for w in found.pending_writes)
+
+
+async def test_has_interrupt_answers_like_the_pending_writes(saver: RedisCheckpointer) -> None:
+    """The check before every turn reads one small answer instead of the checkpoint; it
+    must agree with the checkpoint's pending writes at every point of a conversation."""
+    from langgraph.types import Command
+
+    thread = f"interrupts-{uuid.uuid4().hex}"
+    config = cfg(thread)
+    async with AsyncRedisCheckpointer.from_url(redis_clients.url_for("checkpoints")) as asaver:
+        graph = interrupting_graph(saver)
+        seen = []
+        for step in ("hello", "ask now", Command(resume="yes"), "ask again", "moving on"):
+            if isinstance(step, Command):
+                graph.invoke(step, config)
+            else:
+                graph.invoke({"messages": [step]}, config)
+            expected = interrupted_by_tuple(saver, config)
+            assert saver.has_interrupt(config) is expected
+            assert await asaver.ahas_interrupt(config) is expected
+            seen.append(expected)
+        # Asked, resumed, asked again; a new message while asked runs past the question
+        # (the graph starts over from the new input), so nothing waits at the end.
+        assert seen == [False, True, False, True, False]
+        assert saver.has_interrupt(cfg(f"none-{uuid.uuid4().hex}")) is False
+        assert saver.has_interrupt(cfg(thread, ns="other")) is False

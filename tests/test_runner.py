@@ -8,6 +8,7 @@ import itertools
 import threading
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 from langchain_core.messages import AIMessage, HumanMessage
 
@@ -93,7 +94,7 @@ async def test_tokens_stream_as_they_come():
     await runner.submit("r-words", "hello there", EMAIL)
     seen = await events_until("r-words", "done")
     tokens = [e["text"] for e in seen if e["type"] == "token"]
-    assert len(tokens) > 2  # words are joined per 50 ms (tests/test_streaming_runner.py)
+    assert len(tokens) > 2  # words are joined per CHAT_TOKEN_WINDOW_SECONDS
     assert len(tokens[0].split()) == 1  # the first word goes out at once
     assert "".join(tokens) == seen[-1]["content"]
     await runner.drain()
@@ -383,7 +384,8 @@ def with_window(model: ScriptedModel, window: float) -> Runner:
 
 
 async def test_first_token_at_once_then_one_event_per_window():
-    runner = runner_with(ScriptedModel(word_delay=0.01))  # ~5 words per 50 ms
+    window = settings.CHAT_TOKEN_WINDOW_SECONDS  # the default the server runs with
+    runner = runner_with(ScriptedModel(word_delay=0.01))  # ~10 words per 100 ms
     await runner.submit("s-window", "tell me a long story", EMAIL)
     seen = await events_until("s-window", "done")
     await runner.drain()
@@ -393,8 +395,8 @@ async def test_first_token_at_once_then_one_event_per_window():
     assert len(tokens[0]["text"].split()) == 1  # not held back for the window
     assert any(len(t["text"].split()) > 1 for t in tokens)  # later words joined
     gaps = [ms(b) - ms(a) for a, b in itertools.pairwise(tokens[1:])]
-    # One event per ~50 ms (ms clock, some jitter); the last one goes out with the end.
-    assert gaps[:-1] and min(gaps[:-1]) >= 40
+    # One event per window (ms clock, some jitter); the last one goes out with the end.
+    assert gaps[:-1] and min(gaps[:-1]) >= window * 1000 - 10
     assert "".join(t["text"] for t in tokens) == seen[-1]["content"]
     assert all(t["message_id"] == seen[0]["message_id"] for t in tokens)
 

@@ -26,6 +26,7 @@ import redis
 from langchain_core.runnables import RunnableConfig
 from langgraph.channels import DeltaChannel
 from langgraph.checkpoint.base import (
+    INTERRUPT,
     WRITES_IDX_MAP,
     BaseCheckpointSaver,
     ChannelVersions,
@@ -116,6 +117,20 @@ for _, cid in ipairs(cids) do
   end
 end
 return out
+"""
+
+# ARGV: ns, the end of an INTERRUPT write's field (NUL and its write index, -3). Whether
+# a task of the namespace's latest checkpoint was interrupted: 1, 0, or -1 for no
+# checkpoint. The check before every turn, without loading the checkpoint.
+INTERRUPTED_LUA = r"""
+local p = ARGV[1] .. '\0'
+local r = redis.call('ZREVRANGEBYLEX', KEYS[1], '(' .. ARGV[1] .. '\1', '(' .. p, 'LIMIT', 0, 1)
+if #r == 0 then return -1 end
+local wf = redis.call('ZRANGEBYLEX', KEYS[5], '(' .. r[1] .. '\0', '(' .. r[1] .. '\1')
+for i = 1, #wf do
+  if string.sub(wf[i], -#ARGV[2]) == ARGV[2] then return 1 end
+end
+return 0
 """
 
 # ARGV: member, record, ttl, now ms, thread id, run id, then blob field/value pairs.
@@ -418,6 +433,7 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
         self._put_writes = client.register_script(PUT_WRITES_LUA)
         self._delta = client.register_script(DELTA_LUA)
         self._trim = client.register_script(TRIM_LUA)
+        self._interrupted = client.register_script(INTERRUPTED_LUA)
 
     # --- keys ------------------------------------------------------------------------
 
@@ -560,6 +576,10 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
         if cids is None:
             return self.thread_keys(thread_id), [ns, ""]
         return self.thread_keys(thread_id), [ns, "1", *cids]
+
+    def _interrupted_args(self, config: RunnableConfig) -> tuple[list[str], list[Any]]:
+        thread_id = str(config["configurable"]["thread_id"])
+        return self.thread_keys(thread_id), [self._ns(config), f"{SEP}{WRITES_IDX_MAP[INTERRUPT]}"]
 
     def _range_args(
         self, thread_id: str, ns: str, high: str, low: str, count: int

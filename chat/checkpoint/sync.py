@@ -75,6 +75,13 @@ class RedisCheckpointer(BaseRedisCheckpointer):
             entries = self._load(keys=ks, args=args)
         return self._decode(thread_id, ns, entries[0]) if entries else None
 
+    def has_interrupt(self, config: RunnableConfig) -> bool:
+        """Whether a task of the latest checkpoint (of ``config``'s namespace) was
+        interrupted, without loading the checkpoint: one small script call."""
+        ks, args = self._interrupted_args(config)
+        with self._guard("reading", str(config["configurable"]["thread_id"])):
+            return int(self._interrupted(keys=ks, args=args)) == 1
+
     def list(
         self,
         config: RunnableConfig | None,

@@ -56,18 +56,24 @@ def group_name(thread_id: str) -> str:
     return f"thread.{thread_id}"
 
 
-# KEYS: the thread's event stream. ARGV: maxlen, ttl (0: leave it), event JSON, the
-# group's Redis channel, the group message packed up to its last value (the event's id,
-# a msgpack string: fixstr below 32 bytes, str8 above). Returns the entry's id. A channel
-# is no key: on a Redis Cluster the script runs on the stream's node and PUBLISH reaches
-# the subscribers of every node.
+# KEYS: the thread's event stream [, its run lock, its cancel flag]. ARGV: maxlen, ttl
+# (0: leave it), event JSON, the group's Redis channel, the group message packed up to
+# its last value (the event's id, a msgpack string: fixstr below 32 bytes, str8 above)
+# [, the run's lock token, the lock's ttl in ms]. Returns the entry's id; with the lock,
+# {id, 0} when the lock is not the run's, else {id, 1, cancel flag}, the lock extended:
+# what the run's keeper does (chat.pending's renew script), in the same round trip. A
+# channel is no key: on a Redis Cluster the script runs on the stream's node (the lock
+# and the flag share its hash slot) and PUBLISH reaches the subscribers of every node.
 _PUBLISH = """
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3])
 if ARGV[2] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 local head
 if #id < 32 then head = string.char(0xa0 + #id) else head = string.char(0xd9, #id) end
 redis.call('PUBLISH', ARGV[4], ARGV[5] .. head .. id)
-return id
+if not KEYS[2] then return id end
+if redis.call('GET', KEYS[2]) ~= ARGV[6] then return {id, 0} end
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+return {id, 1, redis.call('GET', KEYS[3])}
 """
 _publish = AsyncScript(None, _PUBLISH.encode())
 _OPEN_ID = b"\xa0"  # msgpack's empty string: the id's place, cut off for the script
@@ -84,6 +90,17 @@ async def publish(thread_id: str, event: dict[str, Any], *, client=None) -> dict
     db 0 client (``client=None``) and its messages are plain msgpack; else XADD, then
     ``group_send``. Token events leave the stream's TTL alone: the run's ends set it.
     """
+    published, _ = await publish_renewing(thread_id, event, None, client=client)
+    return published
+
+
+async def publish_renewing(
+    thread_id: str, event: dict[str, Any], lock_token: str | None, *, client=None
+) -> tuple[dict[str, Any], tuple[bool, str | None] | None]:
+    """:func:`publish` for a run holding the thread's lock (``lock_token``): in the same
+    script call, extend the lock if it is still the run's and read the cancel flag, as
+    :func:`chat.pending.arenew` does. Returns the event and ``(still ours, cancel flag)``,
+    or ``None`` when the event went the two-step way (the lock left to the keeper)."""
     if "id" in event:  # the stream gives the id (and it must be the message's last value)
         event = {k: v for k, v in event.items() if k != "id"}
     key = keys.thread_events_key(thread_id)
@@ -99,8 +116,14 @@ async def publish(thread_id: str, event: dict[str, Any], *, client=None) -> dict
         packed = layer.serialize(_group_message({**event, "id": ""}))
         assert packed.endswith(_OPEN_ID)  # msgpack keeps the dict's order: the id is last
         args = [keys.THREAD_EVENTS_MAXLEN, ttl, data, channel, packed[: -len(_OPEN_ID)]]
-        entry_id = await _publish([key], args, client=client)
-        return {**event, "id": entry_id.decode()}
+        if lock_token is None:
+            entry_id = await _publish([key], args, client=client)
+            return {**event, "id": entry_id.decode()}, None
+        script_keys = [key, keys.run_lock_key(thread_id), keys.cancel_run_key(thread_id)]
+        args += [lock_token, keys.RUN_LOCK_TTL_MS]
+        entry_id, ours, *flag = await _publish(script_keys, args, client=client)
+        lock = (ours == 1, flag[0].decode() if flag and flag[0] is not None else None)
+        return {**event, "id": entry_id.decode()}, lock
     if not ttl:  # the hot path: one command
         entry_id = await client.xadd(
             key, {_FIELD: data}, maxlen=keys.THREAD_EVENTS_MAXLEN, approximate=True
@@ -112,7 +135,7 @@ async def publish(thread_id: str, event: dict[str, Any], *, client=None) -> dict
             entry_id, _ = await pipe.execute()
     event = {**event, "id": entry_id.decode()}
     await layer.group_send(group, _group_message(event))
-    return event
+    return event, None
 
 
 def _block_limit_ms() -> int | None:

@@ -4,8 +4,9 @@
 call (:mod:`chat.pending`); the process that gets the lock runs the queue head first in a
 background task, publishing ``user``, ``token`` (joined per 100 ms window:
 ``CHAT_TOKEN_WINDOW_SECONDS``), ``tool`` and ``done`` through the run's outbox, and
-acknowledges each message only after its checkpoint is written. A keeper renews the lock every second and reads the cancel flag in
-the same round trip. Stopped: ``cancelled`` (the partial reply kept); model error:
+acknowledges each message only after its checkpoint is written. Every published event
+extends the lock and reads the cancel flag in its own round trip; a keeper does it once a
+second when nothing was published. Stopped: ``cancelled`` (the partial reply kept); model error:
 ``error`` (the turn undone); Redis gone: the message stays queued and this process tries
 again with backoff. A dead worker's message is taken over once its lock expires.
 Hand-written because LangGraph has no cross-process queue or run lock without its
@@ -143,6 +144,18 @@ class _Run:
     text: str = ""  # the user's message (an error event gives it back to the composer)
     approvals: int = 0  # approval cards this message's run put up
     finished: asyncio.Event = field(default_factory=asyncio.Event)  # the message's run ended
+    renewed_at: float = 0.0  # loop time the lock was last extended (a publish or the keeper)
+
+    def lock_state(self, ours: bool, flag: str | None) -> None:
+        """What extending the lock found: lost, the thread being deleted (``*``) or a
+        Stop of this message ends the run."""
+        self.renewed_at = asyncio.get_running_loop().time()
+        if not ours:
+            self.stop("lost")
+        elif flag == "*":
+            self.stop("discarded")  # the thread is being deleted
+        elif flag is not None and flag == self.message_id:
+            self.stop("cancelled")
 
     def stop(self, reason: str) -> None:
         """Ask the message being run to stop (the first reason wins)."""
@@ -164,12 +177,13 @@ class _Outbox:
     Neither the run nor the model waits for Redis: events are queued here. The first
     token event goes out at once; after it, at most one token event per ``window``
     seconds, carrying every word that arrived meanwhile — a reply still streams (about
-    20 updates a second) but costs a fraction of the publishes and socket frames of one
+    ten updates a second by default) but costs a fraction of the publishes and socket frames of one
     event per word, which is what bounds a busy server. Other events (``user``,
     ``tool``) go out as soon as the tokens before them have; closing flushes at once.
     """
 
-    def __init__(self, window: float = 0.0) -> None:
+    def __init__(self, window: float = 0.0, run: _Run | None = None) -> None:
+        self._run = run  # its events extend the run's lock (see events.publish_renewing)
         self._items: deque[dict[str, Any]] = deque()
         self._ready = asyncio.Event()
         self._closed = False
@@ -202,7 +216,10 @@ class _Outbox:
                     tokens_after = loop.time() + self._window
                 else:
                     self._items.popleft()
-                await events.publish(thread_id, event)
+                run = self._run
+                _, lock = await events.publish_renewing(thread_id, event, run and run.token)
+                if run is not None and lock is not None:
+                    run.lock_state(*lock)
             if self._closed:
                 return
 
@@ -461,7 +478,7 @@ class Runner:
         config = run_config(thread_id, message.timezone, message.user_email)
         # The user's message goes out through the run's outbox, ahead of its tokens:
         # the graph starts without waiting for that publish.
-        outbox = _Outbox(self._token_window)
+        outbox = _Outbox(self._token_window, run)
         sender = self._spawn(outbox.send(thread_id), f"chat-send:{thread_id}")
         if message.decisions is None:
             outbox.put({"type": "user", "message_id": mid, "text": message.text})
@@ -626,25 +643,26 @@ class Runner:
         return resume
 
     async def _keep_lock(self, thread_id: str, run: _Run) -> None:
-        """Renew the lock every ``renew_interval`` (a second) until the message's run ends; stop the run when
-        the lock is lost or the message is flagged to stop."""
+        """Renew the lock every ``renew_interval`` (a second) until the message's run
+        ends; stop the run when the lock is lost or the message is flagged to stop.
+
+        While the run publishes, each event extends the lock and reads the flag in its
+        own round trip (:func:`chat.events.publish_renewing`): the keeper then only
+        renews when nothing was published for an interval (a model or tool call that
+        takes a while), and a Stop takes effect at the next token event."""
+        loop = asyncio.get_running_loop()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(run.finished.wait(), self._renew_interval)
                 return
             run.insist()
+            if loop.time() - run.renewed_at < self._renew_interval:
+                continue  # a publish renewed it meanwhile
             try:
-                ours, flag = await pending.arenew(thread_id, run.token)
+                run.lock_state(*await pending.arenew(thread_id, run.token))
             except UNAVAILABLE_ERRORS as exc:
                 logger.warning("Could not renew the run lock of %s: %s", thread_id, exc)
                 continue  # the lock may still be ours; the run finds out when it writes
-            if not ours:
-                run.stop("lost")
-                continue
-            if flag == "*":
-                run.stop("discarded")  # the thread is being deleted
-            elif flag is not None and flag == run.message_id:
-                run.stop("cancelled")
 
 
 def approval_event(thread_id: str, message_id: str, interrupt_id: str, card: Any) -> dict[str, Any]:  # fmt: skip

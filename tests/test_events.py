@@ -203,3 +203,23 @@ def test_group_name_is_a_valid_channels_group():
     from channels.layers import BaseChannelLayer
 
     assert BaseChannelLayer().require_valid_group_name(events.group_name("x" * 64))
+
+
+async def test_publish_renewing_extends_only_the_runs_own_lock(sessions_redis):
+    """The run's events extend its lock and read its cancel flag in the same script call;
+    a lock that is not the run's is left alone (the event is published all the same)."""
+    lock, flag = keys.run_lock_key("ev-lock"), keys.cancel_run_key("ev-lock")
+    event = {"type": "token", "message_id": "m", "text": "word"}
+    sessions_redis.set(lock, "ours", px=1_000)
+    published, state = await events.publish_renewing("ev-lock", event, "ours")
+    assert state == (True, None) and published["id"]
+    assert sessions_redis.pttl(lock) > keys.RUN_LOCK_TTL_MS - 1_000
+    sessions_redis.set(flag, "m", ex=60)
+    _, state = await events.publish_renewing("ev-lock", event, "ours")
+    assert state == (True, "m")
+    sessions_redis.set(lock, "theirs", px=1_000)
+    _, state = await events.publish_renewing("ev-lock", event, "ours")
+    assert state == (False, None)
+    assert sessions_redis.get(lock) == b"theirs" and sessions_redis.pttl(lock) <= 1_000
+    assert sessions_redis.xlen(keys.thread_events_key("ev-lock")) == 3
+    assert await events.publish("ev-lock", event)  # no lock given: nothing read, no tuple

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 
 import pytest
 from django.conf import settings
@@ -275,6 +276,26 @@ async def test_cancel_stops_the_run_keeps_the_partial_reply_and_the_queue_moves_
     ]
     assert [m["role"] for m in conversation[2:]] == ["user", "assistant"]
     assert sessions_redis.exists(keys.cancel_run_key("r-stop")) == 0
+
+
+async def test_while_a_reply_streams_its_events_keep_the_lock_and_carry_a_stop(sessions_redis):
+    """Each published event extends the run's lock and reads the cancel flag in its own
+    round trip: with the keeper asleep (a long interval) the lock stays fresh and a Stop
+    ends the run at the next token event."""
+    runner = runner_with(ScriptedModel(word_delay=0.05))
+    runner._renew_interval = 30.0  # the keeper would not act within this test
+    lock = keys.run_lock_key("r-renew")
+    mid = await runner.submit("r-renew", "tell me a long story", EMAIL)
+    await events_until("r-renew", "token", count=3)
+    sessions_redis.pexpire(lock, 2_000)  # as if the last renewal were long ago
+    await events_until("r-renew", "token", count=5)
+    assert sessions_redis.pttl(lock) > keys.RUN_LOCK_TTL_MS - 2_000  # a token renewed it
+    assert await Runner().cancel("r-renew")  # another process's Stop: only the flag
+    asked = time.monotonic()
+    seen = await events_until("r-renew", "cancelled", wait=5)
+    assert time.monotonic() - asked < 1.0, "the Stop waited for the keeper"
+    assert seen[-1]["message_id"] == mid
+    await runner.drain()
 
 
 async def test_cancel_with_nothing_running_is_harmless():

@@ -192,6 +192,9 @@ CHECKPOINT_KEEP_LATEST = positive_int("CHECKPOINT_KEEP_LATEST", 0) or None
 # go out together): fewer Redis publishes and websocket frames per reply; the first
 # words go out at once.
 CHAT_TOKEN_WINDOW_SECONDS = seconds("CHAT_TOKEN_WINDOW_SECONDS", 0.1)
+# ... and one server process publishes at most about this many token events a second
+# over all its replies: with more replies streaming at once, each one's window widens.
+CHAT_TOKEN_EVENTS_PER_SECOND = positive_int("CHAT_TOKEN_EVENTS_PER_SECOND", 200)
 # What one user may queue: nobody fills Redis for everyone else.
 CHAT_MAX_QUEUED_MESSAGES = positive_int("CHAT_MAX_QUEUED_MESSAGES", keys.MAX_QUEUED_MESSAGES)
 CHAT_MESSAGES_PER_MINUTE = positive_int("CHAT_MESSAGES_PER_MINUTE", keys.MESSAGES_PER_MINUTE)

@@ -182,12 +182,14 @@ class _Outbox:
     ``tool``) go out as soon as the tokens before them have; closing flushes at once.
     """
 
-    def __init__(self, window: float = 0.0, run: _Run | None = None) -> None:
+    def __init__(
+        self, window: float | Callable[[], float] = 0.0, run: _Run | None = None
+    ) -> None:
         self._run = run  # its events extend the run's lock (see events.publish_renewing)
         self._items: deque[dict[str, Any]] = deque()
         self._ready = asyncio.Event()
         self._closed = False
-        self._window = window
+        self._window = window if callable(window) else lambda: window  # read per event
         self._pause: asyncio.Future | None = None
 
     def put(self, event: dict[str, Any]) -> None:
@@ -213,7 +215,7 @@ class _Outbox:
                     if delay > 0 and not self._closed:
                         await self._sleep(loop, delay)
                     event = self._join_tokens()
-                    tokens_after = loop.time() + self._window
+                    tokens_after = loop.time() + self._window()
                 else:
                     self._items.popleft()
                 run = self._run
@@ -271,11 +273,21 @@ class Runner:
         self._token_window = (
             settings.CHAT_TOKEN_WINDOW_SECONDS if token_window is None else token_window
         )
+        self._token_rate = settings.CHAT_TOKEN_EVENTS_PER_SECOND
         self._renew_interval = renew_interval
         self._runs: dict[str, _Run] = {}
         self._watchers: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()  # strong references to background tasks
         self._closing = False
+
+    def _window(self) -> float:
+        """The token window of this process's replies now: ``CHAT_TOKEN_WINDOW_SECONDS``,
+        widened when more replies stream at once than ``CHAT_TOKEN_EVENTS_PER_SECOND``
+        allows at that window. Under a burst the streams then share a fixed number of
+        publishes a second, and the CPU goes to the messages still waiting for their
+        first words (which always go out at once) instead of to more frames of replies
+        already under way."""
+        return max(self._token_window, len(self._runs) / self._token_rate)
 
     # --- entry points -----------------------------------------------------------------
 
@@ -478,7 +490,7 @@ class Runner:
         config = run_config(thread_id, message.timezone, message.user_email)
         # The user's message goes out through the run's outbox, ahead of its tokens:
         # the graph starts without waiting for that publish.
-        outbox = _Outbox(self._token_window, run)
+        outbox = _Outbox(self._window, run)
         sender = self._spawn(outbox.send(thread_id), f"chat-send:{thread_id}")
         if message.decisions is None:
             outbox.put({"type": "user", "message_id": mid, "text": message.text})

@@ -472,6 +472,25 @@ async def test_tool_events_keep_their_place_among_tokens(window):
     assert "".join(final) == seen[-1]["content"]
 
 
+async def test_many_replies_at_once_share_the_processs_token_event_rate(settings):
+    """Four replies streaming at once in one process with a budget of 10 token events a
+    second: each one's window widens to 4 / 10 s (the first word still at once)."""
+    settings.CHAT_TOKEN_EVENTS_PER_SECOND = 10
+    runner = runner_with(ScriptedModel(word_delay=0.04))  # a reply lasts about 2 s
+    threads = [f"s-rate-{i}" for i in range(4)]
+    for thread in threads:
+        await runner.submit(thread, "tell me a long story", EMAIL)
+    for thread in threads:
+        seen = await events_until(thread, "done", wait=20)
+        tokens = [e for e in seen if e["type"] == "token"]
+        assert len(tokens[0]["text"].split()) == 1  # the first word at once
+        gaps = [ms(b) - ms(a) for a, b in itertools.pairwise(tokens[1:])]
+        # While all four stream, one event per 400 ms; the last ones go out as replies end.
+        assert gaps and max(gaps) >= 390, gaps
+        assert "".join(t["text"] for t in tokens) == seen[-1]["content"]
+    await runner.drain()
+
+
 # --- Redis going away mid-run: the owner of the lock tries again --------------------------------
 
 

@@ -182,9 +182,7 @@ class _Outbox:
     ``tool``) go out as soon as the tokens before them have; closing flushes at once.
     """
 
-    def __init__(
-        self, window: float | Callable[[], float] = 0.0, run: _Run | None = None
-    ) -> None:
+    def __init__(self, window: float | Callable[[], float] = 0.0, run: _Run | None = None) -> None:
         self._run = run  # its events extend the run's lock (see events.publish_renewing)
         self._items: deque[dict[str, Any]] = deque()
         self._ready = asyncio.Event()

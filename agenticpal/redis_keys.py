@@ -127,7 +127,7 @@ def thread_slot(thread_id: str) -> str:
 # a capped event stream that SSE clients resume from.
 CANCEL_RUN_PREFIX: Final = "cancel_run:"  # message id of the run to stop (or "*")
 THREAD_EVENTS_PREFIX: Final = "thread_events:"  # Redis Stream of a thread's chat events
-RUN_LOCK_TTL_MS: Final = 20_000  # renewed every second while a run is alive
+RUN_LOCK_TTL_MS: Final = 20_000  # renewed by a reply's events, or each second, while a run lives
 CANCEL_FLAG_TTL_SECONDS: Final = 300
 THREAD_EVENTS_MAXLEN: Final = 2_000  # approximate cap (XADD MAXLEN ~)
 THREAD_EVENTS_TTL_SECONDS: Final = 86_400  # an idle thread's stream expires after a day

@@ -60,18 +60,19 @@ def group_name(thread_id: str) -> str:
 # (0: leave it), event JSON, the group's Redis channel, the group message packed up to
 # its last value (the event's id, a msgpack string: fixstr below 32 bytes, str8 above)
 # [, the run's lock token, the lock's ttl in ms]. Returns the entry's id; with the lock,
-# {id, 0} when the lock is not the run's, else {id, 1, cancel flag}, the lock extended:
-# what the run's keeper does (chat.pending's renew script), in the same round trip. A
-# channel is no key: on a Redis Cluster the script runs on the stream's node (the lock
-# and the flag share its hash slot) and PUBLISH reaches the subscribers of every node.
+# {0} when it is not the run's (nothing published: another process runs the thread
+# now), else {id, 1, cancel flag}, the lock extended: what the run's keeper does
+# (chat.pending's renew script), in the same round trip. A channel is no key: on a Redis
+# Cluster the script runs on the stream's node (the lock and the flag share its hash
+# slot) and PUBLISH reaches the subscribers of every node.
 _PUBLISH = """
+if KEYS[2] and redis.call('GET', KEYS[2]) ~= ARGV[6] then return {0} end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3])
 if ARGV[2] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 local head
 if #id < 32 then head = string.char(0xa0 + #id) else head = string.char(0xd9, #id) end
 redis.call('PUBLISH', ARGV[4], ARGV[5] .. head .. id)
 if not KEYS[2] then return id end
-if redis.call('GET', KEYS[2]) ~= ARGV[6] then return {id, 0} end
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
 return {id, 1, redis.call('GET', KEYS[3])}
 """
@@ -99,8 +100,10 @@ async def publish_renewing(
 ) -> tuple[dict[str, Any], tuple[bool, str | None] | None]:
     """:func:`publish` for a run holding the thread's lock (``lock_token``): in the same
     script call, extend the lock if it is still the run's and read the cancel flag, as
-    :func:`chat.pending.arenew` does. Returns the event and ``(still ours, cancel flag)``,
-    or ``None`` when the event went the two-step way (the lock left to the keeper)."""
+    :func:`chat.pending.arenew` does; a run whose lock is gone publishes nothing (the
+    event comes back without an ``id``). Returns the event and ``(still ours, cancel
+    flag)``, or ``None`` when the event went the two-step way (the lock left to the
+    run's keeper)."""
     if "id" in event:  # the stream gives the id (and it must be the message's last value)
         event = {k: v for k, v in event.items() if k != "id"}
     key = keys.thread_events_key(thread_id)
@@ -121,8 +124,11 @@ async def publish_renewing(
             return {**event, "id": entry_id.decode()}, None
         script_keys = [key, keys.run_lock_key(thread_id), keys.cancel_run_key(thread_id)]
         args += [lock_token, keys.RUN_LOCK_TTL_MS]
-        entry_id, ours, *flag = await _publish(script_keys, args, client=client)
-        lock = (ours == 1, flag[0].decode() if flag and flag[0] is not None else None)
+        reply = await _publish(script_keys, args, client=client)
+        if reply[0] == 0:
+            return event, (False, None)
+        entry_id, _, *flag = reply
+        lock = (True, flag[0].decode() if flag and flag[0] is not None else None)
         return {**event, "id": entry_id.decode()}, lock
     if not ttl:  # the hot path: one command
         entry_id = await client.xadd(

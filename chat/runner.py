@@ -4,10 +4,10 @@
 call (:mod:`chat.pending`); the process that gets the lock runs the queue head first in a
 background task, publishing ``user``, ``token`` (joined per 100 ms window:
 ``CHAT_TOKEN_WINDOW_SECONDS``), ``tool`` and ``done`` through the run's outbox, and
-acknowledges each message only after its checkpoint is written. Every published event
-extends the lock and reads the cancel flag in its own round trip; a keeper does it once a
-second when nothing was published. Stopped: ``cancelled`` (the partial reply kept); model error:
-``error`` (the turn undone); Redis gone: the message stays queued and this process tries
+acknowledges each message only after its checkpoint is written. Each event of the
+outbox extends the lock and reads the cancel flag in its own round trip (a run whose lock
+is gone publishes nothing); a keeper does it a second after the last renewal.
+Stopped: ``cancelled`` (the partial reply kept); model error: ``error`` (the turn undone); Redis gone: the message stays queued and this process tries
 again with backoff. A dead worker's message is taken over once its lock expires.
 Hand-written because LangGraph has no cross-process queue or run lock without its
 Platform; the README's "The chat engine" section has the whole protocol.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import uuid
 import weakref
 from collections import deque
@@ -50,6 +51,7 @@ from workspace.actions import Decision
 logger = logging.getLogger("chat.runner")
 
 RENEW_INTERVAL_SECONDS = 1.0  # the lock lives keys.RUN_LOCK_TTL_MS; renewal is 20x as often
+MAX_TOKEN_WINDOW_SECONDS = 1.0  # however many replies stream, each updates once a second
 WATCH_MARGIN_SECONDS = 0.05  # retry this long after the holder's lock would have expired
 STOP_WAIT_SECONDS = 10.0  # how long forget()/aclose() wait for a stopped run to finish
 RETRY_FIRST_SECONDS = 0.5  # a run that Redis failed is tried again after this, doubling
@@ -202,18 +204,18 @@ class _Outbox:
 
     async def send(self, thread_id: str) -> None:
         loop = asyncio.get_running_loop()
-        tokens_after = 0.0  # loop time before which the next token event waits
+        last_tokens = -math.inf  # loop time the last token event went out
         while True:
             await self._ready.wait()
             self._ready.clear()
             while self._items:
                 event = self._items[0]
                 if event["type"] == "token":
-                    delay = tokens_after - loop.time()
+                    delay = last_tokens + self._window() - loop.time()  # the window now
                     if delay > 0 and not self._closed:
                         await self._sleep(loop, delay)
                     event = self._join_tokens()
-                    tokens_after = loop.time() + self._window()
+                    last_tokens = loop.time()
                 else:
                     self._items.popleft()
                 run = self._run
@@ -281,11 +283,14 @@ class Runner:
     def _window(self) -> float:
         """The token window of this process's replies now: ``CHAT_TOKEN_WINDOW_SECONDS``,
         widened when more replies stream at once than ``CHAT_TOKEN_EVENTS_PER_SECOND``
-        allows at that window. Under a burst the streams then share a fixed number of
-        publishes a second, and the CPU goes to the messages still waiting for their
-        first words (which always go out at once) instead of to more frames of replies
-        already under way."""
-        return max(self._token_window, len(self._runs) / self._token_rate)
+        allows at that window (runs under way in this process count), up to a second.
+        Under a burst the streams then share a fixed number of publishes a second, and
+        the CPU goes to the messages still waiting for their first words (which always
+        go out at once) instead of to more frames of replies already under way."""
+        if not self._token_window:
+            return 0.0  # every model chunk an event, as asked
+        widened = max(self._token_window, len(self._runs) / self._token_rate)
+        return min(widened, MAX_TOKEN_WINDOW_SECONDS)
 
     # --- entry points -----------------------------------------------------------------
 
@@ -661,13 +666,16 @@ class Runner:
         renews when nothing was published for an interval (a model or tool call that
         takes a while), and a Stop takes effect at the next token event."""
         loop = asyncio.get_running_loop()
+        interval = self._renew_interval
         while True:
+            since = loop.time() - run.renewed_at
+            wait = interval - since if since < interval else interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(run.finished.wait(), self._renew_interval)
+                await asyncio.wait_for(run.finished.wait(), wait)
                 return
             run.insist()
-            if loop.time() - run.renewed_at < self._renew_interval:
-                continue  # a publish renewed it meanwhile
+            if loop.time() - run.renewed_at < interval:
+                continue  # a publish renewed it meanwhile: wait out its interval
             try:
                 run.lock_state(*await pending.arenew(thread_id, run.token))
             except UNAVAILABLE_ERRORS as exc:

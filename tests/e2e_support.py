@@ -314,8 +314,9 @@ class LiveServer:
         if self.redis is None:
             raise LiveServerError("quick_login_url needs the server's own single Redis")
         token = secrets.token_urlsafe(32)
-        with redis.Redis(port=self.redis.port, socket_timeout=5) as client:
-            client.set(keys.login_token_key(token), email, ex=keys.LOGIN_TOKEN_TTL_SECONDS)
+        ttl = int(self.env.get("LOGIN_TOKEN_TTL_SECONDS", keys.LOGIN_TOKEN_TTL_SECONDS))
+        with redis.Redis.from_url(self.redis.url, socket_timeout=5) as client:
+            client.set(keys.login_token_key(token), email, ex=ttl)
         return f"{self.url}/login/local/{token}/"
 
     def login_url(self) -> str:

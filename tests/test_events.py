@@ -207,7 +207,8 @@ def test_group_name_is_a_valid_channels_group():
 
 async def test_publish_renewing_extends_only_the_runs_own_lock(sessions_redis):
     """The run's events extend its lock and read its cancel flag in the same script call;
-    a lock that is not the run's is left alone (the event is published all the same)."""
+    a lock that is not the run's is left alone and the event is not published (another
+    process runs the thread now)."""
     lock, flag = keys.run_lock_key("ev-lock"), keys.cancel_run_key("ev-lock")
     event = {"type": "token", "message_id": "m", "text": "word"}
     sessions_redis.set(lock, "ours", px=1_000)
@@ -218,8 +219,8 @@ async def test_publish_renewing_extends_only_the_runs_own_lock(sessions_redis):
     _, state = await events.publish_renewing("ev-lock", event, "ours")
     assert state == (True, "m")
     sessions_redis.set(lock, "theirs", px=1_000)
-    _, state = await events.publish_renewing("ev-lock", event, "ours")
-    assert state == (False, None)
+    refused, state = await events.publish_renewing("ev-lock", event, "ours")
+    assert state == (False, None) and "id" not in refused
     assert sessions_redis.get(lock) == b"theirs" and sessions_redis.pttl(lock) <= 1_000
-    assert sessions_redis.xlen(keys.thread_events_key("ev-lock")) == 3
+    assert sessions_redis.xlen(keys.thread_events_key("ev-lock")) == 2
     assert await events.publish("ev-lock", event)  # no lock given: nothing read, no tuple

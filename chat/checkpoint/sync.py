@@ -76,8 +76,9 @@ class RedisCheckpointer(BaseRedisCheckpointer):
         return self._decode(thread_id, ns, entries[0]) if entries else None
 
     def has_interrupt(self, config: RunnableConfig) -> bool:
-        """Whether a task of the latest checkpoint (of ``config``'s namespace) was
-        interrupted, without loading the checkpoint: one small script call."""
+        """Whether a task of the latest checkpoint (of ``config``'s namespace; a
+        ``checkpoint_id`` in ``config`` is not looked at) was interrupted, without
+        loading the checkpoint: one small script call."""
         ks, args = self._interrupted_args(config)
         with self._guard("reading", str(config["configurable"]["thread_id"])):
             return int(self._interrupted(keys=ks, args=args)) == 1

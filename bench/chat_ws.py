@@ -372,7 +372,8 @@ PROFILE_CONTEXT = [
      ("ChatConsumer.connect", "get_user (channels", "websocket_connect", "resolve_scope",
       "thread_handler (asgiref", "HttpToolsProtocol", "H11Protocol")),
     ("checkpointer", ("chat/checkpoint/", "checkpoint/serde", "ormsgpack")),
-    ("publishing events (chat.events.publish: stream + fan-out)", ("publish (chat/events.py",)),
+    ("publishing events (chat.events.publish: stream + fan-out)",
+     ("publish (chat/events.py", "publish_renewing (chat/events.py")),
     ("channel layer (pub/sub receive)", ("_do_receiving (channels_redis",)),
 ]  # fmt: skip
 PROFILE_FRAMES = [

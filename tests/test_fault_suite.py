@@ -16,8 +16,8 @@ The clients behave like the product's own. An API client posts with its own
 ``message_id`` and posts again with the same id until it gets its 202 (a 503, a refused
 connection, or a 401 after which it signs in again); it reads answers with
 ``GET /api/threads/<id>`` only. A websocket tab behaves like ``chat/static/chat/app.js``:
-one message at a time, a message is acknowledged by its ``user`` event, unacknowledged
-ones are sent again (same id) after every reconnect, a ping every 5 s, reconnect with
+one message at a time, a message is acknowledged by its ``user`` event (or any other
+event of its run), unacknowledged ones are sent again (same id) after every reconnect, a ping every 5 s, reconnect with
 backoff (and a new sign-in after 4401).
 
 Threads: two API threads and two tabs; when the fault comes, one of each is idle (its
@@ -338,11 +338,14 @@ class Tab:
         msg = self.h.by_id.get(mid or "")
         if kind not in ("token", "pong"):
             self.note(f"{kind} {msg.text if msg else mid or ''}")
-        if kind == "user" and mid:
+        if mid and kind in ("user", "token", "tool", "approval", "done", "cancelled"):
+            # As app.js: an event of the message's run acknowledges it too (its "user"
+            # event can be missed live while the socket re-subscribes after a restart).
             self.unacked.pop(mid, None)
-            self.streaming.clear()
             if msg is not None and msg.accepted_at is None:
                 msg.accepted_at = now
+        if kind == "user" and mid:
+            self.streaming.clear()
         elif kind == "token":
             self.streaming.set()
         elif kind == "done" and msg is not None:

@@ -451,7 +451,11 @@
   }
 
   // --- events from the server ------------------------------------------------
+  // The server ran a message: it has it, even if its "user" event was missed (a socket
+  // re-subscribing after Redis restarted gets it only from the next ping's catch-up).
+  var RAN = { token: 1, tool: 1, approval: 1, done: 1, cancelled: 1 };
   function onEvent(ev) {
+    if (RAN[ev.type] && ev.message_id) acknowledge(ev.message_id);
     switch (ev.type) {
       case "history":
         renderHistory(ev.messages || [], ev.approvals || []);

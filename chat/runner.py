@@ -7,8 +7,9 @@ background task, publishing ``user``, ``token`` (joined per 100 ms window:
 acknowledges each message only after its checkpoint is written. Each event of the
 outbox extends the lock and reads the cancel flag in its own round trip (a run whose lock
 is gone publishes nothing); a keeper does it a second after the last renewal.
-Stopped: ``cancelled`` (the partial reply kept); model error: ``error`` (the turn undone); Redis gone: the message stays queued and this process tries
-again with backoff. A dead worker's message is taken over once its lock expires.
+Stopped: ``cancelled`` (the partial reply kept); model error: ``error`` (the turn
+undone); Redis gone: the message stays queued and this process tries again with backoff.
+A dead worker's message is taken over once its lock expires.
 Hand-written because LangGraph has no cross-process queue or run lock without its
 Platform; the README's "The chat engine" section has the whole protocol.
 """
@@ -178,18 +179,20 @@ class _Outbox:
 
     Neither the run nor the model waits for Redis: events are queued here. The first
     token event goes out at once; after it, at most one token event per ``window``
-    seconds, carrying every word that arrived meanwhile — a reply still streams (about
-    ten updates a second by default) but costs a fraction of the publishes and socket frames of one
-    event per word, which is what bounds a busy server. Other events (``user``,
-    ``tool``) go out as soon as the tokens before them have; closing flushes at once.
+    seconds (``window()``, read per event), carrying every word that arrived meanwhile —
+    a reply still streams (about ten updates a second by default) but costs a fraction
+    of the publishes and socket frames of one event per word, which is what bounds a
+    busy server. Each publish extends ``run``'s lock (see events.publish_renewing).
+    Other events (``user``, ``tool``) go out as soon as the tokens before them have;
+    closing flushes at once.
     """
 
-    def __init__(self, window: float | Callable[[], float] = 0.0, run: _Run | None = None) -> None:
-        self._run = run  # its events extend the run's lock (see events.publish_renewing)
+    def __init__(self, window: Callable[[], float], run: _Run) -> None:
+        self._run = run
         self._items: deque[dict[str, Any]] = deque()
         self._ready = asyncio.Event()
         self._closed = False
-        self._window = window if callable(window) else lambda: window  # read per event
+        self._window = window
         self._pause: asyncio.Future | None = None
 
     def put(self, event: dict[str, Any]) -> None:
@@ -218,10 +221,9 @@ class _Outbox:
                     last_tokens = loop.time()
                 else:
                     self._items.popleft()
-                run = self._run
-                _, lock = await events.publish_renewing(thread_id, event, run and run.token)
-                if run is not None and lock is not None:
-                    run.lock_state(*lock)
+                _, lock = await events.publish_renewing(thread_id, event, self._run.token)
+                if lock is not None:
+                    self._run.lock_state(*lock)
             if self._closed:
                 return
 

@@ -15,7 +15,6 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agenticpal.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import WebsocketDenier  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -24,6 +23,7 @@ from django.utils.http import is_same_domain  # noqa: E402
 
 from agenticpal import log_redaction  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from sessions_redis.websocket import AuthMiddlewareStack  # noqa: E402
 
 log_redaction.install()
 security_logger = logging.getLogger("django.security.websocket")

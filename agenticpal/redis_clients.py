@@ -35,6 +35,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.backoff import EqualJitterBackoff
 from redis.commands import core as _commands
+from redis.driver_info import DriverInfo
 from redis.exceptions import NoScriptError
 
 from agenticpal import redis_keys
@@ -122,10 +123,18 @@ class _AsyncRetry(aioredis.retry.Retry):
         return await super().call_with_retry(do, fail, check, with_failure_count)
 
 
+# What each new connection tells Redis (CLIENT SETINFO), given once: left to redis-py, every
+# connection a pool opens looks its own version up in the installed packages' metadata
+# (importlib.metadata: about 1% of the server's CPU in a 200-chat burst, while the pools
+# grow).
+DRIVER_INFO = DriverInfo(lib_version=redis.__version__)
+
+
 def _pool_kwargs(*, asynchronous: bool = False) -> dict:
     conf = settings.REDIS
     retry = (_AsyncRetry if asynchronous else _Retry)(RETRY_BACKOFF, RETRIES)
     return {
+        "driver_info": DRIVER_INFO,
         "socket_timeout": conf.get("SOCKET_TIMEOUT", 5),
         "socket_connect_timeout": conf.get("CONNECT_TIMEOUT", 2),
         "max_connections": conf.get("MAX_CONNECTIONS", 200),
@@ -150,6 +159,7 @@ def channel_layer_pool(host: dict[str, Any]) -> aioredis.BlockingConnectionPool:
     options = dict(host)
     address = options.pop("address")
     options.setdefault("max_connections", CHANNEL_LAYER_MAX_CONNECTIONS)
+    options.setdefault("driver_info", DRIVER_INFO)
     options.setdefault("timeout", options.get("socket_timeout") or 5)
     pool = aioredis.BlockingConnectionPool.from_url(address, **options)
     if pool.connection_class is aioredis.Connection:  # TCP: pack commands with hiredis

@@ -55,6 +55,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         await self.accept()
+        if "redis_error" in self.scope:  # reading the session failed (sessions_redis.websocket)
+            await self.close_redis_down(self.scope["redis_error"])
+            return
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED, reason="Sign in first.")
             return
@@ -101,7 +104,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         Channels 4.3 closes stale database connections before every handler, through
         the single sync thread, so each token event of each socket queued behind all
         the others there. The close is for handlers that use the ORM; these do not:
-        the user was loaded by ``AuthMiddlewareStack`` before ``connect`` (in
+        the user was loaded by :mod:`sessions_redis.websocket` before ``connect`` (in
         ``database_sync_to_async``, which closes stale connections itself), sessions
         and threads live in Redis, and every event is forwarded as is. A handler that
         starts using the ORM must go through ``database_sync_to_async``.

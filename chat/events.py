@@ -104,21 +104,11 @@ async def publish_renewing(
     event comes back without an ``id``). Returns the event and ``(still ours, cancel
     flag)``, or ``None`` when the event went the two-step way (the lock left to the
     run's keeper)."""
-    if "id" in event:  # the stream gives the id (and it must be the message's last value)
-        event = {k: v for k, v in event.items() if k != "id"}
+    event = _without_id(event)
     key = keys.thread_events_key(thread_id)
-    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-    ttl = 0 if event.get("type") == "token" else keys.THREAD_EVENTS_TTL_SECONDS
-    layer = get_channel_layer()
-    group = group_name(thread_id)
-    channel = None
-    if client is None and hasattr(layer, "direct_group_channel"):
-        channel = layer.direct_group_channel(group, url_for("sessions"))
+    args = direct_args(thread_id, event) if client is None else None
     client = client or get_async_client("sessions")
-    if channel is not None:
-        packed = layer.serialize(_group_message({**event, "id": ""}))
-        assert packed.endswith(_OPEN_ID)  # msgpack keeps the dict's order: the id is last
-        args = [keys.THREAD_EVENTS_MAXLEN, ttl, data, channel, packed[: -len(_OPEN_ID)]]
+    if args is not None:
         if lock_token is None:
             entry_id = await _publish([key], args, client=client)
             return {**event, "id": entry_id.decode()}, None
@@ -130,6 +120,7 @@ async def publish_renewing(
         entry_id, _, *flag = reply
         lock = (True, flag[0].decode() if flag and flag[0] is not None else None)
         return {**event, "id": entry_id.decode()}, lock
+    data, ttl = _encoded(event)
     if not ttl:  # the hot path: one command
         entry_id = await client.xadd(
             key, {_FIELD: data}, maxlen=keys.THREAD_EVENTS_MAXLEN, approximate=True
@@ -140,8 +131,38 @@ async def publish_renewing(
             pipe.expire(key, ttl)
             entry_id, _ = await pipe.execute()
     event = {**event, "id": entry_id.decode()}
-    await layer.group_send(group, _group_message(event))
+    await get_channel_layer().group_send(group_name(thread_id), _group_message(event))
     return event, None
+
+
+def _without_id(event: dict[str, Any]) -> dict[str, Any]:
+    """The stream gives the id (and it must be the group message's last value)."""
+    return {k: v for k, v in event.items() if k != "id"} if "id" in event else event
+
+
+def _encoded(event: dict[str, Any]) -> tuple[str, int]:
+    """The stream entry's JSON and the stream's new TTL (0: token events leave it)."""
+    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return data, 0 if event.get("type") == "token" else keys.THREAD_EVENTS_TTL_SECONDS
+
+
+def direct_args(thread_id: str, event: dict[str, Any]) -> list[Any] | None:
+    """ARGV 1-5 of :data:`_PUBLISH` for ``event`` (maxlen, ttl, JSON, the group's channel,
+    the packed group message up to its id), or ``None`` when the channel layer cannot
+    take bytes published by the db 0 client (then: XADD, then ``group_send``). Scripts
+    of other modules that publish an event as one of their steps
+    (:func:`chat.pending.afinish`) take the same arguments."""
+    layer = get_channel_layer()
+    if not hasattr(layer, "direct_group_channel"):
+        return None
+    channel = layer.direct_group_channel(group_name(thread_id), url_for("sessions"))
+    if channel is None:
+        return None
+    event = _without_id(event)
+    data, ttl = _encoded(event)
+    packed = layer.serialize(_group_message({**event, "id": ""}))
+    assert packed.endswith(_OPEN_ID)  # msgpack keeps the dict's order: the id is last
+    return [keys.THREAD_EVENTS_MAXLEN, ttl, data, channel, packed[: -len(_OPEN_ID)]]
 
 
 def _block_limit_ms() -> int | None:

@@ -22,6 +22,7 @@ from typing import Literal
 
 from agenticpal import redis_keys as keys
 from agenticpal.redis_clients import AsyncScript, Script, get_async_client, get_client
+from chat import events
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,33 @@ if nxt then
 end
 redis.call('DEL', KEYS[2])
 return {0}
+"""
+
+# KEYS: queue, lock, cancel flag, the thread's event stream.  ARGV: acked message (raw),
+# token, acked id, ttl, then chat.events' publish arguments (maxlen, stream ttl, event
+# JSON, channel, packed group message). A message's end in one trip: its last event
+# published (chat.events' _PUBLISH) and it acknowledged (_ACK_AND_NEXT), when the lock is
+# still ours and the thread was not deleted meanwhile. Returns {-1} lock lost, {-2}
+# thread being deleted (nothing published or acknowledged either way), {id, 1, next raw
+# message} (lock renewed), {id, 0} (queue empty, lock released).
+_FINISH = """
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return {-1} end
+local flag = redis.call('GET', KEYS[3])
+if flag == '*' then return {-2} end
+local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[7])
+if ARGV[6] ~= '0' then redis.call('EXPIRE', KEYS[4], ARGV[6]) end
+local head
+if #id < 32 then head = string.char(0xa0 + #id) else head = string.char(0xd9, #id) end
+redis.call('PUBLISH', ARGV[8], ARGV[9] .. head .. id)
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+if flag == ARGV[3] then redis.call('DEL', KEYS[3]) end
+local nxt = redis.call('LINDEX', KEYS[1], 0)
+if nxt then
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  return {id, 1, nxt}
+end
+redis.call('DEL', KEYS[2])
+return {id, 0}
 """
 
 # KEYS: lock, cancel flag.  ARGV: token, ttl.  Returns {1, flag or false} or {0}.
@@ -143,6 +171,7 @@ return 1
 _submit = AsyncScript(None, _SUBMIT.encode())
 _count = AsyncScript(None, _COUNT.encode())
 _ack_and_next = AsyncScript(None, _ACK_AND_NEXT.encode())
+_finish = AsyncScript(None, _FINISH.encode())
 _renew = AsyncScript(None, _RENEW.encode())
 _try_lock_pending = AsyncScript(None, _TRY_LOCK_PENDING.encode())
 _cancel = AsyncScript(None, _CANCEL.encode())
@@ -245,6 +274,36 @@ async def aack_and_next(
     if reply[0] == 1:
         return "next", reply[1]
     return ("released", None) if reply[0] == 0 else ("lost", None)
+
+
+FinishResult = tuple[Literal["next", "released", "lost", "discarded"], bytes | None]
+
+
+async def afinish(
+    thread_id: str, token: str, done: PendingMessage, raw: bytes, event: dict
+) -> FinishResult:
+    """Publish ``event`` (the message's ``done``) and acknowledge ``done`` (its ``raw``
+    queue entry), in one script call: :func:`chat.events.publish` and then
+    :func:`aack_and_next`, when the lock is still ``token``'s and the thread is not being
+    deleted. ``("lost", None)``: the lock is someone else's; ``("discarded", None)``: the
+    thread is being deleted; nothing was published or acknowledged then. Where the
+    channel layer cannot take the script's bytes (:func:`chat.events.direct_args`), the
+    same steps in three round trips."""
+    args = events.direct_args(thread_id, event)
+    if args is None:
+        ours, flag = await arenew(thread_id, token)
+        if not ours or flag == "*":
+            return ("lost" if not ours else "discarded"), None
+        await events.publish(thread_id, event)
+        return await aack_and_next(thread_id, token, done, raw)
+    reply = await _finish(
+        [*_run_keys(thread_id), keys.thread_events_key(thread_id)],
+        [raw, token, done.message_id, keys.RUN_LOCK_TTL_MS, *args],
+        client=get_async_client("sessions"),
+    )
+    if reply[0] in (-1, -2):
+        return ("lost" if reply[0] == -1 else "discarded"), None
+    return ("next", reply[2]) if reply[1] == 1 else ("released", None)
 
 
 async def arenew(thread_id: str, token: str, *, client=None) -> tuple[bool, str | None]:

@@ -3,7 +3,7 @@
 Every step of every turn leaves a checkpoint (the time-travel history), so a long chat
 grows without bound even though only the newest one is needed to go on. With the
 setting, the web path trims a thread to its newest N checkpoints at the end of each
-turn (:func:`atrim_after_turn`, after ``done`` is out, under the run lock), and
+turn (:func:`atrim_after_turn`, under the run lock, just before ``done`` goes out), and
 ``manage.py prune_checkpoints`` trims every thread to N. Unset (the default), nothing is
 trimmed and a turn costs no extra round trip. Trimming is safe with the conversation's
 ``DeltaChannel``: the oldest kept checkpoint gets the whole message list (see

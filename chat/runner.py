@@ -477,17 +477,21 @@ class Runner:
         """Run every queued message; False when the lock stopped being ours."""
         status, raw = await pending.aack_and_next(thread_id, run.token)
         while status == "next" and raw is not None and not self._closing:
-            message = PendingMessage.decode(raw)
-            if not await self._run_one(thread_id, run, message):
+            finished = await self._run_one(thread_id, run, PendingMessage.decode(raw), raw)
+            if finished is None:
                 return False  # the lock is gone: the message stays queued for its next run
-            status, raw = await pending.aack_and_next(thread_id, run.token, message, raw)
+            status, raw = finished
         if status == "lost":
             logger.warning("Run lock of thread %s expired between two messages", thread_id)
             return False
         return True
 
-    async def _run_one(self, thread_id: str, run: _Run, message: PendingMessage) -> bool:
-        """Run one message to its end; False when the lock was lost (do not acknowledge)."""
+    async def _run_one(
+        self, thread_id: str, run: _Run, message: PendingMessage, raw: bytes
+    ) -> pending.AckResult | None:
+        """Run one message to its end and acknowledge it (``raw``: its queue entry);
+        returns what comes next in the queue, or None when the lock was lost (the
+        message stays queued)."""
         mid = message.message_id
         run.message_id, run.stop_reason, run.partial, run.reply = mid, None, [], ""
         run.text = message.text
@@ -515,7 +519,8 @@ class Runner:
             raise
         except Exception as exc:
             logger.warning("Model run of thread %s failed: %s", thread_id, exc, exc_info=True)
-            return await self._fail(thread_id, run, config, exc)
+            await self._fail(thread_id, run, config, exc)
+            return await pending.aack_and_next(thread_id, run.token, message, raw)
         finally:
             # Not keeper.cancel(): a cancel can be lost inside a Redis call (see insist).
             run.finished.set()
@@ -525,43 +530,42 @@ class Runner:
             # drains the outbox itself; this covers a stop before the stream started.)
             await outbox.drain(sender)
 
+        graph = graph or await self._graph_factory()
         if run.stop_reason is None:
-            # The graph finished between two renewals: one more look at the lock and the
-            # flag, so a thread deleted meanwhile is not brought back by a "done".
-            ours, flag = await pending.arenew(thread_id, run.token)
-            run.stop_reason = "lost" if not ours else ("discarded" if flag == "*" else None)
+            content = run.reply
+            if not content and message.decisions is None:  # an answered message run again
+                state = await graph.aget_state(config)
+                content = final_reply(state.values.get("messages", []), mid)
+            status = "awaiting_approval" if run.approvals else "idle"
+            done = {"type": "done", "message_id": mid, "content": content, "status": status}
+            await atrim_after_turn(graph, thread_id)  # CHECKPOINT_KEEP_LATEST; never raises
+            # One more look at the lock and the flag (the graph may have finished between
+            # two renewals: a thread deleted meanwhile must not come back with a "done"),
+            # "done" and the acknowledgement: one round trip.
+            finished = await pending.afinish(thread_id, run.token, message, raw, done)
+            if finished[0] not in ("lost", "discarded"):
+                return finished
+            run.stop_reason = finished[0]
         if run.stop_reason == "lost":
             logger.warning(
                 "Run lock of thread %s was lost mid-run; message %s stays", thread_id, mid
             )
-            return False
+            return None
         if run.stop_reason == "discarded":
             # The thread was deleted while this run could still write: delete what the
             # run wrote since then (checkpoints, events); write nothing else.
-            graph = graph or await self._graph_factory()
             if graph.checkpointer is not None:
                 await graph.checkpointer.adelete_thread(thread_id)
             await events.adelete(thread_id)
-            return True
-        graph = graph or await self._graph_factory()
-        if run.stop_reason == "cancelled":
+        elif run.stop_reason == "cancelled":
             partial = "".join(run.partial)
             await settle_turn(graph, config, mid, stopped_text=partial)
             await events.publish(
                 thread_id, {"type": "cancelled", "message_id": mid, "content": partial}
             )
-            return True
-        content = run.reply
-        if not content and message.decisions is None:  # an answered message run again
-            state = await graph.aget_state(config)
-            content = final_reply(state.values.get("messages", []), mid)
-        status = "awaiting_approval" if run.approvals else "idle"
-        done = {"type": "done", "message_id": mid, "content": content, "status": status}
-        await events.publish(thread_id, done)
-        await atrim_after_turn(graph, thread_id)  # CHECKPOINT_KEEP_LATEST; never raises
-        return True
+        return await pending.aack_and_next(thread_id, run.token, message, raw)
 
-    async def _fail(self, thread_id: str, run: _Run, config: dict, exc: BaseException) -> bool:
+    async def _fail(self, thread_id: str, run: _Run, config: dict, exc: BaseException) -> None:
         """Model (or tool, or configuration) error: undo the turn, tell the user."""
         mid = run.message_id or ""
         with contextlib.suppress(Exception):
@@ -577,7 +581,6 @@ class Runner:
             reason = "The assistant could not answer. Your message was not kept; send it again."
         event = {"type": "error", "message_id": mid, "reason": reason, "text": run.text}
         await events.publish(thread_id, event)
-        return True
 
     async def _stream(
         self,

@@ -169,3 +169,86 @@ async def test_a_submit_run_twice_by_a_retry_queues_once_and_keeps_its_lock(sess
     again = await pending.asubmit("q-twice", message(1), "tok-1")
     assert first is True and again is True
     assert queued("q-twice") == ["m1"]
+
+
+async def test_finish_publishes_done_and_acknowledges_in_one_call(sessions_redis):
+    """A message's end: ``done`` goes to the stream and the group and the message is
+    acknowledged (the next one handed over, or the lock released) in one script call; a
+    late cancel flag for the finished message is cleared with it."""
+    from channels.layers import get_channel_layer
+
+    from chat import events
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(events.group_name("fin"), channel)
+    await push("fin", message(1), "tok")
+    await push("fin", message(2), "other")
+    _, raw = await pending.aack_and_next("fin", "tok")
+    sessions_redis.set(keys.cancel_run_key("fin"), "m1", ex=60)  # Stop came too late
+    done = {"type": "done", "message_id": "m1", "content": "réponse", "status": "idle"}
+    status, raw2 = await pending.afinish("fin", "tok", message(1), raw, done)
+    assert status == "next" and PendingMessage.decode(raw2).message_id == "m2"
+    received = (await layer.receive(channel))["event"]
+    assert {k: v for k, v in received.items() if k != "id"} == done
+    assert events.validate_event_id(received["id"])
+    assert [e["id"] for e in await events.read_since("fin", "0-0")] == [received["id"]]
+    assert queued("fin") == ["m2"] and lock_owner("fin") == "tok"
+    assert not sessions_redis.exists(keys.cancel_run_key("fin"))
+    assert 0 < sessions_redis.ttl(keys.thread_events_key("fin")) <= keys.THREAD_EVENTS_TTL_SECONDS
+    status, raw3 = await pending.afinish(
+        "fin", "tok", message(2), raw2, {**done, "message_id": "m2"}
+    )
+    assert (status, raw3) == ("released", None)
+    assert not sessions_redis.exists(keys.pending_message_key("fin"), keys.run_lock_key("fin"))
+
+
+async def test_finish_without_the_lock_or_on_a_deleted_thread_changes_nothing(sessions_redis):
+    """Lock lost (another process runs the message now) or the thread being deleted
+    (the drop flag): no ``done`` is published and the message stays queued."""
+    done = {"type": "done", "message_id": "m1", "content": "x", "status": "idle"}
+    await push("fin-lost", message(1), "tok")
+    _, raw = await pending.aack_and_next("fin-lost", "tok")
+    sessions_redis.set(keys.run_lock_key("fin-lost"), "recovered-elsewhere")
+    assert await pending.afinish("fin-lost", "tok", message(1), raw, done) == ("lost", None)
+    assert queued("fin-lost") == ["m1"] and lock_owner("fin-lost") == "recovered-elsewhere"
+    assert not sessions_redis.exists(keys.thread_events_key("fin-lost"))
+
+    await push("fin-gone", message(1), "tok")
+    _, raw = await pending.aack_and_next("fin-gone", "tok")
+    assert await pending.adrop("fin-gone")  # deleting the thread flags its run
+    assert await pending.afinish("fin-gone", "tok", message(1), raw, done) == ("discarded", None)
+    assert not sessions_redis.exists(keys.thread_events_key("fin-gone"))
+    assert lock_owner("fin-gone") == "tok"  # the run cleans up, then releases it
+
+
+async def test_finish_takes_three_round_trips_when_the_layer_cannot_take_bytes(sessions_redis):
+    """The channel layer on another server (here: the same one under another name): the
+    same end in three steps (lock and flag, publish, acknowledge)."""
+    import asyncio
+
+    from channels.layers import get_channel_layer
+    from django.conf import settings
+    from django.test import override_settings
+
+    from agenticpal.config import channel_layers
+    from chat import events
+
+    layers = channel_layers(settings.REDIS)
+    host = layers["default"]["CONFIG"]["hosts"][0]
+    host["address"] = host["address"].replace("127.0.0.1", "localhost")
+    done = {"type": "done", "message_id": "m1", "content": "x", "status": "idle"}
+    with override_settings(CHANNEL_LAYERS=layers):
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(events.group_name("fin-2"), channel)
+        await push("fin-2", message(1), "tok")
+        _, raw = await pending.aack_and_next("fin-2", "tok")
+        assert await pending.afinish("fin-2", "tok", message(1), raw, done) == ("released", None)
+        received = (await asyncio.wait_for(layer.receive(channel), 5))["event"]
+        assert received["type"] == "done" and queued("fin-2") == []
+        await push("fin-3", message(1), "tok")
+        _, raw = await pending.aack_and_next("fin-3", "tok")
+        assert await pending.adrop("fin-3")
+        assert await pending.afinish("fin-3", "tok", message(1), raw, done) == ("discarded", None)
+        await layer.flush()

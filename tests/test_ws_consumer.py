@@ -243,6 +243,56 @@ async def test_redis_going_down_closes_the_socket_with_1011(private_redis):
     assert len(output["reason"].encode()) <= 123
 
 
+async def test_a_session_unreadable_at_open_is_a_1011_close_not_a_sign_in(private_redis):
+    """Redis down while the socket's session is read: the user is not taken for
+    anonymous (4401 "Sign in first") but the error reaches the consumer, which closes
+    with 1011 and a reason. (With one Redis, the channel layer fails first; on a Redis
+    Cluster the session's node can be down while the layer's is up.)"""
+    from chat.consumers import ChatConsumer
+    from sessions_redis.websocket import AuthMiddlewareStack
+
+    client = await signed_in_client("ada@example.com")
+    seen = {}
+
+    async def inner(scope, receive, send):
+        seen.update(scope)
+
+    private_redis.stop()
+    headers = [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session_cookie(client)}".encode())]
+    scope = {"type": "websocket", "path": "/ws/chat/x/", "headers": headers}
+    await AuthMiddlewareStack(inner)(scope, None, None)
+    assert "redis_error" in seen and not seen["user"].is_authenticated
+    private_redis.start()
+
+    comm = WebsocketCommunicator(ChatConsumer.as_asgi(), "/ws/chat/t-down-open/")
+    comm.scope.update(user=seen["user"], redis_error=seen["redis_error"],
+                      url_route={"kwargs": {"thread_id": "t-down-open"}})  # fmt: skip
+    ok, _ = await comm.connect()
+    assert ok
+    output = await comm.receive_output(timeout=5)
+    assert output["type"] == "websocket.close" and output["code"] == 1011, output
+    assert "Redis" in output["reason"]
+
+
+async def test_the_session_is_read_on_the_event_loop(monkeypatch):
+    """Opening a socket reads the session with the async client; the sync read (a worker
+    thread, Channels' own way) is not used."""
+    from sessions_redis.backend import SessionStore
+
+    client = await signed_in_client("ada@example.com")
+
+    def no_sync_read(self):
+        raise AssertionError("the session was read with the sync client")
+
+    monkeypatch.setattr(SessionStore, "load", no_sync_read)
+    comm, history = await connected("t-async-session", session_cookie(client))
+    assert history["type"] == "history"
+    await comm.disconnect()
+    comm = communicator("t-async-anon")  # no session at all: anonymous, no thread either
+    ok, _ = await comm.connect()
+    assert ok and await close_code(comm) == 4401
+
+
 # --- the hot path: no aclose_old_connections() per forwarded event ---
 
 

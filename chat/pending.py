@@ -136,17 +136,20 @@ return 0
 
 # KEYS: queue, lock, rate counter, thread owner. ARGV: message, token, lock ttl, max queued,
 # per minute, counter ttl (s), sender. Returns -3 someone else's thread, -1 queue full,
-# -2 rate limited, 1 queued + lock taken, 0 queued. On a Redis Cluster the counter (the
-# user's slot, not the thread's) is counted before, by _COUNT, and KEYS[3] is the queue
-# again with per minute -1: no second count.
+# -2 rate limited, {1, the queue's head} queued + lock taken (the run starts with the
+# head: no peek first), 0 queued. On a Redis Cluster the counter (the user's slot, not
+# the thread's) is counted before, by _COUNT, and KEYS[3] is the queue again with per
+# minute -1: no second count.
 _SUBMIT = """
 local owner = redis.call('GET', KEYS[4])
 if owner and owner ~= ARGV[7] then return -3 end
 -- This very call ran already (a timeout lost its reply and redis-py sent it again):
 -- the identical message is queued once, and a lock taken with this token is the caller's.
 if redis.call('LPOS', KEYS[1], ARGV[1]) then
-  if redis.call('GET', KEYS[2]) == ARGV[2] then return 1 end
-  if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+  if redis.call('GET', KEYS[2]) == ARGV[2]
+      or redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
+    return {1, redis.call('LINDEX', KEYS[1], 0)}
+  end
   return 0
 end
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[4]) then return -1 end
@@ -156,7 +159,9 @@ if tonumber(ARGV[5]) >= 0 then
   if sent > tonumber(ARGV[5]) then return -2 end
 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
-if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
+  return {1, redis.call('LINDEX', KEYS[1], 0)}
+end
 return 0
 """
 
@@ -208,8 +213,9 @@ async def asubmit(
     max_queued: int = keys.MAX_QUEUED_MESSAGES,
     per_minute: int = keys.MESSAGES_PER_MINUTE,
     client=None,
-) -> bool:
-    """Queue ``message`` and try the run lock in one script call; True if ``token`` got it.
+) -> bytes | None:
+    """Queue ``message`` and try the run lock in one script call. When ``token`` got the
+    lock: the queue's head (raw, to run first: usually ``message``), else ``None``.
 
     Refused (:class:`Refused`, nothing written) when the thread belongs to someone else
     (deleted and taken since the sender opened it), already has ``max_queued`` messages
@@ -245,7 +251,7 @@ async def asubmit(
         raise Refused("rate_limited", per_minute)
     if reply == -3:
         raise Refused("not_owner", 0)
-    return reply == 1
+    return reply[1] if isinstance(reply, list) else None
 
 
 AckResult = tuple[Literal["next", "released", "lost"], bytes | None]

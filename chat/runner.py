@@ -346,11 +346,11 @@ class Runner:
         """Queue ``message`` durably (within the limits) and make sure a run will take it."""
         token = pending.new_token()
         try:
-            locked = await pending.asubmit(thread_id, message, token, **_limits())
+            head = await pending.asubmit(thread_id, message, token, **_limits())
         except pending.Refused as refused:
             raise _refusal(refused) from None
-        if locked:
-            self._start(thread_id, token)
+        if head is not None:
+            self._start(thread_id, token, head)
         elif thread_id not in self._runs:
             self._watch(thread_id)  # the holder is another process, alive or not
         return message.message_id
@@ -414,10 +414,12 @@ class Runner:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _start(self, thread_id: str, token: str) -> None:
+    def _start(self, thread_id: str, token: str, head: bytes | None = None) -> None:
+        """Run the thread's queue under the lock ``token`` holds (``head``: the queue's
+        head as the lock was taken, when known)."""
         run = _Run(token)
         self._runs[thread_id] = run
-        run.task = self._spawn(self._run_queue(thread_id, run), f"chat-run:{thread_id}")
+        run.task = self._spawn(self._run_queue(thread_id, run, head), f"chat-run:{thread_id}")
 
     def _watch(self, thread_id: str) -> None:
         if thread_id not in self._watchers:
@@ -441,7 +443,7 @@ class Runner:
             if self._watchers.get(thread_id) is asyncio.current_task():
                 del self._watchers[thread_id]
 
-    async def _run_queue(self, thread_id: str, run: _Run) -> None:
+    async def _run_queue(self, thread_id: str, run: _Run, head: bytes | None) -> None:
         """Run the queue head first until it is empty (the lock is ours throughout).
 
         Redis failing mid-run leaves the message queued; this process tries again with
@@ -453,9 +455,10 @@ class Runner:
         try:
             while not self._closing:
                 try:
-                    watch = not await self._drain(thread_id, run)
+                    watch = not await self._drain(thread_id, run, head)
                     return
                 except UNAVAILABLE_ERRORS as exc:
+                    head = None  # the next try peeks: this head may be answered by then
                     logger.warning(
                         "Run of thread %s stopped: Redis unavailable (%s); its message stays "
                         "queued, trying again in %.1f s",
@@ -473,9 +476,13 @@ class Runner:
             if watch and not self._closing:
                 self._watch(thread_id)  # our lock expired meanwhile: take the queue over
 
-    async def _drain(self, thread_id: str, run: _Run) -> bool:
-        """Run every queued message; False when the lock stopped being ours."""
-        status, raw = await pending.aack_and_next(thread_id, run.token)
+    async def _drain(self, thread_id: str, run: _Run, head: bytes | None = None) -> bool:
+        """Run every queued message (``head`` first, when given: the lock was taken a
+        moment ago, no peek needed); False when the lock stopped being ours."""
+        if head is not None:
+            status, raw = "next", head
+        else:
+            status, raw = await pending.aack_and_next(thread_id, run.token)
         while status == "next" and raw is not None and not self._closing:
             finished = await self._run_one(thread_id, run, PendingMessage.decode(raw), raw)
             if finished is None:

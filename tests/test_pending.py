@@ -15,7 +15,7 @@ def message(n: int, text: str = "") -> PendingMessage:
     return PendingMessage(f"m{n}", text, "ada@example.com", "Europe/Paris", "2026-01-01T00:00:00Z")
 
 
-async def push(thread_id: str, msg: PendingMessage, token: str) -> bool:
+async def push(thread_id: str, msg: PendingMessage, token: str) -> bytes | None:
     return await pending.asubmit(thread_id, msg, token)
 
 
@@ -41,7 +41,7 @@ def test_message_round_trips_through_json():
 
 
 async def test_pushed_message_is_stored_before_anything_runs(sessions_redis):
-    assert await push("q1", message(1), "token-a")
+    assert await push("q1", message(1), "token-a") == message(1).encode()  # lock + head
     stored = sessions_redis.lrange(keys.pending_message_key("q1"), 0, -1)
     assert [PendingMessage.decode(raw) for raw in stored] == [message(1)]
     assert sessions_redis.get(keys.run_lock_key("q1")) == b"token-a"
@@ -57,6 +57,15 @@ async def test_only_the_first_pusher_gets_the_lock_and_order_is_kept():
     assert pending.is_busy("q2") and await pending.ais_busy("q2")
     assert pending.has_pending("q2") and await pending.ahas_pending("q2")
     assert not pending.is_busy("q-none") and not await pending.ahas_pending("q-none")
+
+
+async def test_a_submit_that_takes_the_lock_hands_over_the_oldest_message(sessions_redis):
+    """A message left by a dead worker (its lock expired) is still the head: the run the
+    next submit starts answers it first."""
+    await push("q-left", message(1), "dead-worker")
+    sessions_redis.delete(keys.run_lock_key("q-left"))  # the lock expired with the worker
+    assert await push("q-left", message(2), "tok") == message(1).encode()
+    assert queued("q-left") == ["m1", "m2"] and lock_owner("q-left") == "tok"
 
 
 async def test_ack_and_next_walks_the_queue_then_releases_the_lock(sessions_redis):
@@ -167,7 +176,7 @@ async def test_a_submit_run_twice_by_a_retry_queues_once_and_keeps_its_lock(sess
     first run took as the caller's (else the caller would wait for its own lock)."""
     first = await pending.asubmit("q-twice", message(1), "tok-1")
     again = await pending.asubmit("q-twice", message(1), "tok-1")
-    assert first is True and again is True
+    assert first == again == message(1).encode()  # the lock, and the head to run first
     assert queued("q-twice") == ["m1"]
 
 

@@ -70,7 +70,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         try:
             try:
-                claimed = await threads.aclaim(
+                claimed = await threads.aopen(
                     self.user_email, thread_id, session and session.session_key
                 )
             except threads.TooManyThreads as exc:
@@ -84,8 +84,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.forwarded: set[str] = set()
             self.group = events.group_name(thread_id)
             await self.channel_layer.group_add(self.group, self.channel_name)
-            messages = await history.get_history(thread_id)
-            approvals = await history.get_approvals(thread_id)
+            messages: list = []
+            approvals: list = []
+            if claimed != threads.NEW_AND_EMPTY:  # a new chat has nothing to read back
+                messages = await history.get_history(thread_id)
+                approvals = await history.get_approvals(thread_id)
             await self.send_event(
                 {
                     "type": "history",

@@ -261,20 +261,32 @@ def claim(email: str, thread_id: str, session_id: str | None = None, *, client=N
 
 
 async def aclaim(email: str, thread_id: str, session_id: str | None = None, *, client=None) -> bool:
+    return bool(await aopen(email, thread_id, session_id, client=client))
+
+
+REFUSED, OURS, NEW_AND_EMPTY = 0, 1, 2  # what aopen() found
+
+
+async def aopen(email: str, thread_id: str, session_id: str | None = None, *, client=None) -> int:
+    """:func:`aclaim`, telling a little more: :data:`REFUSED`, :data:`OURS`, or
+    :data:`NEW_AND_EMPTY` (claimed just now and without checkpoints: a new chat, whose
+    history and approvals need not be read)."""
     client = client or get_async_client("sessions")
     status = await _ado_claim(email, thread_id, client)
     if status == OVER_LIMIT:
         raise TooManyThreads(_max_threads())
+    recorded = None
     if status == NEWLY_OURS:
         saver = await get_checkpointer()
-        if _refuse_recorded(email, thread_id, await saver.aget_tuple(_config(thread_id))):
+        recorded = await saver.aget_tuple(_config(thread_id))
+        if _refuse_recorded(email, thread_id, recorded):
             await _ado_forget(email, thread_id, client)
-            return False
+            return REFUSED
     if not status:
-        return False
+        return REFUSED
     if status == NEWLY_OURS and session_id:  # one round trip for a thread already ours
         await store.aadd_thread_id(session_id, thread_id, client=client)
-    return True
+    return NEW_AND_EMPTY if status == NEWLY_OURS and recorded is None else OURS
 
 
 async def arestore(email: str, thread_id: str, session_id: str | None = None) -> bool:

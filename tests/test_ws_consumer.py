@@ -293,6 +293,35 @@ async def test_the_session_is_read_on_the_event_loop(monkeypatch):
     assert ok and await close_code(comm) == 4401
 
 
+async def test_a_new_chat_opens_without_reading_back_a_history(monkeypatch):
+    """The claim just found no checkpoints: the socket's ``history`` is empty without
+    another read; a chat that has some reads them back as always."""
+    from chat import history
+
+    client = await signed_in_client("ada@example.com")
+    cookie = session_cookie(client)
+    comm, first = await connected("t-new-chat", cookie)
+    await comm.send_json_to({"type": "message", "message": "first words"})
+    await receive_until(comm, "done", wait=30)
+    await comm.disconnect()
+
+    reads = []
+    real = history.get_history
+
+    async def counted(thread_id):
+        reads.append(thread_id)
+        return await real(thread_id)
+
+    monkeypatch.setattr(history, "get_history", counted)
+    comm, fresh = await connected("t-new-chat-2", cookie)
+    assert fresh["messages"] == [] and fresh["approvals"] == [] and reads == []
+    await comm.disconnect()
+    comm, again = await connected("t-new-chat", cookie)
+    assert reads == ["t-new-chat"]
+    assert [m["content"] for m in again["messages"] if m["role"] == "user"] == ["first words"]
+    await comm.disconnect()
+
+
 # --- the hot path: no aclose_old_connections() per forwarded event ---
 
 

@@ -300,7 +300,7 @@ async def test_a_new_chat_opens_without_reading_back_a_history(monkeypatch):
 
     client = await signed_in_client("ada@example.com")
     cookie = session_cookie(client)
-    comm, first = await connected("t-new-chat", cookie)
+    comm, _ = await connected("t-new-chat", cookie)
     await comm.send_json_to({"type": "message", "message": "first words"})
     await receive_until(comm, "done", wait=30)
     await comm.disconnect()

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/chat_ws.py [--clients 200] [--messages 3] [--idle 1000]
                                       [--paced | --burst | --people] [--think 3] [--seed 1]
-                                      [--profile stacks.txt] [--workers 1,2]
+                                      [--profile stacks.txt] [--workers 1,2] [--repeat 3]
 
 Starts its own redis-server and a uvicorn server (the offline model; see
 tests/e2e_support.py; ``--workers``: that many worker processes, or each count of a list
@@ -26,6 +26,7 @@ import random
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -433,6 +434,16 @@ def redis_cpu_seconds(server: LiveServer) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def worker_cpu_seconds(server: LiveServer) -> dict[int, float]:
+    """User + system CPU seconds of each worker process (``/proc/<pid>/stat``)."""
+    found = {}
+    for pid in server.worker_pids():
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            found[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
 def own_cpu_seconds() -> float:
     """This process's CPU so far: the bench's clients."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -519,14 +530,20 @@ async def run_scenario(
     calls0 = redis_calls(server)
     t0 = time.perf_counter()
     cpu0, redis0, own0 = server.cpu_seconds(), redis_cpu_seconds(server), own_cpu_seconds()
+    workers0 = worker_cpu_seconds(server)
     start.set()
     await asyncio.gather(*tasks)
     seconds = time.perf_counter() - t0
     cpu = server.cpu_seconds() - cpu0
     redis_cpu, own_cpu = redis_cpu_seconds(server) - redis0, own_cpu_seconds() - own0
+    split = ""
+    if len(workers0) > 1:  # how evenly the workers shared the load
+        used = {pid: t - workers0.get(pid, 0.0) for pid, t in worker_cpu_seconds(server).items()}
+        split = " (workers " + " / ".join(f"{t:.1f}" for t in sorted(used.values())) + " s)"
     print(
         f"{name}: CPU over the chat phase ({seconds:.1f} s, {os.cpu_count()} CPUs): server "
-        f"{cpu:.1f} s, its redis-server {redis_cpu:.1f} s, the bench's clients {own_cpu:.1f} s",
+        f"{cpu:.1f} s{split}, its redis-server {redis_cpu:.1f} s, the bench's clients "
+        f"{own_cpu:.1f} s",
         flush=True,
     )
     calls = {k: v - calls0.get(k, 0) for k, v in redis_calls(server).items()}
@@ -702,20 +719,35 @@ def main(argv: list[str] | None = None) -> int:
         help="people: first messages spread over this many seconds (default 10)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="seed of the think times")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run everything this many times, the worker counts interleaved; the scaling "
+        "lines compare the medians",
+    )
     args = parser.parse_args(argv)
-    counts, status, rates = args.workers, 0, {}
-    for count in counts:
-        args.workers = count
-        code, rates[count] = _run_loop(run(args))
-        status = status or code
+    counts, status = args.workers, 0
+    rates: dict[int, list[dict[str, float]]] = {count: [] for count in counts}
+    for _ in range(args.repeat):  # interleaved: 1, 2, 1, 2, ... (the machine's pace drifts)
+        for count in counts:
+            args.workers = count
+            code, found = _run_loop(run(args))
+            rates[count].append(found)
+            status = status or code
     for count in counts[1:]:  # same run, side by side: what more processes bring
-        for name, rate in rates[count].items():
-            base = rates[counts[0]].get(name)
-            if base:
-                print(
-                    f"scaling scenario={name} workers={count} vs={counts[0]} "
-                    f"messages_per_s={rate:.1f} vs_messages_per_s={base:.1f} ratio={rate / base:.2f}"
-                )
+        for name in rates[count][0]:
+            rate = statistics.median(r[name] for r in rates[count])
+            base = statistics.median(r[name] for r in rates[counts[0]])
+            each = " ".join(
+                f"{r[name] / b[name]:.2f}"
+                for r, b in zip(rates[count], rates[counts[0]], strict=True)
+            )
+            print(
+                f"scaling scenario={name} workers={count} vs={counts[0]} "
+                f"messages_per_s={rate:.1f} vs_messages_per_s={base:.1f} ratio={rate / base:.2f}"
+                + (f" runs={args.repeat} (medians; each pair: {each})" if args.repeat > 1 else "")
+            )
     return status
 
 

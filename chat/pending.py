@@ -3,11 +3,13 @@
 This module owns the protocol; :mod:`chat.runner` only calls it. A message is queued
 durably in the same script call that tries the run lock (:func:`asubmit`), so it is in
 Redis before anything runs; only the lock holder reads and acknowledges messages, head
-first, and releases the lock atomically when the queue is empty (:func:`aack_and_next`),
-so a message pushed during a run is always seen by that run. A worker that dies keeps
+first, and releases the lock atomically when the queue is empty (:func:`aack_and_next`;
+:func:`afinish` also publishes the message's ``done`` in that script call), so a message
+pushed during a run is always seen by that run. A worker that dies keeps
 its message at the head; its lock expires and the next :func:`atry_lock_pending` runs it
 again. Cancel and drop set a flag that the holder reads on its next renewal, in any
-process. Every function takes ``client=None`` (the project's db 0 client). The README's
+process. Every function but :func:`afinish` (the db 0 client, for the channel layer's
+sake) takes ``client=None`` (the project's db 0 client). The README's
 "Chat engine" section describes the guarantees in full.
 """
 

@@ -727,6 +727,8 @@ def main(argv: list[str] | None = None) -> int:
         "lines compare the medians",
     )
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat takes a number of runs >= 1")
     counts, status = args.workers, 0
     rates: dict[int, list[dict[str, float]]] = {count: [] for count in counts}
     for _ in range(args.repeat):  # interleaved: 1, 2, 1, 2, ... (the machine's pace drifts)
@@ -739,8 +741,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in rates[count][0]:
             rate = statistics.median(r[name] for r in rates[count])
             base = statistics.median(r[name] for r in rates[counts[0]])
+            if not base:
+                continue  # nothing went through with the first count: no ratio to give
             each = " ".join(
-                f"{r[name] / b[name]:.2f}"
+                f"{r[name] / b[name]:.2f}" if b[name] else "-"
                 for r, b in zip(rates[count], rates[counts[0]], strict=True)
             )
             print(

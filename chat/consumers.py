@@ -56,6 +56,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         await self.accept()
         if "redis_error" in self.scope:  # reading the session failed (sessions_redis.websocket)
+            self.thread_id = self.scope["url_route"]["kwargs"]["thread_id"]  # for the log
             await self.close_redis_down(self.scope["redis_error"])
             return
         if user is None or not user.is_authenticated:
@@ -86,7 +87,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(self.group, self.channel_name)
             messages: list = []
             approvals: list = []
-            if claimed != threads.NEW_AND_EMPTY:  # a new chat has nothing to read back
+            # A chat its claim just found without checkpoints has nothing to read back
+            # (unless an event came since: then it is read as always).
+            if claimed != threads.Opened.NEW_AND_EMPTY or self.checked_id != "0-0":
                 messages = await history.get_history(thread_id)
                 approvals = await history.get_approvals(thread_id)
             await self.send_event(

@@ -65,17 +65,26 @@ def group_name(thread_id: str) -> str:
 # (chat.pending's renew script), in the same round trip. A channel is no key: on a Redis
 # Cluster the script runs on the stream's node (the lock and the flag share its hash
 # slot) and PUBLISH reaches the subscribers of every node.
-_PUBLISH = """
+PUBLISH_EVENT_LUA = """
+local function publish_event(stream, maxlen, ttl, data, channel, packed)
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', data)
+  if ttl ~= '0' then redis.call('EXPIRE', stream, ttl) end
+  local head
+  if #id < 32 then head = string.char(0xa0 + #id) else head = string.char(0xd9, #id) end
+  redis.call('PUBLISH', channel, packed .. head .. id)
+  return id
+end
+"""  # the step every script that publishes an event takes (ARGV as direct_args() gives)
+_PUBLISH = (
+    PUBLISH_EVENT_LUA
+    + """
 if KEYS[2] and redis.call('GET', KEYS[2]) ~= ARGV[6] then return {0} end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3])
-if ARGV[2] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-local head
-if #id < 32 then head = string.char(0xa0 + #id) else head = string.char(0xd9, #id) end
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. head .. id)
+local id = publish_event(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 if not KEYS[2] then return id end
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
 return {id, 1, redis.call('GET', KEYS[3])}
 """
+)
 _publish = AsyncScript(None, _PUBLISH.encode())
 _OPEN_ID = b"\xa0"  # msgpack's empty string: the id's place, cut off for the script
 

@@ -8,9 +8,9 @@ first, and releases the lock atomically when the queue is empty (:func:`aack_and
 pushed during a run is always seen by that run. A worker that dies keeps
 its message at the head; its lock expires and the next :func:`atry_lock_pending` runs it
 again. Cancel and drop set a flag that the holder reads on its next renewal, in any
-process. Every function but :func:`afinish` (the db 0 client, for the channel layer's
-sake) takes ``client=None`` (the project's db 0 client). The README's
-"Chat engine" section describes the guarantees in full.
+process. The functions take ``client=None`` (the project's db 0 client), all but
+:func:`afinish`, which always uses that one. The README's "Chat engine" section
+describes the guarantees in full.
 """
 
 from __future__ import annotations
@@ -74,31 +74,39 @@ return {0}
 """
 
 # KEYS: queue, lock, cancel flag, the thread's event stream.  ARGV: acked message (raw),
-# token, acked id, ttl, then chat.events' publish arguments (maxlen, stream ttl, event
-# JSON, channel, packed group message). A message's end in one trip: its last event
-# published (chat.events' _PUBLISH) and it acknowledged (_ACK_AND_NEXT), when the lock is
-# still ours and the thread was not deleted meanwhile. Returns {-1} lock lost, {-2}
-# thread being deleted (nothing published or acknowledged either way), {id, 1, next raw
-# message} (lock renewed), {id, 0} (queue empty, lock released).
-_FINISH = """
-if redis.call('GET', KEYS[2]) ~= ARGV[2] then return {-1} end
+# token, acked id, ttl, then chat.events.direct_args() (maxlen, stream ttl, event JSON,
+# channel, packed group message). A message's end in one trip: its last event published
+# (chat.events' publish step) and it acknowledged (as _ACK_AND_NEXT), when the lock is
+# still ours and the thread is not being deleted. Returns {-1} lock lost, {-2} thread
+# being deleted (nothing published or acknowledged either way), {1, next raw message}
+# (lock renewed) or {0} (queue empty, lock released). Run again by redis-py (a timeout
+# lost the reply), it finds the message acknowledged already and publishes nothing more.
+_FINISH = (
+    events.PUBLISH_EVENT_LUA
+    + """
+local function next_or_release()
+  local nxt = redis.call('LINDEX', KEYS[1], 0)
+  if nxt then
+    redis.call('PEXPIRE', KEYS[2], ARGV[4])
+    return {1, nxt}
+  end
+  redis.call('DEL', KEYS[2])
+  return {0}
+end
 local flag = redis.call('GET', KEYS[3])
+if not redis.call('LPOS', KEYS[1], ARGV[1]) then
+  if flag == '*' then return {-2} end
+  if redis.call('GET', KEYS[2]) ~= ARGV[2] then return {0} end
+  return next_or_release()
+end
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return {-1} end
 if flag == '*' then return {-2} end
-local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[7])
-if ARGV[6] ~= '0' then redis.call('EXPIRE', KEYS[4], ARGV[6]) end
-local head
-if #id < 32 then head = string.char(0xa0 + #id) else head = string.char(0xd9, #id) end
-redis.call('PUBLISH', ARGV[8], ARGV[9] .. head .. id)
+publish_event(KEYS[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 if flag == ARGV[3] then redis.call('DEL', KEYS[3]) end
-local nxt = redis.call('LINDEX', KEYS[1], 0)
-if nxt then
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-  return {id, 1, nxt}
-end
-redis.call('DEL', KEYS[2])
-return {id, 0}
+return next_or_release()
 """
+)
 
 # KEYS: lock, cancel flag.  ARGV: token, ttl.  Returns {1, flag or false} or {0}.
 _RENEW = """
@@ -284,34 +292,32 @@ async def aack_and_next(
     return ("released", None) if reply[0] == 0 else ("lost", None)
 
 
-FinishResult = tuple[Literal["next", "released", "lost", "discarded"], bytes | None]
-
-
 async def afinish(
-    thread_id: str, token: str, done: PendingMessage, raw: bytes, event: dict
-) -> FinishResult:
-    """Publish ``event`` (the message's ``done``) and acknowledge ``done`` (its ``raw``
-    queue entry), in one script call: :func:`chat.events.publish` and then
+    thread_id: str, token: str, message: PendingMessage, raw: bytes, done_event: dict
+) -> AckResult | tuple[Literal["discarded"], None]:
+    """Publish ``done_event`` (the end of ``message``) and acknowledge ``message`` (its
+    ``raw`` queue entry), in one script call: :func:`chat.events.publish` and then
     :func:`aack_and_next`, when the lock is still ``token``'s and the thread is not being
     deleted. ``("lost", None)``: the lock is someone else's; ``("discarded", None)``: the
     thread is being deleted; nothing was published or acknowledged then. Where the
     channel layer cannot take the script's bytes (:func:`chat.events.direct_args`), the
-    same steps in three round trips."""
-    args = events.direct_args(thread_id, event)
+    same steps in three round trips. Uses the project's db 0 client (the one the
+    channel layer's bytes are checked against)."""
+    args = events.direct_args(thread_id, done_event)
     if args is None:
         ours, flag = await arenew(thread_id, token)
         if not ours or flag == "*":
             return ("lost" if not ours else "discarded"), None
-        await events.publish(thread_id, event)
-        return await aack_and_next(thread_id, token, done, raw)
+        await events.publish(thread_id, done_event)
+        return await aack_and_next(thread_id, token, message, raw)
     reply = await _finish(
         [*_run_keys(thread_id), keys.thread_events_key(thread_id)],
-        [raw, token, done.message_id, keys.RUN_LOCK_TTL_MS, *args],
+        [raw, token, message.message_id, keys.RUN_LOCK_TTL_MS, *args],
         client=get_async_client("sessions"),
     )
-    if reply[0] in (-1, -2):
-        return ("lost" if reply[0] == -1 else "discarded"), None
-    return ("next", reply[2]) if reply[1] == 1 else ("released", None)
+    if reply[0] == 1:
+        return "next", reply[1]
+    return {0: ("released", None), -1: ("lost", None), -2: ("discarded", None)}[reply[0]]
 
 
 async def arenew(thread_id: str, token: str, *, client=None) -> tuple[bool, str | None]:

@@ -59,8 +59,9 @@ def trim(saver: RedisCheckpointer, thread_id: str, keep: int) -> int:
 async def atrim_after_turn(graph: Any, thread_id: str) -> None:
     """End of a turn: trim ``thread_id`` to the setting. Does nothing (no I/O) when the
     setting is unset or the graph's saver is not ours (``CHECKPOINTER=official``, the
-    CLI's in-memory fallback); a failure is logged, never raised, so the turn that was
-    already answered never fails because of its clean-up."""
+    CLI's in-memory fallback); a failure is logged, never raised, so a turn never fails
+    because of its clean-up (the runner trims just before it sends ``done``, under the
+    run lock)."""
     try:
         keep = keep_latest()
         saver = getattr(graph, "checkpointer", None)

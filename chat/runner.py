@@ -3,8 +3,9 @@
 :func:`submit` queues the message durably and tries the thread's run lock in one script
 call (:mod:`chat.pending`); the process that gets the lock runs the queue head first in a
 background task, publishing ``user``, ``token`` (joined per 100 ms window:
-``CHAT_TOKEN_WINDOW_SECONDS``), ``tool`` and ``done`` through the run's outbox, and
-acknowledges each message only after its checkpoint is written. Each event of the
+``CHAT_TOKEN_WINDOW_SECONDS``) and ``tool`` through the run's outbox, then ``done`` in
+the script call that acknowledges the message, after its checkpoint is written
+(:func:`chat.pending.afinish`). Each event of the
 outbox extends the lock and reads the cancel flag in its own round trip (a run whose lock
 is gone publishes nothing); a keeper does it a second after the last renewal.
 Stopped: ``cancelled`` (the partial reply kept); model error: ``error`` (the turn
@@ -499,6 +500,7 @@ class Runner:
         """Run one message to its end and acknowledge it (``raw``: its queue entry);
         returns what comes next in the queue, or None when the lock was lost (the
         message stays queued)."""
+        failed: Exception | None = None
         mid = message.message_id
         run.message_id, run.stop_reason, run.partial, run.reply = mid, None, [], ""
         run.text = message.text
@@ -526,8 +528,7 @@ class Runner:
             raise
         except Exception as exc:
             logger.warning("Model run of thread %s failed: %s", thread_id, exc, exc_info=True)
-            await self._fail(thread_id, run, config, exc)
-            return await pending.aack_and_next(thread_id, run.token, message, raw)
+            failed = exc
         finally:
             # Not keeper.cancel(): a cancel can be lost inside a Redis call (see insist).
             run.finished.set()
@@ -537,27 +538,31 @@ class Runner:
             # drains the outbox itself; this covers a stop before the stream started.)
             await outbox.drain(sender)
 
-        graph = graph or await self._graph_factory()
+        if failed is not None:
+            await self._fail(thread_id, run, config, failed)
+            return await pending.aack_and_next(thread_id, run.token, message, raw)
         if run.stop_reason is None:
+            graph = graph or await self._graph_factory()
             content = run.reply
             if not content and message.decisions is None:  # an answered message run again
                 state = await graph.aget_state(config)
                 content = final_reply(state.values.get("messages", []), mid)
-            status = "awaiting_approval" if run.approvals else "idle"
-            done = {"type": "done", "message_id": mid, "content": content, "status": status}
+            state_now = "awaiting_approval" if run.approvals else "idle"
+            done = {"type": "done", "message_id": mid, "content": content, "status": state_now}
             await atrim_after_turn(graph, thread_id)  # CHECKPOINT_KEEP_LATEST; never raises
             # One more look at the lock and the flag (the graph may have finished between
             # two renewals: a thread deleted meanwhile must not come back with a "done"),
             # "done" and the acknowledgement: one round trip.
-            finished = await pending.afinish(thread_id, run.token, message, raw, done)
-            if finished[0] not in ("lost", "discarded"):
-                return finished
-            run.stop_reason = finished[0]
+            status, nxt = await pending.afinish(thread_id, run.token, message, raw, done)
+            if status not in ("lost", "discarded"):
+                return status, nxt
+            run.stop_reason = status
         if run.stop_reason == "lost":
             logger.warning(
                 "Run lock of thread %s was lost mid-run; message %s stays", thread_id, mid
             )
             return None
+        graph = graph or await self._graph_factory()
         if run.stop_reason == "discarded":
             # The thread was deleted while this run could still write: delete what the
             # run wrote since then (checkpoints, events); write nothing else.

@@ -11,6 +11,7 @@ the id in the owner's sessions. Every function takes ``client=None`` (db 0).
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 import time
@@ -264,13 +265,20 @@ async def aclaim(email: str, thread_id: str, session_id: str | None = None, *, c
     return bool(await aopen(email, thread_id, session_id, client=client))
 
 
-REFUSED, OURS, NEW_AND_EMPTY = 0, 1, 2  # what aopen() found
+class Opened(enum.IntEnum):
+    """What :func:`aopen` found (falsy: refused)."""
+
+    REFUSED = 0
+    OURS = 1
+    NEW_AND_EMPTY = 2
 
 
-async def aopen(email: str, thread_id: str, session_id: str | None = None, *, client=None) -> int:
-    """:func:`aclaim`, telling a little more: :data:`REFUSED`, :data:`OURS`, or
-    :data:`NEW_AND_EMPTY` (claimed just now and without checkpoints: a new chat, whose
-    history and approvals need not be read)."""
+async def aopen(
+    email: str, thread_id: str, session_id: str | None = None, *, client=None
+) -> Opened:
+    """:func:`aclaim`, telling a little more: ``REFUSED``, ``OURS``, or ``NEW_AND_EMPTY``
+    (claimed just now and without checkpoints: a new chat, whose history and approvals
+    need not be read)."""
     client = client or get_async_client("sessions")
     status = await _ado_claim(email, thread_id, client)
     if status == OVER_LIMIT:
@@ -281,12 +289,12 @@ async def aopen(email: str, thread_id: str, session_id: str | None = None, *, cl
         recorded = await saver.aget_tuple(_config(thread_id))
         if _refuse_recorded(email, thread_id, recorded):
             await _ado_forget(email, thread_id, client)
-            return REFUSED
+            return Opened.REFUSED
     if not status:
-        return REFUSED
+        return Opened.REFUSED
     if status == NEWLY_OURS and session_id:  # one round trip for a thread already ours
         await store.aadd_thread_id(session_id, thread_id, client=client)
-    return NEW_AND_EMPTY if status == NEWLY_OURS and recorded is None else OURS
+    return Opened.NEW_AND_EMPTY if status == NEWLY_OURS and recorded is None else Opened.OURS
 
 
 async def arestore(email: str, thread_id: str, session_id: str | None = None) -> bool:

@@ -261,3 +261,26 @@ async def test_finish_takes_three_round_trips_when_the_layer_cannot_take_bytes(s
         assert await pending.adrop("fin-3")
         assert await pending.afinish("fin-3", "tok", message(1), raw, done) == ("discarded", None)
         await layer.flush()
+
+
+async def test_finish_run_twice_by_a_retry_publishes_once(sessions_redis):
+    """redis-py sends a script again when its reply timed out: the second run finds the
+    message acknowledged and publishes no second ``done``; it hands over the same next
+    message, or says the queue was released even if another run holds the lock now."""
+    done = {"type": "done", "message_id": "m1", "content": "x", "status": "idle"}
+    await push("fin-twice", message(1), "tok")
+    await push("fin-twice", message(2), "other")
+    _, raw = await pending.aack_and_next("fin-twice", "tok")
+    first = await pending.afinish("fin-twice", "tok", message(1), raw, done)
+    again = await pending.afinish("fin-twice", "tok", message(1), raw, done)
+    assert first == again and first[0] == "next"
+    assert sessions_redis.xlen(keys.thread_events_key("fin-twice")) == 1
+    assert queued("fin-twice") == ["m2"] and lock_owner("fin-twice") == "tok"
+
+    _, raw2 = first
+    done2 = {**done, "message_id": "m2"}
+    assert await pending.afinish("fin-twice", "tok", message(2), raw2, done2) == ("released", None)
+    await push("fin-twice", message(3), "someone-else")  # a new run took the lock meanwhile
+    assert await pending.afinish("fin-twice", "tok", message(2), raw2, done2) == ("released", None)
+    assert sessions_redis.xlen(keys.thread_events_key("fin-twice")) == 2
+    assert lock_owner("fin-twice") == "someone-else"

@@ -372,6 +372,39 @@ async def test_delete_thread_stops_the_run_and_removes_everything(
     assert not [k for k in checkpoints_redis.scan_iter(match="*r-del*")]
 
 
+@pytest.mark.parametrize("meanwhile", ["deleted", "lock taken"])
+async def test_the_end_of_a_run_checks_the_lock_and_the_thread_once_more(
+    sessions_redis, checkpoints_redis, monkeypatch, meanwhile
+):
+    """The thread deleted, or its lock taken, after the graph's last event and before
+    ``done``: no ``done`` goes out. Deleted: what the run wrote is removed and the lock
+    released; taken: the message stays queued for the lock's holder."""
+    from chat import pending
+
+    async def meanwhile_before_done(graph, thread_id):  # the step just before the end
+        if meanwhile == "deleted":
+            await threads.adelete(thread_id)
+        else:
+            sessions_redis.set(keys.run_lock_key(thread_id), "another-worker", px=60_000)
+
+    monkeypatch.setattr("chat.runner.atrim_after_turn", meanwhile_before_done)
+    runner = runner_with(ScriptedModel())
+    runner._renew_interval = 30.0  # only the end's own check can see it
+    await runner.submit("r-end", "hello", EMAIL)
+    await eventually(lambda: "r-end" not in runner._runs, 10)
+    await runner.drain()
+    types = [e["type"] for e in await pending.events.read_since("r-end", "0-0")]
+    assert "done" not in types
+    if meanwhile == "deleted":
+        assert types == []  # the stream went with the thread
+        assert not sessions_redis.exists(keys.run_lock_key("r-end"))
+        assert not [k for k in checkpoints_redis.scan_iter(match="*r-end*")]
+    else:
+        assert "token" in types
+        assert sessions_redis.llen(keys.pending_message_key("r-end")) == 1
+        assert sessions_redis.get(keys.run_lock_key("r-end")) == b"another-worker"
+
+
 async def test_model_error_on_the_first_turn_leaves_an_empty_conversation(sessions_redis):
     failing = runner_with(ScriptedModel(fail_after=0))
     await failing.submit("r-fail-first", "hello", EMAIL)

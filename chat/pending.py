@@ -57,21 +57,29 @@ def new_token() -> str:
 
 # KEYS: queue, lock, cancel flag.  ARGV: acked message (raw or ""), token, acked id, ttl.
 # Returns {-1} lock lost, {0} queue empty and lock released, {1, next raw message}.
-_ACK_AND_NEXT = """
+_NEXT_OR_RELEASE = """
+local function next_or_release()
+  local nxt = redis.call('LINDEX', KEYS[1], 0)
+  if nxt then
+    redis.call('PEXPIRE', KEYS[2], ARGV[4])
+    return {1, nxt}
+  end
+  redis.call('DEL', KEYS[2])
+  return {0}
+end
+"""  # KEYS[1] queue, KEYS[2] lock, ARGV[4] lock ttl: the lock holder's next step
+_ACK_AND_NEXT = (
+    _NEXT_OR_RELEASE
+    + """
 if ARGV[1] ~= '' then redis.call('LREM', KEYS[1], 1, ARGV[1]) end
 if ARGV[3] ~= '' then
   local flag = redis.call('GET', KEYS[3])
   if flag == ARGV[3] or flag == '*' then redis.call('DEL', KEYS[3]) end
 end
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return {-1} end
-local nxt = redis.call('LINDEX', KEYS[1], 0)
-if nxt then
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-  return {1, nxt}
-end
-redis.call('DEL', KEYS[2])
-return {0}
+return next_or_release()
 """
+)
 
 # KEYS: queue, lock, cancel flag, the thread's event stream.  ARGV: acked message (raw),
 # token, acked id, ttl, then chat.events.direct_args() (maxlen, stream ttl, event JSON,
@@ -83,16 +91,8 @@ return {0}
 # lost the reply), it finds the message acknowledged already and publishes nothing more.
 _FINISH = (
     events.PUBLISH_EVENT_LUA
+    + _NEXT_OR_RELEASE
     + """
-local function next_or_release()
-  local nxt = redis.call('LINDEX', KEYS[1], 0)
-  if nxt then
-    redis.call('PEXPIRE', KEYS[2], ARGV[4])
-    return {1, nxt}
-  end
-  redis.call('DEL', KEYS[2])
-  return {0}
-end
 local flag = redis.call('GET', KEYS[3])
 if not redis.call('LPOS', KEYS[1], ARGV[1]) then
   if flag == '*' then return {-2} end

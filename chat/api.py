@@ -158,10 +158,11 @@ def api_login_required(view: View) -> View:
     return wrapper
 
 
-async def claim(request: HttpRequest, thread_id: str) -> bool:
-    """Own ``thread_id`` for the signed-in user (a new id is a new thread), in this session."""
+async def claim(request: HttpRequest, thread_id: str) -> threads.Opened:
+    """Own ``thread_id`` for the signed-in user (a new id is a new thread), in this
+    session; falsy when refused (see :func:`chat.threads.aopen`)."""
     email = threads.user_email(request.user)
-    return await threads.aclaim(email, thread_id, request.session.session_key)
+    return await threads.aopen(email, thread_id, request.session.session_key)
 
 
 async def owns(request: HttpRequest, thread_id: str) -> bool:

@@ -64,13 +64,15 @@ def forbidden_page(request: HttpRequest) -> HttpResponse:
     return HttpResponseForbidden(html)
 
 
-async def claim_refused(request: HttpRequest, thread_id: str) -> HttpResponse | None:
-    """Claim ``thread_id`` for the user (a new id is a new chat); the page to answer
-    instead when that is refused (an invalid id or someone else's: 403; over the
-    user's chat limit: back to the list, saying so), else None."""
+async def claim_or_refusal(request: HttpRequest, thread_id: str) -> threads.Opened | HttpResponse:
+    """Claim ``thread_id`` for the user (a new id is a new chat): what the claim found,
+    or the page to answer instead when it is refused (an invalid id or someone else's:
+    403; over the user's chat limit: back to the list, saying so)."""
     try:
-        if threads.validate_thread_id(thread_id) and await api.claim(request, thread_id):
-            return None
+        if threads.validate_thread_id(thread_id) and (
+            opened := await api.claim(request, thread_id)
+        ):
+            return opened
     except threads.TooManyThreads as exc:
         messages.error(request, str(exc))
         return redirect(reverse("chat:index"))
@@ -101,9 +103,11 @@ async def new_chat(request: HttpRequest) -> HttpResponse:
 @login_required
 async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
     """One conversation; a new id becomes a new thread of the signed-in user."""
-    if (refusal := await claim_refused(request, thread_id)) is not None:
-        return refusal
-    conversation = await history.get_history(thread_id)
+    opened = await claim_or_refusal(request, thread_id)
+    if isinstance(opened, HttpResponse):
+        return opened
+    new = opened == threads.Opened.NEW_AND_EMPTY  # a new chat: nothing to read back
+    conversation = [] if new else await history.get_history(thread_id)
     for message in conversation:
         if message["role"] == "assistant":
             message["html"] = render_markdown(message["content"])
@@ -111,7 +115,7 @@ async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
     replying = await pending.ahas_pending(thread_id)  # a reply is on its way
     waiting = [
         {**a, "html": render_approval(thread_id, a["interrupt_id"], a["card"], request)}
-        for a in await history.get_approvals(thread_id)
+        for a in ([] if new else await history.get_approvals(thread_id))
     ]
     context = {
         "thread_id": thread_id,
@@ -130,7 +134,7 @@ async def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
 @login_required
 async def send(request: HttpRequest, thread_id: str) -> HttpResponse:
     """The no-JavaScript path: queue the message, then redirect back to the thread."""
-    if (refusal := await claim_refused(request, thread_id)) is not None:
+    if isinstance(refusal := await claim_or_refusal(request, thread_id), HttpResponse):
         return refusal
     text = request.POST.get("message", "")
     if not text.strip():  # the same hint as the page's with JavaScript

@@ -97,3 +97,35 @@ async def test_the_home_page_does_not_say_where_the_list_is():
     assert "Start a new chat" in page
     assert "on the left" not in page
     assert 'id="thread-drawer"' in page and "<summary>Your chats" in page
+
+
+async def test_a_new_chat_page_does_not_read_back_a_history(monkeypatch):
+    """The claim just found no checkpoints: the page renders without reading the history
+    and approvals back (the chat list beside it still reads each chat's status); a chat
+    that has them reads them as always."""
+    reads = []
+    real_history, real_approvals = history.get_history, history.get_approvals
+
+    async def counted_history(thread_id):
+        reads.append(("history", thread_id))
+        return await real_history(thread_id)
+
+    async def counted_approvals(thread_id):
+        reads.append(("approvals", thread_id))
+        return await real_approvals(thread_id)
+
+    monkeypatch.setattr(history, "get_history", counted_history)
+    monkeypatch.setattr(history, "get_approvals", counted_approvals)
+    client = await signed_in_client(EMAIL)
+    page = await opened(client, "pages-fresh")
+    assert 'data-thread-id="pages-fresh"' in page
+    assert reads == [("approvals", "pages-fresh")]  # the chat list's status, not the page
+    graph = build_graph(model=OfflineChatModel(), checkpointer=await get_checkpointer())
+    config = run_config("pages-fresh", user_email=EMAIL)
+    await graph.aupdate_state(
+        config, {"messages": [HumanMessage("Plan my week", id="m1")]}, as_node="agent"
+    )
+    page = await opened(client, "pages-fresh")
+    assert "Plan my week" in page
+    assert reads[1:].count(("history", "pages-fresh")) == 1
+    assert reads[1:].count(("approvals", "pages-fresh")) == 2  # the page's and the list's

@@ -11,6 +11,7 @@ options we want, and waits until it answers.
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -67,19 +68,44 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def free_cluster_port() -> int:
-    """A free port below 55536 whose cluster bus port (+10000) is free too."""
-    for _ in range(200):
-        candidate = free_port()
-        if candidate > 55535:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", candidate + 10000))
-            except OSError:
-                continue
-        return candidate
-    raise RedisServerError("no free port pair for a cluster node")
+def _bindable(port: int) -> bool:
+    """Nothing holds 127.0.0.1:``port``: no listener, and no connection's own end either
+    (which a connect test would not see)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _outgoing_ports() -> tuple[int, int]:
+    """The range the kernel takes the local ports of outgoing connections from."""
+    try:
+        low, high = (
+            int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        )
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return low, high
+
+
+def free_cluster_port(count: int = 1) -> int:
+    """The first of ``count`` consecutive free ports whose cluster bus ports (+10000) are
+    free too. Below the range of outgoing connections' ports where that leaves room (a
+    port picked there could be taken by a client's connection before the node binds
+    it; bus ports included), else anywhere below 55536."""
+    low, _ = _outgoing_ports()
+    first, last = 10000, low - 10000 - count  # the bus ports stay below the range too
+    if last <= first:
+        first, last = 1024, 55536 - count
+    rng = random.Random()
+    for _ in range(500):
+        candidate = rng.randrange(first, last)
+        ports = range(candidate, candidate + count)
+        if all(_bindable(p) and _bindable(p + 10000) for p in ports):
+            return candidate
+    raise RedisServerError(f"no {count} free consecutive ports (and bus ports) for cluster nodes")
 
 
 @dataclass

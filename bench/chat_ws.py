@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from tests.e2e_support import LiveServer, aiter_sse, asign_in, ws_connect
+from tests.e2e_support import LiveServer, aiter_sse, ws_connect
 
 SCENARIOS = ("people", "paced", "burst")
 SERVED_APP = "agenticpal.serve:asgi_application"  # a factory: what make run's workers serve
@@ -98,18 +98,8 @@ def raise_fd_limit(needed: int) -> int:
 
 
 async def mint_sessions(server: LiveServer, count: int) -> list[str]:
-    """``count`` signed-in session cookies: one Django start-up mints the sign-in URLs,
-    then each is followed by its own cookie jar (a few at a time)."""
-    urls = await asyncio.to_thread(server.login_urls, count)
-    limit = asyncio.Semaphore(16)
-
-    async def one(url: str) -> str:
-        async with limit, httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            return await asign_in(client, url, csrf=False)
-
-    # The first sign-in creates the local user; racing it would create it twice.
-    first = await one(urls[0])
-    return [first, *await asyncio.gather(*(one(u) for u in urls[1:]))]
+    """``count`` signed-in session cookies of the local user, from one Django start-up."""
+    return await asyncio.to_thread(server.session_cookies, count)
 
 
 READ_WORDS_PER_SECOND = 250 / 60  # an adult reading a screen: about 250 words a minute
@@ -575,9 +565,13 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
     names = [n for n in SCENARIOS if getattr(args, n)] or list(SCENARIOS)
     # Every client signs in as the same local user: the per-user limits are lifted.
     env = {"CHAT_MESSAGES_PER_MINUTE": "1000000", "CHAT_MAX_THREADS_PER_USER": "1000000"}
-    # One worker: the app every worker of `make run` serves (agenticpal.serve), factory and
-    # all, in one uvicorn process without a supervisor.
-    factory = ["--factory"] if args.app == SERVED_APP and args.workers == 1 else []
+    # Served as in production (DEBUG off: no query log, no debug pages), unless --debug;
+    # the local user keeps the demo workspace (its tools), as in development.
+    env |= {"DEBUG": "true" if args.debug else "false", "WORKSPACE_DEMO": "true"}
+    # One worker: the app every worker of `make run` serves (agenticpal.serve), factory,
+    # lifespan (the start-up warm-up) and all, in one uvicorn process without a supervisor.
+    served = args.app == SERVED_APP and args.workers == 1
+    factory = ["--factory", "--lifespan", "on"] if served else []
     with LiveServer(
         app=args.app, workers=args.workers, extra_env=env, uvicorn_args=factory
     ) as server:
@@ -682,6 +676,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=200, help="concurrent chat clients")
     parser.add_argument("--messages", type=int, default=3, help="messages per chat client")
     parser.add_argument("--idle", type=int, default=1000, help="idle sockets to hold (0: skip)")
+    parser.add_argument(
+        "--debug", action="store_true",
+        help="serve with DEBUG on, as the development server runs (default: off, production)",
+    )  # fmt: skip
     parser.add_argument(
         "--wait", type=float, default=120, help="seconds to wait for a message's done event"
     )

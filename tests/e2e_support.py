@@ -36,6 +36,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 SESSION_COOKIE = "sessionid"
 CSRF_COOKIE = "csrftoken"
 _LOGIN_URL = re.compile(r"https?://\S+/login/local/[^/\s]+/")
+_SESSION_LINE = re.compile(r"(?m)^session ([A-Za-z0-9_-]+)$")
 
 
 class LiveServerError(RuntimeError):
@@ -343,6 +344,32 @@ class LiveServer:
         if result.returncode != 0 or len(urls) != count:
             raise LiveServerError(f"Minting sign-in URLs failed: {result.stdout}{result.stderr}")
         return urls
+
+    def session_cookies(self, count: int) -> list[str]:
+        """``count`` session cookies of the local user, made as Django's test client's
+        ``force_login`` makes them (the real ``login()``, the project's session store), and
+        the user's demo workspace when it is on. DEBUG or not: the load benches serve with
+        DEBUG off, where the local sign-in link is refused."""
+        code = (
+            "from django.conf import settings\n"
+            "from django.contrib.auth import get_user_model\n"
+            "from django.test import Client\n"
+            "from workspace import demo\n"
+            "from workspace.views import LOCAL_EMAIL, LOCAL_USERNAME\n"
+            "user, _ = get_user_model().objects.get_or_create(\n"
+            "    username=LOCAL_USERNAME, defaults={'email': LOCAL_EMAIL})\n"
+            "if demo.enabled():\n"
+            "    demo.connect(LOCAL_EMAIL)\n"
+            f"for _ in range({count}):\n"
+            "    client = Client()\n"
+            "    client.force_login(user, backend='django.contrib.auth.backends.ModelBackend')\n"
+            "    print('session', client.cookies[settings.SESSION_COOKIE_NAME].value)\n"
+        )
+        result = self.manage("shell", "-c", code)
+        cookies = _SESSION_LINE.findall(result.stdout)
+        if result.returncode != 0 or len(cookies) != count:
+            raise LiveServerError(f"Minting sessions failed: {result.stdout}{result.stderr}")
+        return cookies
 
     def signed_in_client(self, login_url: str | None = None, **kwargs) -> httpx.Client:
         """An httpx client with a session cookie (signed in) and a CSRF cookie."""

@@ -133,6 +133,25 @@ async def history(server: LiveServer, thread: str, cookie: str) -> list[tuple[st
 # --- configuration ---------------------------------------------------------------------
 
 
+async def test_in_production_mode_each_worker_warms_up_then_serves_minted_sessions() -> None:
+    """DEBUG off, as the benches serve: every worker warms up before it takes connections
+    (chat.warmup, from the lifespan), and sessions made by ``login()`` outside the site
+    (LiveServer.session_cookies) chat on any worker."""
+    env = {"DEBUG": "false", "WORKSPACE_DEMO": "true", "LOG_LEVEL": "INFO"}
+    with LiveServer(workers=2, extra_env=env) as live:
+        deadline = time.monotonic() + 30  # /healthz answered: one worker is up at least
+        while len(re.findall(r"Worker warmed up in \d+ ms", live.log_tail(200_000))) < 2:
+            assert time.monotonic() < deadline, live.log_tail()
+            await asyncio.sleep(0.1)
+        assert "Warm-up" not in live.log_tail(200_000)  # no step failed
+        [cookie] = live.session_cookies(1)
+        async with ws_connect(live, new_thread(), cookie) as ws:
+            assert (await next_event(ws))["type"] == "history"
+            mid = await send(ws, "Hello there")
+            events = await events_until(ws, END)
+        assert of(events, "done", mid) and tokens(events, mid)
+
+
 def test_web_concurrency_defaults_to_the_cpu_cores() -> None:
     assert serve.web_concurrency({}) == serve.cpu_cores() >= 1
     assert serve.web_concurrency({"WEB_CONCURRENCY": " 3 "}) == 3

@@ -60,6 +60,10 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
         saver._owns_client = True
         return saver
 
+    async def aload_scripts(self) -> None:
+        """Load the saver's scripts into Redis now, not on their first call."""
+        await redis_clients.aload_scripts(self.client, self.script_sources)
+
     async def aclose(self) -> None:
         if self._owns_client:
             await self.client.aclose()

@@ -435,6 +435,12 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
         self._trim = client.register_script(TRIM_LUA)
         self._interrupted = client.register_script(INTERRUPTED_LUA)
 
+    @property
+    def script_sources(self) -> list[bytes | str]:
+        """The Lua scripts this saver calls (to load them before the first call)."""
+        scripts = (self._load, self._put, self._put_writes, self._delta, self._trim)
+        return [script.script for script in (*scripts, self._interrupted)]
+
     # --- keys ------------------------------------------------------------------------
 
     @staticmethod

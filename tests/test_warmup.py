@@ -1,0 +1,107 @@
+"""chat.warmup: a worker warms up before it takes connections, and starts whatever fails."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+
+import redis
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from agenticpal import redis_clients
+from agenticpal.serve import DrainRunsAtShutdown
+from chat import graph as chat_graph
+from chat import warmup
+from tests.conftest import redis_settings
+
+
+def _loaded(client: redis.Redis, sources) -> list[bool]:
+    shas = [hashlib.sha1(s if isinstance(s, bytes) else s.encode()).hexdigest() for s in sources]
+    return client.script_exists(*shas)
+
+
+async def test_warm_up_loads_every_script_and_builds_the_graph(sessions_redis):
+    sessions_redis.script_flush()
+    chat_graph.reset()
+    assert await warmup.awarm() is True
+    assert all(_loaded(sessions_redis, redis_clients.SCRIPT_SOURCES.values()))
+    saver = await chat_graph.get_checkpointer()
+    assert saver.script_sources and all(_loaded(sessions_redis, saver.script_sources))
+    assert asyncio.get_running_loop() in chat_graph._graphs  # the product graph, built
+    assert not list(sessions_redis.scan_iter())  # the graph's practice turn stored nothing
+
+
+async def test_the_scripts_app_modules_define_are_known():
+    from chat import events, pending, threads  # noqa: F401  (their scripts register)
+    from sessions_redis import store  # noqa: F401
+
+    sources = b"".join(
+        s if isinstance(s, bytes) else s.encode() for s in redis_clients.SCRIPT_SOURCES.values()
+    )
+    assert b"LPOS" in sources  # pending's finish script
+    assert b"XADD" in sources  # events' publish
+
+
+async def test_redis_down_is_logged_and_the_worker_starts(redis_factory, caplog):
+    server = redis_factory()
+    url = server.url
+    server.stop()
+    chat_graph.reset()
+    with override_settings(**redis_settings(url)), caplog.at_level(logging.WARNING, "chat.warmup"):
+        assert await warmup.awarm(limit_seconds=20) is False
+    assert "Redis unavailable" in caplog.text
+    chat_graph.reset()
+
+
+async def test_a_model_that_cannot_load_is_logged_and_the_worker_starts(monkeypatch, caplog):
+    async def broken():
+        raise ImproperlyConfigured("AGENTICPAL_MODEL names a provider that is not installed")
+
+    monkeypatch.setattr(warmup, "get_graph", broken)
+    with caplog.at_level(logging.WARNING, "chat.warmup"):
+        assert await warmup.awarm() is False
+    assert "Warm-up of the model failed" in caplog.text
+    assert "not installed" in caplog.text
+
+
+async def test_a_slow_warm_up_stops_at_its_timeout(monkeypatch, caplog):
+    async def stuck():
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(warmup, "_exercise_graph", stuck)
+    with caplog.at_level(logging.WARNING, "chat.warmup"):
+        assert await warmup.awarm(limit_seconds=0.2) is False
+    assert "stopped after" in caplog.text
+
+
+async def test_the_lifespan_warms_up_before_startup_completes(monkeypatch):
+    order: list[str] = []
+
+    async def fake_warm() -> bool:
+        order.append("warm")
+        return True
+
+    monkeypatch.setattr(warmup, "awarm", fake_warm)
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        order.append(message["type"])
+
+    async def app(scope, receive, send):  # pragma: no cover - not reached for lifespan
+        raise AssertionError
+
+    await DrainRunsAtShutdown(app, drain_seconds=0)({"type": "lifespan"}, receive, send)
+    assert order == ["warm", "lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+async def test_loading_the_scripts_on_a_cluster_reaches_every_primary(redis_cluster):
+    client = redis_clients.get_async_client("sessions")
+    assert await redis_clients.aload_scripts(client) == len(redis_clients.SCRIPT_SOURCES)
+    for node in redis_cluster.nodes:
+        with redis.Redis.from_url(node.url) as direct:
+            assert all(_loaded(direct, redis_clients.SCRIPT_SOURCES.values()))

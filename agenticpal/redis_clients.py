@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -88,40 +87,6 @@ class HiredisPackingConnection(aioredis.Connection):
         if self._packer is None:
             return super().pack_command(*args)
         return self._packer.pack(*args)
-
-    async def send_packed_command(self, command, check_health: bool = True) -> None:
-        """redis-py's, without a task per command on Python 3.11.
-
-        redis-py bounds the write with ``asyncio.wait_for``, which on 3.11 wraps it in a
-        new Task (one more task and loop turn for every command; 3.12's ``wait_for`` no
-        longer does). Here the same write runs under ``asyncio.timeout``, with redis-py's
-        error handling; elsewhere redis-py's own method runs.
-        """
-        if self.socket_timeout is None or sys.version_info >= (3, 12):
-            return await super().send_packed_command(command, check_health)
-        if not self.is_connected:
-            await self.connect_check_health(check_health=False)
-        if check_health:
-            await self.check_health()
-        try:
-            if isinstance(command, str):
-                command = command.encode()
-            if isinstance(command, bytes):
-                command = [command]
-            async with asyncio.timeout(self.socket_timeout):
-                await self._send_packed_command(command)
-        except TimeoutError:
-            await self.disconnect(nowait=True)
-            raise redis.exceptions.TimeoutError("Timeout writing to socket") from None
-        except OSError as e:
-            await self.disconnect(nowait=True)
-            err_no, errmsg = ("UNKNOWN", e.args[0]) if len(e.args) == 1 else e.args[:2]
-            raise redis.exceptions.ConnectionError(
-                f"Error {err_no} while writing to socket. {errmsg}."
-            ) from e
-        except BaseException:
-            await self.disconnect(nowait=True)  # a half-sent command: the connection is done
-            raise
 
 
 def _async_pool(url: str) -> aioredis.ConnectionPool:

@@ -33,6 +33,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.runnables import RunnableConfig
+from langgraph.channels import DeltaChannel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -240,21 +241,34 @@ async def stream_turn(
                         yield "tool", result
 
 
+def delta_channels(graph: CompiledStateGraph) -> list[str]:
+    """The graph's channels stored as deltas (``DeltaChannel``: the messages)."""
+    return [name for name, channel in graph.channels.items() if isinstance(channel, DeltaChannel)]
+
+
 # The channel LangGraph stores a task's interrupt under (langgraph._internal._constants).
 INTERRUPT_WRITES = "__interrupt__"
 
 
-async def waiting_approvals(graph: CompiledStateGraph, config: RunnableConfig) -> list[Interrupt]:
+async def waiting_approvals(
+    graph: CompiledStateGraph, config: RunnableConfig, *, turn: bool = False
+) -> list[Interrupt]:
     """The thread's actions waiting for the user's decision.
 
     One read tells whether any task of the latest step was interrupted (the common case,
     none, costs no more): our saver answers without loading the checkpoint, another
-    loads it. Only then does LangGraph work out which still wait.
+    loads it. Only then does LangGraph work out which still wait. ``turn``: a run about
+    to start a turn asks (under the thread's run lock), and our saver reads the latest
+    checkpoint and its message history in the same call, for the turn to start from.
     """
     saver = graph.checkpointer
     latest = {"configurable": {**config["configurable"], "checkpoint_ns": ""}}
     if isinstance(saver, AsyncRedisCheckpointer):
-        if not await saver.ahas_interrupt(latest):
+        if turn:
+            interrupted = await saver.aread_turn(latest, delta_channels(graph))
+        else:
+            interrupted = await saver.ahas_interrupt(latest)
+        if not interrupted:
             return []
     elif isinstance(saver, BaseCheckpointSaver):
         found = await saver.aget_tuple(latest)
@@ -267,8 +281,9 @@ async def set_aside_approvals(
     graph: CompiledStateGraph, config: RunnableConfig, reason: str
 ) -> list[Interrupt]:
     """Answer every waiting approval with "not done" (``reason``) without running it:
-    the user wrote something new instead of deciding (see the README's "Approvals")."""
-    waiting = await waiting_approvals(graph, config)
+    the user wrote something new instead of deciding (see the README's "Approvals").
+    Called by the run, before the turn: see ``turn`` in :func:`waiting_approvals`."""
+    waiting = await waiting_approvals(graph, config, turn=True)
     if not waiting:
         return []
     state = await graph.aget_state(config)

@@ -656,7 +656,7 @@ class Runner:
             for waiting in await set_aside_approvals(graph, config, reason):
                 outbox.put(decided_event(mid, waiting.id, "reject", reason))
             return None
-        waiting = {i.id: i for i in await waiting_approvals(graph, config)}
+        waiting = {i.id: i for i in await waiting_approvals(graph, config, turn=True)}
         resume: dict[str, dict] = {}
         for interrupt_id, decision in message.decisions.items():
             if (found := waiting.get(interrupt_id)) is None:

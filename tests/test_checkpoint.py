@@ -560,3 +560,91 @@ async def test_has_interrupt_answers_like_the_pending_writes(saver: RedisCheckpo
         assert seen == [False, True, False, True, False]
         assert saver.has_interrupt(cfg(f"none-{uuid.uuid4().hex}")) is False
         assert saver.has_interrupt(cfg(thread, ns="other")) is False
+
+
+# --- A turn's reads in one call (aread_turn) ---------------------------------------------
+
+
+def evalsha_calls(client: redis.Redis) -> int:
+    return client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+
+
+async def test_a_turns_reads_are_one_call_and_read_what_the_usual_reads_read(
+    checkpoints_redis: redis.Redis,
+) -> None:
+    """aread_turn answers as ahas_interrupt, and the turn's aget_tuple of the latest
+    checkpoint and aget_delta_channel_history of it then come from that one call, with
+    what the usual reads return; each once."""
+    async with (
+        AsyncRedisCheckpointer.from_url(redis_clients.url_for("checkpoints")) as saver,
+        AsyncRedisCheckpointer.from_url(redis_clients.url_for("checkpoints")) as other,
+    ):
+        graph = delta_graph(saver)
+        for turn in range(9):
+            await graph.ainvoke({"messages": [f"user {turn}"], "other": []}, cfg("turn"))
+        channels = ["messages", "other"]
+        await saver.aload_scripts()  # a first call's NOSCRIPT is not counted below
+        expected = await other.aget_tuple(cfg("turn"))
+        history = await other.aget_delta_channel_history(config=expected.config, channels=channels)
+
+        calls = evalsha_calls(checkpoints_redis)
+        assert await saver.aread_turn(cfg("turn"), channels) is False
+        assert evalsha_calls(checkpoints_redis) == calls + 1
+        found = await saver.aget_tuple(cfg("turn"))
+        assert found == expected
+        assert (
+            await saver.aget_delta_channel_history(config=found.config, channels=channels)
+            == history
+        )
+        assert evalsha_calls(checkpoints_redis) == calls + 1  # no more round trips
+        assert await saver.aget_tuple(cfg("turn")) == expected  # used once: read again
+        assert evalsha_calls(checkpoints_redis) == calls + 2
+
+        # The graph's own turn starts from it, and continues the conversation.
+        assert await saver.aread_turn(cfg("turn"), channels) is False
+        state = await graph.ainvoke({"messages": ["user 9"], "other": []}, cfg("turn"))
+        assert len(state["messages"]) == 30
+        assert state == (await delta_graph(other).aget_state(cfg("turn"))).values
+
+
+async def test_a_turns_reads_are_dropped_by_a_write_and_by_time(monkeypatch) -> None:
+    from chat.checkpoint import aio
+
+    async with AsyncRedisCheckpointer.from_url(redis_clients.url_for("checkpoints")) as saver:
+        graph = delta_graph(saver)
+        await graph.ainvoke({"messages": ["one"], "other": []}, cfg("drop"))
+        before = await saver.aget_tuple(cfg("drop"))
+        await saver.aread_turn(cfg("drop"), ["messages", "other"])
+        await graph.ainvoke({"messages": ["two"], "other": []}, cfg("drop"))  # writes
+        after = await saver.aget_tuple(cfg("drop"))
+        assert after.checkpoint["id"] != before.checkpoint["id"]
+        assert len((await graph.aget_state(cfg("drop"))).values["messages"]) == 6
+
+        await saver.aread_turn(cfg("drop"), ["messages", "other"])
+        monkeypatch.setattr(aio, "TURN_READ_SECONDS", 0.0)  # too old to use
+        assert saver._turns  # kept, but not used
+        found = await saver.aget_tuple(cfg("drop"))
+        assert found == await saver.aget_tuple(cfg("drop"))
+        assert found.checkpoint["id"] == after.checkpoint["id"]
+
+        await saver.aread_turn(cfg("drop"), ["messages"])
+        await saver.adelete_thread("drop")
+        assert not saver._turns and await saver.aget_tuple(cfg("drop")) is None
+
+
+async def test_a_turns_reads_answer_interrupts_and_keep_nothing_for_a_new_thread(
+    saver: RedisCheckpointer,
+) -> None:
+    from langgraph.types import Command
+
+    thread = f"turn-interrupts-{uuid.uuid4().hex}"
+    async with AsyncRedisCheckpointer.from_url(redis_clients.url_for("checkpoints")) as asaver:
+        assert await asaver.aread_turn(cfg(thread), ["messages"]) is False
+        assert await asaver.aget_tuple(cfg(thread)) is None  # known: no checkpoint yet
+        graph = interrupting_graph(saver)
+        for step in ("hello", "ask now", Command(resume="yes"), "ask again"):
+            graph.invoke(step if isinstance(step, Command) else {"messages": [step]}, cfg(thread))
+            expected = interrupted_by_tuple(saver, cfg(thread))
+            assert await asaver.aread_turn(cfg(thread), []) is expected
+            assert await asaver.aget_tuple(cfg(thread)) == saver.get_tuple(cfg(thread))
+        assert await asaver.aread_turn(cfg(thread, ns="other"), []) is False

@@ -11,7 +11,9 @@ per loop (``create_redis_checkpointer()`` does, on the per-loop client of
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -39,6 +41,28 @@ from chat.checkpoint.base import (
 BATCH = 100
 
 
+TURN_READ_SECONDS = 5.0  # a turn's reads (aread_turn) older than this are read again
+MAX_TURN_READS = 1000  # turns whose reads are kept at once (a bound; normally a few)
+
+
+_USED = object()
+
+
+@dataclass
+class _TurnRead:
+    """What :meth:`AsyncRedisCheckpointer.aread_turn` read, until the turn uses it."""
+
+    ns: str
+    checkpoint_id: str
+    channels: tuple[str, ...]
+    entry: Any  # the latest checkpoint as LOAD_LUA returns it (None: none); _USED once used
+    chain: Any  # its delta history as DELTA_LUA returns it
+    at: float = field(default_factory=time.monotonic)
+
+    def fresh(self, ns: str) -> bool:
+        return ns == self.ns and time.monotonic() - self.at < TURN_READ_SECONDS
+
+
 class AsyncRedisCheckpointer(BaseRedisCheckpointer):
     """LangGraph checkpointer on plain Redis (>= 6.2, Valkey), asyncio."""
 
@@ -52,6 +76,7 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
         serde: SerializerProtocol | None = None,
     ) -> None:
         super().__init__(client, ttl=ttl, serde=serde)
+        self._turns: dict[str, _TurnRead] = {}  # aread_turn's reads, by thread
 
     @classmethod
     def from_url(cls, url: str, *, ttl: int | None = None, **kwargs: Any) -> AsyncRedisCheckpointer:
@@ -85,6 +110,10 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
         thread_id = str(config["configurable"]["thread_id"])
         ns = self._ns(config)
         cid = get_checkpoint_id(config)
+        turn = self._turns.get(thread_id)
+        if turn is not None and not cid and turn.entry is not _USED and turn.fresh(ns):
+            entry, turn.entry = turn.entry, _USED
+            return None if entry is None else self._decode(thread_id, ns, entry)
         ks, args = self._load_args(thread_id, ns, [cid] if cid else None)
         with self._guard("reading", thread_id):
             entries = await self._load(keys=ks, args=args)
@@ -97,6 +126,28 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
         ks, args = self._interrupted_args(config)
         with self._guard("reading", str(config["configurable"]["thread_id"])):
             return int(await self._interrupted(keys=ks, args=args)) == 1
+
+    async def aread_turn(self, config: RunnableConfig, channels: Sequence[str]) -> bool:
+        """What a turn reads before it runs, in one script call: returns whether a task of
+        the latest checkpoint (of ``config``'s namespace) was interrupted, as
+        :meth:`ahas_interrupt`, and keeps that checkpoint and the history of its delta
+        ``channels`` for the turn's own reads that follow (LangGraph's ``aget_tuple`` of
+        the latest checkpoint, then ``aget_delta_channel_history`` of it), which then make
+        no round trip. For the process that holds the thread's run lock (the only writer):
+        each is used once, within ``TURN_READ_SECONDS``, and any write of the thread
+        through this saver drops them."""
+        thread_id, ns = str(config["configurable"]["thread_id"]), self._ns(config)
+        ks, args = self._interrupted_args(config)
+        with self._guard("reading", thread_id):
+            found = await self._turn(keys=ks, args=[*args, *channels])
+        if len(self._turns) >= MAX_TURN_READS:  # turns that never read theirs
+            self._turns.clear()
+        if int(found[0]) < 0:  # no checkpoint yet: the turn's aget_tuple finds none
+            self._turns[thread_id] = _TurnRead(ns, "", tuple(channels), None, [])
+            return False
+        entry, chain = found[1], found[2]
+        self._turns[thread_id] = _TurnRead(ns, _as_str(entry[0]), tuple(channels), entry, chain)
+        return int(found[0]) == 1
 
     async def alist(
         self,
@@ -233,6 +284,15 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
         if not channels:
             return {}
         thread_id, ns, ks, args = self._delta_args(config, channels)
+        turn = self._turns.get(thread_id)
+        if (
+            turn is not None
+            and turn.fresh(ns)
+            and turn.channels == tuple(channels)
+            and args[1] in ("", turn.checkpoint_id)
+        ):
+            del self._turns[thread_id]
+            return self._decode_delta(thread_id, ns, channels, turn.chain)
         with self._guard("reading the history of", thread_id):
             chain = await self._delta(keys=ks, args=args)
         return self._decode_delta(thread_id, ns, channels, chain)
@@ -246,6 +306,7 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
     ) -> RunnableConfig:
         ks, args, next_config = self._encode_put(config, checkpoint, metadata, new_versions)
         thread_id = args[4]
+        self._turns.pop(thread_id, None)
         with self._guard("saving a checkpoint of", thread_id):
             await self._put(keys=ks, args=args)
             if self.cluster:
@@ -264,6 +325,7 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
             return
         ks, args = self._encode_writes(config, writes, task_id, task_path)
         thread_id = args[3]
+        self._turns.pop(thread_id, None)
         with self._guard("saving pending writes of", thread_id):
             await self._put_writes(keys=ks, args=args)
             if self.cluster:
@@ -272,6 +334,7 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
 
     async def adelete_thread(self, thread_id: str) -> None:
         thread_id = str(thread_id)
+        self._turns.pop(thread_id, None)
         with self._guard("deleting", thread_id):
             if self.cluster:  # two slots: the thread's keys, then the index
                 await self.client.unlink(*self.thread_keys(thread_id))
@@ -284,6 +347,7 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         src, dst = self.thread_keys(str(source_thread_id)), self.thread_keys(str(target_thread_id))
+        self._turns.pop(str(target_thread_id), None)
         with self._guard("copying", source_thread_id):
             read = self.client.pipeline(transaction=not self.cluster)
             for i, key in enumerate(src):
@@ -326,6 +390,7 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
     ) -> int:
         """Keep the newest ``keep`` checkpoints, drop the older ones (see ``RedisCheckpointer.trim``)."""
         thread_id, keep = str(thread_id), self._check_keep(keep)
+        self._turns.pop(thread_id, None)
         key, high, low, offset = self._oldest_kept_args(thread_id, checkpoint_ns, keep)
         with self._guard("trimming", thread_id):
             found = await self.client.zrevrangebylex(key, high, low, start=offset, num=2)
@@ -367,6 +432,7 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
 
     async def _remove(self, thread_id: str, remove: Any) -> None:
         """Delete some checkpoints of a thread atomically (WATCH/MULTI, retried)."""
+        self._turns.pop(thread_id, None)
         ks = self.thread_keys(thread_id)
         idx, cp, blobs, writes, wix, runs = ks
         with self._guard("pruning", thread_id):

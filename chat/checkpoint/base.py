@@ -83,7 +83,36 @@ class ThreadStats:
 # ARGV: ns, mode, ... Mode '' = the latest checkpoint; 'r' = the newest ARGV[5] in the
 # ZREVRANGEBYLEX range ARGV[3] .. ARGV[4] (``list`` in one round trip); otherwise the
 # checkpoint ids ARGV[3..].
-LOAD_LUA = r"""
+# One checkpoint of a namespace (p: the namespace and a NUL), loaded: {id, record, blobs,
+# writes}, or nil when its record is gone.
+LOAD_ONE_LUA = r"""
+local function load_one(p, cid)
+  local m = p .. cid
+  local rec = redis.call('HGET', KEYS[2], m)
+  if not rec then return nil end
+  local n, pos = struct.unpack('>I2', rec)
+  local refs = {}
+  for i = 1, n do
+    local l
+    l, pos = struct.unpack('>I2', rec, pos)
+    refs[i] = p .. string.sub(rec, pos, pos + l - 1)
+    pos = pos + l
+  end
+  local blobs = {}
+  if n > 0 then blobs = redis.call('HMGET', KEYS[3], unpack(refs)) end
+  local wf = redis.call('ZRANGEBYLEX', KEYS[5], '(' .. m .. '\0', '(' .. m .. '\1')
+  local writes = {}
+  if #wf > 0 then writes = redis.call('HMGET', KEYS[4], unpack(wf)) end
+  return {cid, rec, blobs, writes}
+end
+"""
+
+# ARGV: ns, mode, ... Mode '' = the latest checkpoint; 'r' = the newest ARGV[5] in the
+# ZREVRANGEBYLEX range ARGV[3] .. ARGV[4] (``list`` in one round trip); otherwise the
+# checkpoint ids ARGV[3..].
+LOAD_LUA = (
+    LOAD_ONE_LUA
+    + r"""
 local p = ARGV[1] .. '\0'
 local cids = {}
 if ARGV[2] == '' or ARGV[2] == 'r' then
@@ -97,41 +126,37 @@ else
 end
 local out = {}
 for _, cid in ipairs(cids) do
-  local m = p .. cid
-  local rec = redis.call('HGET', KEYS[2], m)
-  if rec then
-    local n, pos = struct.unpack('>I2', rec)
-    local refs = {}
-    for i = 1, n do
-      local l
-      l, pos = struct.unpack('>I2', rec, pos)
-      refs[i] = p .. string.sub(rec, pos, pos + l - 1)
-      pos = pos + l
-    end
-    local blobs = {}
-    if n > 0 then blobs = redis.call('HMGET', KEYS[3], unpack(refs)) end
-    local wf = redis.call('ZRANGEBYLEX', KEYS[5], '(' .. m .. '\0', '(' .. m .. '\1')
-    local writes = {}
-    if #wf > 0 then writes = redis.call('HMGET', KEYS[4], unpack(wf)) end
-    out[#out + 1] = {cid, rec, blobs, writes}
-  end
+  local entry = load_one(p, cid)
+  if entry then out[#out + 1] = entry end
 end
 return out
+"""
+)
+
+# Whether a task of checkpoint member m was interrupted: one of its write fields ends with
+# ``suffix`` (NUL and the INTERRUPT write index).
+INTERRUPTED_ONE_LUA = r"""
+local function interrupted(m, suffix)
+  local wf = redis.call('ZRANGEBYLEX', KEYS[5], '(' .. m .. '\0', '(' .. m .. '\1')
+  for i = 1, #wf do
+    if string.sub(wf[i], -#suffix) == suffix then return 1 end
+  end
+  return 0
+end
 """
 
 # ARGV: ns, the end of an INTERRUPT write's field (NUL and its write index, -3). Whether
 # a task of the namespace's latest checkpoint was interrupted: 1, 0, or -1 for no
 # checkpoint. The check before every turn, without loading the checkpoint.
-INTERRUPTED_LUA = r"""
+INTERRUPTED_LUA = (
+    INTERRUPTED_ONE_LUA
+    + r"""
 local p = ARGV[1] .. '\0'
 local r = redis.call('ZREVRANGEBYLEX', KEYS[1], '(' .. ARGV[1] .. '\1', '(' .. p, 'LIMIT', 0, 1)
 if #r == 0 then return -1 end
-local wf = redis.call('ZRANGEBYLEX', KEYS[5], '(' .. r[1] .. '\0', '(' .. r[1] .. '\1')
-for i = 1, #wf do
-  if string.sub(wf[i], -#ARGV[2]) == ARGV[2] then return 1 end
-end
-return 0
+return interrupted(r[1], ARGV[2])
 """
+)
 
 # ARGV: member, record, ttl, now ms, thread id, run id, then blob field/value pairs.
 PUT_LUA = r"""
@@ -186,12 +211,67 @@ local function record(rec, k)
 end
 """
 
+# The parent chain of checkpoint ``target`` (of namespace p) for ``DeltaChannel`` replay,
+# the channels being ARGV[first..]. For each ancestor, nearest first: {id, writes of the
+# channels still wanted, {channel, blob} seeds found there}. A channel stops at the
+# nearest ancestor holding a real (non-"empty") blob for it.
+DELTA_WALK_LUA = r"""
+local function delta_walk(p, target, first)
+  local want, left = {}, 0
+  for i = first, #ARGV do
+    if not want[ARGV[i]] then want[ARGV[i]] = true; left = left + 1 end
+  end
+  local function parse(rec) return record(rec, 5) end
+  local rec = redis.call('HGET', KEYS[2], p .. target)
+  if not rec then return {} end
+  local _, current = parse(rec)
+  local out, steps = {}, 0
+  while current ~= '' and left > 0 and steps < 100000 do
+    steps = steps + 1
+    local m = p .. current
+    rec = redis.call('HGET', KEYS[2], m)
+    if not rec then break end
+    local refs, parent = parse(rec)
+    local seeds, done = {}, {}
+    for _, ref in ipairs(refs) do
+      local sep = string.find(ref, '\0', 1, true)
+      local ch = string.sub(ref, 1, sep - 1)
+      if want[ch] then
+        local blob = redis.call('HGET', KEYS[3], p .. ref)
+        if blob then
+          local tl = struct.unpack('>I2', blob)
+          if string.sub(blob, 3, 2 + tl) ~= 'empty' then
+            seeds[#seeds + 1] = ch
+            seeds[#seeds + 1] = blob
+            done[#done + 1] = ch
+          end
+        end
+      end
+    end
+    local writes = {}
+    local wf = redis.call('ZRANGEBYLEX', KEYS[5], '(' .. m .. '\0', '(' .. m .. '\1')
+    if #wf > 0 then
+      for _, w in ipairs(redis.call('HMGET', KEYS[4], unpack(wf))) do
+        if w then
+          local l1 = struct.unpack('>I4', w)
+          local l2 = struct.unpack('>I4', w, 5 + l1)
+          if want[string.sub(w, 9 + l1, 8 + l1 + l2)] then writes[#writes + 1] = w end
+        end
+      end
+    end
+    out[#out + 1] = {current, writes, seeds}
+    for _, ch in ipairs(done) do want[ch] = nil; left = left - 1 end
+    current = parent
+  end
+  return out
+end
+"""
+
 # Walks the parent chain of one checkpoint for ``DeltaChannel`` replay, in one call.
-# ARGV: ns, checkpoint id ('' = latest), channel names. For each ancestor, nearest
-# first: {id, writes of the channels still wanted, {channel, blob} seeds found there}.
-# A channel stops at the nearest ancestor holding a real (non-"empty") blob for it.
+# ARGV: ns, checkpoint id ('' = latest), channel names.
 DELTA_LUA = (
     RECORD_LUA
+    + DELTA_WALK_LUA
     + r"""
 local p = ARGV[1] .. '\0'
 local target = ARGV[2]
@@ -200,53 +280,27 @@ if target == '' then
   if #r == 0 then return {} end
   target = string.sub(r[1], #p + 1)
 end
-local want, left = {}, 0
-for i = 3, #ARGV do
-  if not want[ARGV[i]] then want[ARGV[i]] = true; left = left + 1 end
-end
-local function parse(rec) return record(rec, 5) end
-local rec = redis.call('HGET', KEYS[2], p .. target)
-if not rec then return {} end
-local _, current = parse(rec)
-local out, steps = {}, 0
-while current ~= '' and left > 0 and steps < 100000 do
-  steps = steps + 1
-  local m = p .. current
-  rec = redis.call('HGET', KEYS[2], m)
-  if not rec then break end
-  local refs, parent = parse(rec)
-  local seeds, done = {}, {}
-  for _, ref in ipairs(refs) do
-    local sep = string.find(ref, '\0', 1, true)
-    local ch = string.sub(ref, 1, sep - 1)
-    if want[ch] then
-      local blob = redis.call('HGET', KEYS[3], p .. ref)
-      if blob then
-        local tl = struct.unpack('>I2', blob)
-        if string.sub(blob, 3, 2 + tl) ~= 'empty' then
-          seeds[#seeds + 1] = ch
-          seeds[#seeds + 1] = blob
-          done[#done + 1] = ch
-        end
-      end
-    end
-  end
-  local writes = {}
-  local wf = redis.call('ZRANGEBYLEX', KEYS[5], '(' .. m .. '\0', '(' .. m .. '\1')
-  if #wf > 0 then
-    for _, w in ipairs(redis.call('HMGET', KEYS[4], unpack(wf))) do
-      if w then
-        local l1 = struct.unpack('>I4', w)
-        local l2 = struct.unpack('>I4', w, 5 + l1)
-        if want[string.sub(w, 9 + l1, 8 + l1 + l2)] then writes[#writes + 1] = w end
-      end
-    end
-  end
-  out[#out + 1] = {current, writes, seeds}
-  for _, ch in ipairs(done) do want[ch] = nil; left = left - 1 end
-  current = parent
-end
-return out
+return delta_walk(p, target, 3)
+"""
+)
+
+# Before a turn, one call for the three reads it starts with: whether a task of the
+# namespace's latest checkpoint was interrupted, that checkpoint loaded (as LOAD_LUA)
+# and its delta channels' history (as DELTA_LUA). ARGV: ns, the INTERRUPT write field's
+# end, channel names. Returns {-1} without a checkpoint, else {flag, entry, chain}.
+TURN_LUA = (
+    RECORD_LUA
+    + LOAD_ONE_LUA
+    + INTERRUPTED_ONE_LUA
+    + DELTA_WALK_LUA
+    + r"""
+local p = ARGV[1] .. '\0'
+local r = redis.call('ZREVRANGEBYLEX', KEYS[1], '(' .. ARGV[1] .. '\1', '(' .. p, 'LIMIT', 0, 1)
+if #r == 0 then return {-1} end
+local cid = string.sub(r[1], #p + 1)
+local entry = load_one(p, cid)
+if not entry then return {-1} end
+return {interrupted(r[1], ARGV[2]), entry, delta_walk(p, cid, 3)}
 """
 )
 
@@ -434,12 +488,13 @@ class BaseRedisCheckpointer(BaseCheckpointSaver[str]):
         self._delta = client.register_script(DELTA_LUA)
         self._trim = client.register_script(TRIM_LUA)
         self._interrupted = client.register_script(INTERRUPTED_LUA)
+        self._turn = client.register_script(TURN_LUA)
 
     @property
     def script_sources(self) -> list[bytes | str]:
         """The Lua scripts this saver calls (to load them before the first call)."""
         scripts = (self._load, self._put, self._put_writes, self._delta, self._trim)
-        return [script.script for script in (*scripts, self._interrupted)]
+        return [script.script for script in (*scripts, self._interrupted, self._turn)]
 
     # --- keys ------------------------------------------------------------------------
 

@@ -571,9 +571,9 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
     # One worker: the app every worker of `make run` serves (agenticpal.serve), factory,
     # lifespan (the start-up warm-up) and all, in one uvicorn process without a supervisor.
     served = args.app == SERVED_APP and args.workers == 1
-    factory = ["--factory", "--lifespan", "on"] if served else []
+    factory = ["--factory"] if served else []
     with LiveServer(
-        app=args.app, workers=args.workers, extra_env=env, uvicorn_args=factory
+        app=args.app, workers=args.workers, extra_env=env, uvicorn_args=factory, lifespan=served
     ) as server:
         print(f"server pid {server.pid} on {server.url}; open-files limit {fd_limit}", flush=True)
         t0 = time.perf_counter()

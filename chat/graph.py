@@ -241,7 +241,7 @@ async def stream_turn(
                         yield "tool", result
 
 
-def delta_channels(graph: CompiledStateGraph) -> list[str]:
+def delta_channel_names(graph: CompiledStateGraph) -> list[str]:
     """The graph's channels stored as deltas (``DeltaChannel``: the messages)."""
     return [name for name, channel in graph.channels.items() if isinstance(channel, DeltaChannel)]
 
@@ -259,13 +259,14 @@ async def waiting_approvals(
     none, costs no more): our saver answers without loading the checkpoint, another
     loads it. Only then does LangGraph work out which still wait. ``turn``: a run about
     to start a turn asks (under the thread's run lock), and our saver reads the latest
-    checkpoint and its message history in the same call, for the turn to start from.
+    checkpoint and its message history in the same call, for the turn to start from
+    (the run calls :func:`end_turn` when the turn is over).
     """
     saver = graph.checkpointer
     latest = {"configurable": {**config["configurable"], "checkpoint_ns": ""}}
     if isinstance(saver, AsyncRedisCheckpointer):
         if turn:
-            interrupted = await saver.aread_turn(latest, delta_channels(graph))
+            interrupted = await saver.aread_turn(latest, delta_channel_names(graph))
         else:
             interrupted = await saver.ahas_interrupt(latest)
         if not interrupted:
@@ -275,6 +276,12 @@ async def waiting_approvals(
         if found is None or not any(w[1] == INTERRUPT_WRITES for w in found.pending_writes or ()):
             return []
     return list((await graph.aget_state(config)).interrupts)
+
+
+def end_turn(graph: CompiledStateGraph, thread_id: str) -> None:
+    """The turn is over: drop what its first read kept (``turn`` in :func:`waiting_approvals`)."""
+    if isinstance(graph.checkpointer, AsyncRedisCheckpointer):
+        graph.checkpointer.forget_turn(thread_id)
 
 
 async def set_aside_approvals(

@@ -35,6 +35,7 @@ from langgraph.graph.state import CompiledStateGraph
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS
 from chat import events, pending, threads
 from chat.graph import (
+    end_turn,
     final_reply,
     get_graph,
     message_text,
@@ -605,6 +606,7 @@ class Runner:
     ) -> CompiledStateGraph:
         """Stream the graph for ``message``; tokens and tool results go out via ``outbox``."""
         mid = message.message_id
+        graph = None
         try:
             graph = await self._graph_factory()
             resume = await self._before_turn(graph, config, message, outbox)
@@ -639,6 +641,8 @@ class Runner:
                         if value is not None and message_text(value):
                             run.reply = message_text(value)
         finally:
+            if graph is not None:
+                end_turn(graph, thread_id)
             # Every token is out before "done", "cancelled" or "error", even if this task
             # is cancelled again meanwhile.
             await outbox.drain(sender)

@@ -88,6 +88,8 @@ class LiveServer:
     # supervisor and this many worker processes, the app draining its runs at shutdown;
     # ``app`` is not used then). 1: one uvicorn process serving ``app``, as before.
     workers: int = 1
+    # One worker: serve the ASGI lifespan too (``app`` must take it: the served factory).
+    lifespan: bool = False
     # A real 3-master Redis Cluster instead of one server (REDIS_CLUSTER=true).
     cluster: bool = False
     redis: RedisServer | None = None
@@ -130,7 +132,8 @@ class LiveServer:
             command = server_command(self.host, self.port, self.workers)
         else:
             command = [sys.executable, "-m", "uvicorn", self.app,
-                       "--host", self.host, "--port", str(self.port), "--lifespan", "off",
+                       "--host", self.host, "--port", str(self.port),
+                       "--lifespan", "on" if self.lifespan else "off",
                        "--no-server-header", "--ws-max-size", "65536",
                        "--ws-per-message-deflate", "false"]  # fmt: skip
         self.process = subprocess.Popen(

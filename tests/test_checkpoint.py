@@ -6,6 +6,7 @@ tags, concurrent writers, long threads, corrupt data, Redis going away, password
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import operator
 import random
 import socket
@@ -630,6 +631,39 @@ async def test_a_turns_reads_are_dropped_by_a_write_and_by_time(monkeypatch) -> 
         await saver.aread_turn(cfg("drop"), ["messages"])
         await saver.adelete_thread("drop")
         assert not saver._turns and await saver.aget_tuple(cfg("drop")) is None
+
+
+async def test_a_turns_reads_serve_only_its_task_and_go_with_a_write_or_its_end(
+    checkpoints_redis: redis.Redis,
+) -> None:
+    """Another reader of the thread in the process (a page, a socket's history: another
+    task) reads Redis; a write through the saver, or the turn's end, drops the read."""
+    async with AsyncRedisCheckpointer.from_url(redis_clients.url_for("checkpoints")) as saver:
+        await saver.aload_scripts()
+        graph = delta_graph(saver)
+        await graph.ainvoke({"messages": ["one"], "other": []}, cfg("scope"))
+        latest = await saver.aget_tuple(cfg("scope"))
+
+        await saver.aread_turn(cfg("scope"), ["messages"])
+        calls = evalsha_calls(checkpoints_redis)
+        other_reader = saver.aget_tuple(cfg("scope"))  # a task not started by the turn's
+        assert await asyncio.create_task(other_reader, context=contextvars.Context()) == latest
+        assert evalsha_calls(checkpoints_redis) == calls + 1  # the other task read Redis
+        assert await saver.aget_tuple(cfg("scope")) == latest  # this one did not
+        assert evalsha_calls(checkpoints_redis) == calls + 1
+
+        await saver.aread_turn(cfg("scope"), ["messages"])
+        await saver.aput_writes(latest.config, [("other", ["x"])], "task-1")
+        calls = evalsha_calls(checkpoints_redis)
+        found = await saver.aget_tuple(cfg("scope"))
+        assert evalsha_calls(checkpoints_redis) == calls + 1  # dropped by the write
+        assert ("task-1", "other", ["x"]) in found.pending_writes
+
+        await saver.aread_turn(cfg("scope"), ["messages"])
+        saver.forget_turn("scope")
+        calls = evalsha_calls(checkpoints_redis)
+        await saver.aget_tuple(cfg("scope"))
+        assert evalsha_calls(checkpoints_redis) == calls + 1
 
 
 async def test_a_turns_reads_answer_interrupts_and_keep_nothing_for_a_new_thread(

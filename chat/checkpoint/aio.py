@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,8 +43,7 @@ BATCH = 100
 
 
 TURN_READ_SECONDS = 5.0  # a turn's reads (aread_turn) older than this are read again
-MAX_TURN_READS = 1000  # turns whose reads are kept at once (a bound; normally a few)
-
+SWEEP_TURN_READS = 100  # past this many kept reads, the expired ones are dropped
 
 _USED = object()
 
@@ -52,15 +52,22 @@ _USED = object()
 class _TurnRead:
     """What :meth:`AsyncRedisCheckpointer.aread_turn` read, until the turn uses it."""
 
+    thread_id: str
     ns: str
-    checkpoint_id: str
+    checkpoint_id: str  # "" when the thread had no checkpoint
     channels: tuple[str, ...]
     entry: Any  # the latest checkpoint as LOAD_LUA returns it (None: none); _USED once used
-    chain: Any  # its delta history as DELTA_LUA returns it
+    chain: Any  # its delta history as DELTA_LUA returns it; None once used
     at: float = field(default_factory=time.monotonic)
 
-    def fresh(self, ns: str) -> bool:
-        return ns == self.ns and time.monotonic() - self.at < TURN_READ_SECONDS
+    def fresh(self) -> bool:
+        return time.monotonic() - self.at < TURN_READ_SECONDS
+
+
+# The read of the turn the current task (and the tasks it starts: LangGraph's) runs. Only
+# there is it used: another reader of the thread in this process (a page, a socket's
+# history) reads Redis as always.
+_TURN_READ: ContextVar[_TurnRead | None] = ContextVar("agenticpal_turn_read", default=None)
 
 
 class AsyncRedisCheckpointer(BaseRedisCheckpointer):
@@ -110,8 +117,8 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
         thread_id = str(config["configurable"]["thread_id"])
         ns = self._ns(config)
         cid = get_checkpoint_id(config)
-        turn = self._turns.get(thread_id)
-        if turn is not None and not cid and turn.entry is not _USED and turn.fresh(ns):
+        turn = self._turn_read(thread_id, ns)
+        if turn is not None and not cid and turn.entry is not _USED:
             entry, turn.entry = turn.entry, _USED
             return None if entry is None else self._decode(thread_id, ns, entry)
         ks, args = self._load_args(thread_id, ns, [cid] if cid else None)
@@ -131,23 +138,40 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
         """What a turn reads before it runs, in one script call: returns whether a task of
         the latest checkpoint (of ``config``'s namespace) was interrupted, as
         :meth:`ahas_interrupt`, and keeps that checkpoint and the history of its delta
-        ``channels`` for the turn's own reads that follow (LangGraph's ``aget_tuple`` of
-        the latest checkpoint, then ``aget_delta_channel_history`` of it), which then make
-        no round trip. For the process that holds the thread's run lock (the only writer):
-        each is used once, within ``TURN_READ_SECONDS``, and any write of the thread
-        through this saver drops them."""
+        ``channels`` for the turn's own reads that follow in this task (LangGraph's
+        ``aget_tuple`` of the latest checkpoint, then ``aget_delta_channel_history`` of
+        it), which then make no round trip. For the run that holds the thread's run lock
+        (nothing else writes the thread meanwhile): each is used once, only by the task
+        that called this and the tasks it starts, within ``TURN_READ_SECONDS``; any write
+        of the thread through this saver and :meth:`forget_turn` drop them."""
         thread_id, ns = str(config["configurable"]["thread_id"]), self._ns(config)
         ks, args = self._interrupted_args(config)
         with self._guard("reading", thread_id):
             found = await self._turn(keys=ks, args=[*args, *channels])
-        if len(self._turns) >= MAX_TURN_READS:  # turns that never read theirs
-            self._turns.clear()
+        if len(self._turns) >= SWEEP_TURN_READS:  # runs that ended without using theirs
+            for stale in [t for t, turn in self._turns.items() if not turn.fresh()]:
+                del self._turns[stale]
         if int(found[0]) < 0:  # no checkpoint yet: the turn's aget_tuple finds none
-            self._turns[thread_id] = _TurnRead(ns, "", tuple(channels), None, [])
-            return False
-        entry, chain = found[1], found[2]
-        self._turns[thread_id] = _TurnRead(ns, _as_str(entry[0]), tuple(channels), entry, chain)
+            turn = _TurnRead(thread_id, ns, "", tuple(channels), None, None)
+        else:
+            entry = found[1]
+            turn = _TurnRead(thread_id, ns, _as_str(entry[0]), tuple(channels), entry, found[2])
+        self._turns[thread_id] = turn
+        _TURN_READ.set(turn)
         return int(found[0]) == 1
+
+    def forget_turn(self, thread_id: str) -> None:
+        """Drop what :meth:`aread_turn` kept for ``thread_id`` (its turn has ended)."""
+        self._turns.pop(str(thread_id), None)
+
+    def _turn_read(self, thread_id: str, ns: str) -> _TurnRead | None:
+        """This task's turn read of ``thread_id``, if it is still good to use."""
+        turn = _TURN_READ.get()
+        if turn is None or turn.thread_id != thread_id or turn.ns != ns:
+            return None
+        if self._turns.get(thread_id) is not turn or not turn.fresh():
+            return None  # dropped (a write, the turn's end) or too old
+        return turn
 
     async def alist(
         self,
@@ -284,15 +308,15 @@ class AsyncRedisCheckpointer(BaseRedisCheckpointer):
         if not channels:
             return {}
         thread_id, ns, ks, args = self._delta_args(config, channels)
-        turn = self._turns.get(thread_id)
+        turn = self._turn_read(thread_id, ns)
         if (
             turn is not None
-            and turn.fresh(ns)
+            and turn.chain is not None
             and turn.channels == tuple(channels)
-            and args[1] in ("", turn.checkpoint_id)
+            and args[1] == turn.checkpoint_id
         ):
-            del self._turns[thread_id]
-            return self._decode_delta(thread_id, ns, channels, turn.chain)
+            chain, turn.chain = turn.chain, None
+            return self._decode_delta(thread_id, ns, channels, chain)
         with self._guard("reading the history of", thread_id):
             chain = await self._delta(keys=ks, args=args)
         return self._decode_delta(thread_id, ns, channels, chain)

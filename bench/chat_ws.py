@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from tests.e2e_support import LiveServer, aiter_sse, ws_connect
+from tests.e2e_support import LiveServer, aiter_sse, process_cpu_seconds, ws_connect
 
 SCENARIOS = ("people", "paced", "burst")
 SERVED_APP = "agenticpal.serve:asgi_application"  # a factory: what make run's workers serve
@@ -95,11 +95,6 @@ def raise_fd_limit(needed: int) -> int:
             file=sys.stderr,
         )
     return soft
-
-
-async def mint_sessions(server: LiveServer, count: int) -> list[str]:
-    """``count`` signed-in session cookies of the local user, from one Django start-up."""
-    return await asyncio.to_thread(server.session_cookies, count)
 
 
 READ_WORDS_PER_SECOND = 250 / 60  # an adult reading a screen: about 250 words a minute
@@ -429,8 +424,7 @@ def worker_cpu_seconds(server: LiveServer) -> dict[int, float]:
     found = {}
     for pid in server.worker_pids():
         with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            found[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            found[pid] = process_cpu_seconds(pid)
     return found
 
 
@@ -577,7 +571,8 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
     ) as server:
         print(f"server pid {server.pid} on {server.url}; open-files limit {fd_limit}", flush=True)
         t0 = time.perf_counter()
-        cookies = await mint_sessions(server, args.sessions or args.clients)
+        # The local user's sessions, made by login() in one Django start-up.
+        cookies = await asyncio.to_thread(server.session_cookies, args.sessions or args.clients)
         print(f"{len(cookies)} sessions signed in in {time.perf_counter() - t0:.1f}s", flush=True)
         rss_start = server.rss_kb()
         floor_ms, floor_first_ms = await asyncio.to_thread(graph_alone_ms, server)

@@ -285,11 +285,7 @@ class LiveServer:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server's processes (``/proc/<pid>/stat``)."""
-        ticks = 0
-        for pid in self._serving():
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return sum(process_cpu_seconds(pid) for pid in self._serving())
 
     # --- signing in ------------------------------------------------------------------
 
@@ -333,21 +329,6 @@ class LiveServer:
             )
         return match.group(0)
 
-    def login_urls(self, count: int) -> list[str]:
-        """``count`` one-time sign-in URLs from one Django start-up (the command's own
-        function, called in a loop; starting ``manage.py`` per URL takes a second each)."""
-        code = (
-            "from workspace.views import issue_login_token\n"
-            "from django.urls import reverse\n"
-            f"for _ in range({count}):\n"
-            f"    print({self.url!r} + reverse('local_login', args=[issue_login_token()]))\n"
-        )
-        result = self.manage("shell", "-c", code)
-        urls = _LOGIN_URL.findall(result.stdout)
-        if result.returncode != 0 or len(urls) != count:
-            raise LiveServerError(f"Minting sign-in URLs failed: {result.stdout}{result.stderr}")
-        return urls
-
     def session_cookies(self, count: int) -> list[str]:
         """``count`` session cookies of the local user, made as Django's test client's
         ``force_login`` makes them (the real ``login()``, the project's session store), and
@@ -382,6 +363,12 @@ class LiveServer:
 
 
 # --- processes and their sockets (Linux /proc) ------------------------------------
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def child_pids(pid: int) -> list[int]:
@@ -628,10 +615,9 @@ class WorkspaceStub:
     def cpu_seconds(self) -> float:
         """The stub's CPU time so far (Linux: /proc; elsewhere NaN)."""
         try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return process_cpu_seconds(self.process.pid)
         except (AttributeError, OSError):
             return float("nan")
-        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
     def logged(self, pattern: str = r"(?:GET|POST|PUT|PATCH|DELETE) /") -> int:
         """Requests in the stub's access log so far (those matching ``pattern``)."""

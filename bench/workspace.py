@@ -87,6 +87,8 @@ def configure(redis_url: str, google_url: str) -> None:
         CHANNEL_LAYERS=channel_layers(redis),  # the approval scenario's events
         CHAT_MAX_QUEUED_MESSAGES=20,
         CHAT_MESSAGES_PER_MINUTE=1_000_000,
+        CHAT_TOKEN_WINDOW_SECONDS=0.1,  # the runner's defaults (agenticpal.settings)
+        CHAT_TOKEN_EVENTS_PER_SECOND=200,
         AGENTICPAL_MODEL="",  # the offline model
         AGENTICPAL_OFFLINE_WORD_DELAY=0,
         SESSION_TTL_SECONDS=3600,

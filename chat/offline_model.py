@@ -363,7 +363,8 @@ def plan_reply(messages: Sequence[BaseMessage], tool_names: Sequence[str] = ()) 
         if not earlier:
             return Reply("This is the first thing you have told me in this conversation.")
         quotes = ", then ".join(_quote(text) for text in earlier[-3:])
-        return Reply(f"You told me earlier that {quotes}.")
+        end = "" if quotes[-2:-1] in {".", "!", "?", "…"} else "."  # no “Hello.”.
+        return Reply(f"You told me earlier that {quotes}{end}")
 
     greeting = f"Hello, {name}! " if name and _GREETING.search(question) else ""
     if not greeting and _GREETING.search(question):

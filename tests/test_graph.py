@@ -158,6 +158,13 @@ async def test_multi_turn_context_comes_from_the_checkpoint_even_after_a_restart
     ]
 
 
+def test_a_recap_ends_with_one_full_stop() -> None:
+    said = [HumanMessage("Hello, my name is Ada."), HumanMessage("What did I tell you earlier?")]
+    assert plan_reply(said).text == "You told me earlier that “Hello, my name is Ada.”"
+    said = [HumanMessage("I like compilers"), HumanMessage("What did I tell you earlier?")]
+    assert plan_reply(said).text == "You told me earlier that “I like compilers”."
+
+
 async def test_the_tool_path_runs_end_to_end_in_the_users_timezone():
     runner = Runner()
     seen = await ask(runner, "g-tool", "what time is it?", timezone="Asia/Tokyo")

@@ -399,14 +399,17 @@ def profile_breakdown(path: Path) -> list[tuple[str, float]]:
     return sorted(((a, 100 * n / max(total, 1)) for a, n in counts.items()), key=lambda x: -x[1])
 
 
-def redis_calls(server: LiveServer) -> dict[str, int]:
-    """Commands the server's Redis has run so far, by name (``INFO commandstats``)."""
+def redis_calls(server: LiveServer) -> dict[str, tuple[int, int]]:
+    """Commands the server's Redis has run so far, by name: calls and microseconds spent
+    (``INFO commandstats``; a script's time includes the commands it calls)."""
     import redis
 
     assert server.redis is not None
     with redis.Redis.from_url(server.redis.url) as client:
         stats = client.info("commandstats")
-    return {name.removeprefix("cmdstat_"): row["calls"] for name, row in stats.items()}
+    return {
+        name.removeprefix("cmdstat_"): (row["calls"], row["usec"]) for name, row in stats.items()
+    }
 
 
 def redis_cpu_seconds(server: LiveServer) -> float:
@@ -530,12 +533,24 @@ async def run_scenario(
         f"{own_cpu:.1f} s",
         flush=True,
     )
-    calls = {k: v - calls0.get(k, 0) for k, v in redis_calls(server).items()}
-    per_message = {k: v / max(results.sent, 1) for k, v in calls.items() if v}
+    sent = max(results.sent, 1)
+    calls = {
+        k: (n - calls0.get(k, (0, 0))[0], us - calls0.get(k, (0, 0))[1])
+        for k, (n, us) in redis_calls(server).items()
+    }
+    per_message = {k: n / sent for k, (n, _) in calls.items() if n}
     print(
         f"{name}: Redis commands per message sent: {sum(per_message.values()):.1f} ("
         + ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_message.items(), key=lambda x: -x[1]))
         + ")",
+        flush=True,
+    )
+    spent = {k: us / sent for k, (n, us) in calls.items() if n}
+    print(
+        f"{name}: redis-server time per message in its busiest commands (evalsha includes the "
+        "commands the scripts call): "
+        + ", ".join(f"{k} {v:.0f} µs" for k, v in sorted(spent.items(), key=lambda x: -x[1])[:8])
+        + f"; CPU per message {1e3 * redis_cpu / sent:.2f} ms",
         flush=True,
     )
     if profiler is not None:
@@ -582,11 +597,17 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
         idle_opened, idle_failed, rss_idle = 0, [], 0
         if args.idle:
             async with contextlib.AsyncExitStack() as stack:
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), server.cpu_seconds()
                 idle_opened, idle_failed = await open_idle(server, cookies, args.idle, stack)
+                seconds, cpu = time.perf_counter() - t0, server.cpu_seconds() - cpu0
                 await asyncio.sleep(2)
                 rss_idle = server.rss_kb()
-                print(f"idle phase: opened in {time.perf_counter() - t0:.1f}s", flush=True)
+                print(
+                    f"idle phase: opened in {seconds:.1f}s, server CPU "
+                    f"{1e3 * cpu / max(idle_opened, 1):.2f} ms a socket (handshake, sign-in, "
+                    "claim, history)",
+                    flush=True,
+                )
 
     print(
         f"\n{args.clients} concurrent chat clients, {args.messages} messages each; "

@@ -293,6 +293,140 @@ async def test_the_session_is_read_on_the_event_loop(monkeypatch):
     assert ok and await close_code(comm) == 4401
 
 
+# --- the user behind a socket: one kept database connection, Django's checks each time ---
+
+
+def _on_lookup_thread(fn):
+    """Run ``fn`` on the websocket sign-in thread (whose connection is the one kept)."""
+    from sessions_redis.websocket import _LOOKUPS
+
+    return _LOOKUPS.submit(fn).result(timeout=10)
+
+
+async def test_sockets_opened_one_after_another_share_one_database_connection():
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+
+    client = await signed_in_client("ada@example.com")
+    cookie = session_cookie(client)
+    comm, _ = await connected("t-conn-0", cookie)  # the thread's connection, if it had none
+    await comm.disconnect()
+    opened = []
+
+    def count(sender, connection, **kwargs):
+        opened.append(connection.alias)
+
+    connection_created.connect(count)
+    try:
+        for n in range(1, 6):
+            comm, history = await connected(f"t-conn-{n}", cookie)
+            assert history["type"] == "history"
+            await comm.disconnect()
+    finally:
+        connection_created.disconnect(count)
+    assert opened == []
+    assert _on_lookup_thread(lambda: connections["default"].connection is not None)
+
+
+async def test_a_user_deactivated_meanwhile_is_refused_on_the_next_socket():
+    client = await signed_in_client("ada@example.com")
+    cookie = session_cookie(client)
+    comm, _ = await connected("t-active", cookie)
+    await comm.disconnect()
+    from django.contrib.auth import get_user_model
+
+    await get_user_model().objects.filter(username="ada").aupdate(is_active=False)
+    comm = communicator("t-active", cookie)
+    ok, _ = await comm.connect()
+    assert ok and await close_code(comm) == 4401
+
+
+async def test_a_changed_password_flushes_the_session_and_refuses_the_socket():
+    from django.contrib.auth import get_user_model
+
+    from sessions_redis.backend import SessionStore
+
+    client = await signed_in_client("ada@example.com")
+    cookie = session_cookie(client)
+    user = await get_user_model().objects.aget(username="ada")
+    user.set_password("a new one")
+    await user.asave()
+    comm = communicator("t-password", cookie)
+    ok, _ = await comm.connect()
+    assert ok and await close_code(comm) == 4401
+    assert not await SessionStore().aexists(cookie)  # flushed, as Channels' get_user does
+
+
+async def test_a_lookup_failing_on_a_dropped_connection_is_tried_once_more(monkeypatch):
+    """A database restart breaks the kept connection: the connections are closed and the
+    lookup runs again (the test database is in memory, where Django ignores a close, so
+    the failure is simulated); a second failure is the database's and propagates."""
+    from django.db import OperationalError
+
+    from sessions_redis import websocket
+
+    client = await signed_in_client("ada@example.com")
+    cookie = session_cookie(client)
+    checked, failures = websocket._checked_user, []
+
+    def failing_once(session):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("server closed the connection unexpectedly")
+        return checked(session)
+
+    monkeypatch.setattr(websocket, "_checked_user", failing_once)
+    comm, history = await connected("t-dropped", cookie)
+    assert history["type"] == "history" and failures == [1]
+    await comm.disconnect()
+
+    def failing(session):
+        raise OperationalError("the database is down")
+
+    monkeypatch.setattr(websocket, "_checked_user", failing)
+    from sessions_redis.backend import SessionStore
+
+    session = SessionStore(cookie)
+    await session.aload()
+    with pytest.raises(OperationalError):
+        _on_lookup_thread(lambda: websocket.session_user(session))
+
+
+async def test_a_kept_connection_is_closed_after_its_time_and_the_next_one_kept(monkeypatch):
+    """Past its time the kept connection is closed (Django's own age check) before the
+    lookup; the one the lookup opens gets :data:`KEEP_CONNECTION_SECONDS` again. (The
+    test database is in memory, where Django ignores the close itself: the call is what
+    is checked.)"""
+    import threading
+    import time
+
+    from django.db import connections
+
+    client = await signed_in_client("ada@example.com")
+    cookie = session_cookie(client)
+    comm, _ = await connected("t-age-0", cookie)
+    await comm.disconnect()
+    close_at = _on_lookup_thread(lambda: connections["default"].close_at)
+    assert close_at > time.monotonic()  # kept, though CONN_MAX_AGE is 0
+    wrapper = type(connections["default"])
+    closed, close = [], wrapper.close
+
+    def recording(self):
+        if threading.current_thread().name.startswith("websocket-sign-in"):
+            closed.append(self.alias)
+        return close(self)
+
+    monkeypatch.setattr(wrapper, "close", recording)
+    comm, _ = await connected("t-age-1", cookie)  # within its time: not closed
+    await comm.disconnect()
+    assert closed == []
+    _on_lookup_thread(lambda: setattr(connections["default"], "close_at", time.monotonic() - 1))
+    comm, _ = await connected("t-age-2", cookie)
+    await comm.disconnect()
+    assert closed == ["default"]
+    assert _on_lookup_thread(lambda: connections["default"].close_at) > time.monotonic() + 50
+
+
 async def test_a_new_chat_opens_without_reading_back_a_history(monkeypatch):
     """The claim just found no checkpoints: the socket's ``history`` is empty without
     another read; a chat that has some reads them back as always."""

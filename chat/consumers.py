@@ -72,7 +72,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             try:
                 claimed = await threads.aopen(
-                    self.user_email, thread_id, session and session.session_key
+                    self.user_email,
+                    thread_id,
+                    session and session.session_key,
+                    session_value=session and session.loaded_value,
                 )
             except threads.TooManyThreads as exc:
                 await self.send_error(str(exc))

@@ -274,11 +274,17 @@ class Opened(enum.IntEnum):
 
 
 async def aopen(
-    email: str, thread_id: str, session_id: str | None = None, *, client=None
+    email: str,
+    thread_id: str,
+    session_id: str | None = None,
+    *,
+    client=None,
+    session_value: bytes | None = None,
 ) -> Opened:
     """:func:`aclaim`, telling a little more: ``REFUSED``, ``OURS``, or ``NEW_AND_EMPTY``
     (claimed just now and without checkpoints: a new chat, whose history and approvals
-    need not be read)."""
+    need not be read). ``session_value``: the session as the caller loaded it, so that
+    adding a new thread to its ``thread_ids`` does not read it again."""
     client = client or get_async_client("sessions")
     status = await _ado_claim(email, thread_id, client)
     if status == OVER_LIMIT:
@@ -293,7 +299,7 @@ async def aopen(
     if not status:
         return Opened.REFUSED
     if status == NEWLY_OURS and session_id:  # one round trip for a thread already ours
-        await store.aadd_thread_id(session_id, thread_id, client=client)
+        await store.aadd_thread_id(session_id, thread_id, client=client, loaded=session_value)
     return Opened.NEW_AND_EMPTY if status == NEWLY_OURS and recorded is None else Opened.OURS
 
 

@@ -74,6 +74,12 @@ class SessionStore(SessionBase):
         """The stored record as last loaded or saved (``None`` before that)."""
         return self._record
 
+    @property
+    def loaded_value(self) -> bytes | None:
+        """The stored value as last loaded (``None`` before that, or after a save): what
+        :func:`sessions_redis.store.aupdate` may change without reading it again."""
+        return self._raw
+
     def set_user_email(self, email: str | None) -> None:
         """Record who is signed in (called on ``user_logged_in``); saved with the session."""
         self._user_email = email or None

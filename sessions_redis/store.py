@@ -519,8 +519,12 @@ def add_thread_id(session_id: str, thread_id: str, *, client=None) -> bool:
     return update(session_id, _adding(thread_id), client=client) is not None
 
 
-async def aadd_thread_id(session_id: str, thread_id: str, *, client=None) -> bool:
-    return await aupdate(session_id, _adding(thread_id), client=client) is not None
+async def aadd_thread_id(
+    session_id: str, thread_id: str, *, client=None, loaded: bytes | None = None
+) -> bool:
+    """``loaded``: the session's value as the caller read it (no read then; a value
+    changed meanwhile fails the write's compare and is read again)."""
+    return await aupdate(session_id, _adding(thread_id), client=client, loaded=loaded) is not None
 
 
 def remove_thread_id(session_id: str, thread_id: str, *, client=None) -> bool:

@@ -133,6 +133,42 @@ async def test_new_thread_is_claimed_and_listed_for_the_user(sessions_redis):
     assert [t["id"] for t in response.json()["threads"]] == ["t-new"]
 
 
+async def test_a_new_thread_joins_the_session_without_reading_it_again(sessions_redis):
+    """The socket loaded the session (its sliding-TTL read): adding the new thread to its
+    ``thread_ids`` is the compare-and-set write alone, no GET first; a session changed
+    in between is read again and loses nothing."""
+    client = await signed_in_client("ada@example.com")
+    cookie = session_cookie(client)
+    comm, _ = await connected("t-warm", cookie)  # pools and scripts warm
+    await comm.disconnect()
+    seen = []
+
+    def watch(monitor) -> None:
+        for command in monitor.listen():
+            if command["command"] == "PING" and command["client_type"] != "lua":
+                return  # the test's own end marker
+            if command["client_type"] != "lua":
+                seen.append(command["command"].split()[0].upper())
+
+    with sessions_redis.monitor() as monitor:
+        watcher = asyncio.get_running_loop().run_in_executor(None, watch, monitor)
+        comm, _ = await connected("t-one-read", cookie)
+        await comm.disconnect()
+        sessions_redis.ping()
+        await asyncio.wait_for(watcher, 10)
+    assert "EVALSHA" in seen and "GET" not in seen, seen
+    record = json.loads(sessions_redis.get(keys.session_key(cookie)))
+    assert record["thread_ids"] == ["t-warm", "t-one-read"]
+
+    from sessions_redis import store
+
+    stale = sessions_redis.get(keys.session_key(cookie))
+    assert await store.aadd_thread_id(cookie, "t-meanwhile")
+    assert await store.aadd_thread_id(cookie, "t-stale", loaded=stale)
+    record = json.loads(sessions_redis.get(keys.session_key(cookie)))
+    assert record["thread_ids"] == ["t-warm", "t-one-read", "t-meanwhile", "t-stale"]
+
+
 async def test_tokens_stream_and_history_comes_back_on_reconnect():
     client = await signed_in_client("ada@example.com")
     comm, _ = await connected("t-stream", session_cookie(client))

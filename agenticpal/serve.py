@@ -32,6 +32,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
 import gc
@@ -206,7 +207,10 @@ class DrainRunsAtShutdown:
         gc.freeze()
 
     async def drain(self) -> None:
+        """Let the chat runs finish (:func:`chat.runner.drain`), then close the websocket
+        sign-in thread's database connection."""
         from chat import runner
+        from sessions_redis.websocket import close_connections
 
         logger = logging.getLogger("agenticpal.serve")
         started = time.monotonic()
@@ -214,6 +218,8 @@ class DrainRunsAtShutdown:
             await runner.drain(self.drain_seconds)
         except Exception:  # shutting down all the same; the messages stay queued
             logger.exception("Draining the chat runs of worker %d failed", os.getpid())
+        with contextlib.suppress(Exception):  # the database's problem, not the shutdown's
+            await asyncio.to_thread(close_connections)
         waited = time.monotonic() - started
         if waited >= 0.1:
             logger.info("Worker %d waited %.1f s for its chat runs to finish", os.getpid(), waited)

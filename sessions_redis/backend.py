@@ -76,8 +76,9 @@ class SessionStore(SessionBase):
 
     @property
     def loaded_value(self) -> bytes | None:
-        """The stored value as last loaded (``None`` before that, or after a save): what
-        :func:`sessions_redis.store.aupdate` may change without reading it again."""
+        """The stored value as last loaded or created (``None`` before, or after an update,
+        a delete or a load that found nothing): what :func:`sessions_redis.store.aupdate`
+        may change without reading it again."""
         return self._raw
 
     def set_user_email(self, email: str | None) -> None:

@@ -9,24 +9,27 @@ without a thread. Redis unavailable while reading it: the user is anonymous and
 ``scope["redis_error"]`` holds the error, so the consumer can accept the socket and close
 it with 1011 and a reason instead of the handshake failing.
 
-The user itself comes from the database (Django's ORM has no async driver), which
-Channels asks through ``database_sync_to_async``: that closes the thread's connection
-before and after each call (``CONN_MAX_AGE`` is 0, as Django requires under ASGI), so
-every socket opened a new database connection and closed it again. That was the largest
-part of opening a socket, 2-4 ms of CPU a message in the chat benchmark's burst (three
-messages a socket). Here the lookup runs on one thread of this module's own
-(:data:`_LOOKUPS`) that lives as long as the process, so its connection is reused, the way
-a long-running process keeps one: it is closed and opened again after
-:data:`KEEP_CONNECTION_SECONDS`, after an error that left it unusable, or when
-``CONN_MAX_AGE`` says so. Django's warning about persistent connections under ASGI is
-about its per-request threads, which end with the connection still open; this thread
-never ends. A lookup that fails on a connection the database dropped (a restart) is
+The user itself comes from the database (Django's ORM has no async driver). Channels asks
+it through ``database_sync_to_async``, which closes the thread's connection before and
+after each call when ``CONN_MAX_AGE`` is 0 (Django's default, and what its docs advise
+under ASGI), so every socket opened a new database connection and closed it again: the
+largest part of opening a socket (the README's "Chat websocket benchmark"). Here the
+lookup runs on one thread of this module's own (:data:`_LOOKUPS`) that lives as long as
+the process, so its connection is reused, as a long-running process keeps one. The first
+lookup after :data:`KEEP_CONNECTION_SECONDS` (or after ``CONN_MAX_AGE``, when that is
+set), or after an error that left the connection unusable, opens a new one. Django's
+warning about persistent connections under ASGI is about its per-request threads, which
+end with their connection open; this thread does not end, and :func:`close_connections`
+closes its connection when the worker stops. A lookup that fails with an operational
+error on a connection opened by an earlier lookup (the database restarted meanwhile) is
 tried once more on a new one.
 
-The checks are Channels' ``get_user``'s: the session's user id and backend, the backend's
-user (``None`` for an inactive one), and the session's auth hash against the user's (a
-session whose password hash changed is flushed and anonymous). Nothing is cached: a user
-deactivated a moment ago is refused on the next socket, as before.
+The checks are Django's ``get_user``'s (as Channels makes them): the session's user id and
+backend, the backend's user (``None`` for an inactive one), and the session's auth hash
+against the user's, or against one made with a ``SECRET_KEY_FALLBACKS`` key (accepted; a
+socket cannot set the new cookie Django's key rotation would make, the next page does). A
+session whose hash matches neither (the password changed) is flushed and anonymous.
+Nothing is cached: a user deactivated a moment ago is refused on the next socket.
 """
 
 from __future__ import annotations
@@ -46,8 +49,7 @@ from django.contrib.auth import (
     load_backend,
 )
 from django.contrib.auth.models import AnonymousUser
-from django.db import Error as DatabaseError
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 from django.utils.crypto import constant_time_compare
 
 from agenticpal.redis_clients import UNAVAILABLE_ERRORS
@@ -77,11 +79,14 @@ class AuthMiddleware(ChannelsAuthMiddleware):
 def session_user(session):
     """The user a loaded session signs in, or ``AnonymousUser`` (on :data:`_LOOKUPS`)."""
     _drop_stale_connections()
+    kept = any(c.connection is not None for c in connections.all(initialized_only=True))
     try:
         return _checked_user(session)
-    except DatabaseError:
-        # The database may have dropped a kept connection (a restart): once more on a new
-        # one. A second failure is the database's, and propagates as it did with Channels.
+    except (OperationalError, InterfaceError):
+        if not kept:
+            raise  # a connection opened just now: the database's failure, as with Channels
+        # The database may have dropped the kept connection (a restart): once more on a
+        # new one. A second failure propagates.
         for connection in connections.all(initialized_only=True):
             connection.close()
         return _checked_user(session)
@@ -89,8 +94,13 @@ def session_user(session):
         _keep_connections()
 
 
+def close_connections() -> None:
+    """Close the sign-in thread's database connections (a worker's shutdown)."""
+    _LOOKUPS.submit(connections.close_all).result()
+
+
 def _checked_user(session):
-    """Channels' ``get_user`` checks, on an already loaded session."""
+    """Django's ``get_user`` checks, on an already loaded session."""
     try:
         user_id = get_user_model()._meta.pk.to_python(session[SESSION_KEY])
         backend_path = session[BACKEND_SESSION_KEY]
@@ -103,7 +113,10 @@ def _checked_user(session):
         return AnonymousUser()
     if hasattr(user, "get_session_auth_hash"):
         session_hash = session.get(HASH_SESSION_KEY)
-        if not (session_hash and constant_time_compare(session_hash, user.get_session_auth_hash())):
+        hashes = [user.get_session_auth_hash()]
+        if hasattr(user, "get_session_auth_fallback_hash"):
+            hashes += user.get_session_auth_fallback_hash()
+        if not (session_hash and any(constant_time_compare(session_hash, h) for h in hashes)):
             session.flush()
             return AnonymousUser()
     return user
@@ -117,13 +130,17 @@ def _drop_stale_connections() -> None:
 
 
 def _keep_connections() -> None:
-    """Give a connection opened with ``CONN_MAX_AGE = 0`` (closed at once by Django's
-    check) :data:`KEEP_CONNECTION_SECONDS` instead; a longer ``CONN_MAX_AGE`` is kept."""
+    """Give a connection opened with ``CONN_MAX_AGE = 0`` (due at once, for Django's check)
+    :data:`KEEP_CONNECTION_SECONDS` from now; any other ``CONN_MAX_AGE`` is left alone."""
     now = time.monotonic()
     for connection in connections.all(initialized_only=True):
-        close_at = connection.close_at
-        if connection.connection is not None and close_at is not None and close_at <= now:
-            connection.close_at = close_at + KEEP_CONNECTION_SECONDS
+        if (
+            connection.connection is not None
+            and connection.settings_dict["CONN_MAX_AGE"] == 0
+            and connection.close_at is not None
+            and connection.close_at <= now
+        ):
+            connection.close_at = now + KEEP_CONNECTION_SECONDS
 
 
 def AuthMiddlewareStack(inner):

@@ -77,7 +77,7 @@ async def test_a_slow_warm_up_stops_at_its_timeout(monkeypatch, caplog):
     assert "stopped after" in caplog.text
 
 
-async def test_the_lifespan_warms_up_before_startup_completes(monkeypatch):
+async def test_the_lifespan_warms_up_before_startup_and_closes_connections_at_shutdown(monkeypatch):
     order: list[str] = []
 
     async def fake_warm() -> bool:
@@ -86,6 +86,9 @@ async def test_the_lifespan_warms_up_before_startup_completes(monkeypatch):
 
     monkeypatch.setattr(warmup, "awarm", fake_warm)
     monkeypatch.setattr(gc, "freeze", lambda: order.append("freeze"))  # not pytest's heap
+    monkeypatch.setattr(
+        "sessions_redis.websocket.close_connections", lambda: order.append("close connections")
+    )
     messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
 
     async def receive():
@@ -98,7 +101,10 @@ async def test_the_lifespan_warms_up_before_startup_completes(monkeypatch):
         raise AssertionError
 
     await DrainRunsAtShutdown(app, drain_seconds=0)({"type": "lifespan"}, receive, send)
-    assert order == ["warm", "freeze", "lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert order == [
+        "warm", "freeze", "lifespan.startup.complete",
+        "close connections", "lifespan.shutdown.complete",
+    ]  # fmt: skip
 
 
 async def test_loading_the_scripts_on_a_cluster_reaches_every_primary(redis_cluster):

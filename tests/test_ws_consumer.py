@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -143,20 +144,25 @@ async def test_a_new_thread_joins_the_session_without_reading_it_again(sessions_
     await comm.disconnect()
     seen = []
 
+    session_key = keys.session_key(cookie)
+    end = f"end-of-test-{uuid.uuid4().hex}"
+
     def watch(monitor) -> None:
         for command in monitor.listen():
-            if command["command"] == "PING" and command["client_type"] != "lua":
-                return  # the test's own end marker
-            if command["client_type"] != "lua":
-                seen.append(command["command"].split()[0].upper())
+            if command["client_type"] == "lua":
+                continue
+            if command["command"] == f"ECHO {end}":
+                return
+            seen.append(command["command"])
 
     with sessions_redis.monitor() as monitor:
         watcher = asyncio.get_running_loop().run_in_executor(None, watch, monitor)
         comm, _ = await connected("t-one-read", cookie)
         await comm.disconnect()
-        sessions_redis.ping()
+        sessions_redis.echo(end)
         await asyncio.wait_for(watcher, 10)
-    assert "EVALSHA" in seen and "GET" not in seen, seen
+    assert f"GET {session_key}" not in seen, seen
+    assert sum(session_key in command for command in seen) == 2, seen  # the load, the write
     record = json.loads(sessions_redis.get(keys.session_key(cookie)))
     assert record["thread_ids"] == ["t-warm", "t-one-read"]
 
@@ -339,28 +345,41 @@ def _on_lookup_thread(fn):
     return _LOOKUPS.submit(fn).result(timeout=10)
 
 
-async def test_sockets_opened_one_after_another_share_one_database_connection():
+def _closes_on_lookup_thread(monkeypatch) -> list[str]:
+    """The aliases of the database connections closed on the sign-in thread from now on
+    (recorded: the test database is in memory, where Django ignores a close)."""
+    import threading
+
     from django.db import connections
-    from django.db.backends.signals import connection_created
+
+    wrapper = type(connections["default"])
+    closed, close = [], wrapper.close
+
+    def recording(self):
+        if threading.current_thread().name.startswith("websocket-sign-in"):
+            closed.append(self.alias)
+        return close(self)
+
+    monkeypatch.setattr(wrapper, "close", recording)
+    return closed
+
+
+async def test_sockets_opened_one_after_another_share_one_database_connection(monkeypatch):
+    import time
+
+    from django.db import connections
 
     client = await signed_in_client("ada@example.com")
     cookie = session_cookie(client)
     comm, _ = await connected("t-conn-0", cookie)  # the thread's connection, if it had none
     await comm.disconnect()
-    opened = []
-
-    def count(sender, connection, **kwargs):
-        opened.append(connection.alias)
-
-    connection_created.connect(count)
-    try:
-        for n in range(1, 6):
-            comm, history = await connected(f"t-conn-{n}", cookie)
-            assert history["type"] == "history"
-            await comm.disconnect()
-    finally:
-        connection_created.disconnect(count)
-    assert opened == []
+    _on_lookup_thread(lambda: setattr(connections["default"], "close_at", time.monotonic() + 60))
+    closed = _closes_on_lookup_thread(monkeypatch)
+    for n in range(1, 6):
+        comm, history = await connected(f"t-conn-{n}", cookie)
+        assert history["type"] == "history"
+        await comm.disconnect()
+    assert closed == []  # Channels' database_sync_to_async closed it before and after each
     assert _on_lookup_thread(lambda: connections["default"].connection is not None)
 
 
@@ -430,10 +449,7 @@ async def test_a_lookup_failing_on_a_dropped_connection_is_tried_once_more(monke
 
 async def test_a_kept_connection_is_closed_after_its_time_and_the_next_one_kept(monkeypatch):
     """Past its time the kept connection is closed (Django's own age check) before the
-    lookup; the one the lookup opens gets :data:`KEEP_CONNECTION_SECONDS` again. (The
-    test database is in memory, where Django ignores the close itself: the call is what
-    is checked.)"""
-    import threading
+    lookup; the one the lookup opens gets :data:`KEEP_CONNECTION_SECONDS` from then."""
     import time
 
     from django.db import connections
@@ -442,17 +458,8 @@ async def test_a_kept_connection_is_closed_after_its_time_and_the_next_one_kept(
     cookie = session_cookie(client)
     comm, _ = await connected("t-age-0", cookie)
     await comm.disconnect()
-    close_at = _on_lookup_thread(lambda: connections["default"].close_at)
-    assert close_at > time.monotonic()  # kept, though CONN_MAX_AGE is 0
-    wrapper = type(connections["default"])
-    closed, close = [], wrapper.close
-
-    def recording(self):
-        if threading.current_thread().name.startswith("websocket-sign-in"):
-            closed.append(self.alias)
-        return close(self)
-
-    monkeypatch.setattr(wrapper, "close", recording)
+    closed = _closes_on_lookup_thread(monkeypatch)
+    _on_lookup_thread(lambda: setattr(connections["default"], "close_at", time.monotonic() + 60))
     comm, _ = await connected("t-age-1", cookie)  # within its time: not closed
     await comm.disconnect()
     assert closed == []
@@ -461,6 +468,36 @@ async def test_a_kept_connection_is_closed_after_its_time_and_the_next_one_kept(
     await comm.disconnect()
     assert closed == ["default"]
     assert _on_lookup_thread(lambda: connections["default"].close_at) > time.monotonic() + 50
+
+
+def test_a_worker_stopping_closes_the_kept_connection(monkeypatch):
+    from sessions_redis import websocket
+
+    closed = _closes_on_lookup_thread(monkeypatch)
+    websocket.close_connections()
+    assert "default" in closed
+
+
+async def test_a_session_made_before_a_secret_key_rotation_still_opens_sockets():
+    """``SECRET_KEY_FALLBACKS``: the session's hash, made with the old key, is accepted
+    (the next page cycles it, as Django does); one made with neither key is not."""
+    from django.contrib.auth import HASH_SESSION_KEY
+
+    from sessions_redis.backend import SessionStore
+
+    old_key = settings.SECRET_KEY
+    client = await signed_in_client("ada@example.com")
+    cookie = session_cookie(client)
+    with override_settings(SECRET_KEY="a-new-key-" + "x" * 50, SECRET_KEY_FALLBACKS=[old_key]):
+        comm, history = await connected("t-rotated", cookie)
+        assert history["type"] == "history"
+        await comm.disconnect()
+    session = SessionStore(cookie)
+    await session.aset(HASH_SESSION_KEY, "0" * 64)
+    await session.asave()
+    comm = communicator("t-forged-hash", cookie)
+    ok, _ = await comm.connect()
+    assert ok and await close_code(comm) == 4401
 
 
 async def test_a_new_chat_opens_without_reading_back_a_history(monkeypatch):

@@ -85,7 +85,17 @@ async def run(
             raise Crash("before_ack")
         return await ack(thread_id, token, message, raw, **kwargs)
 
+    finish = pending.afinish
+
+    async def crashing_finish(thread_id, token, message, raw, done_event):
+        # A run that ends well acknowledges its message with its "done" in one call.
+        if crash_at.get(thread_id) == "before_ack":
+            crash_at[thread_id] = None
+            raise Crash("before_ack")
+        return await finish(thread_id, token, message, raw, done_event)
+
     runner_module.pending.aack_and_next = crashing_ack
+    runner_module.pending.afinish = crashing_finish
     layer = get_channel_layer()
     redis = get_async_client()
 
@@ -122,7 +132,10 @@ async def run(
         else:
             # The worker died: its lock expires (deleted here, not waited for) and a
             # fresh runner, as another process would, runs the queued decision again.
-            while crash_at[thread_id] is not None:  # noqa: ASYNC110 - set by the fault hook
+            deadline = time.monotonic() + 60
+            while crash_at[thread_id] is not None:  # set by the fault hook
+                if time.monotonic() > deadline:  # a boundary the run no longer passes
+                    raise TimeoutError(f"{thread_id}: the run never reached {boundary}")
                 await asyncio.sleep(0.01)
             outcome.crashes[boundary] = outcome.crashes.get(boundary, 0) + 1
             await asyncio.sleep(0.05)  # the dying run lets go of what it holds
@@ -147,6 +160,7 @@ async def run(
     finally:
         actions.fault = None
         runner_module.pending.aack_and_next = ack
+        runner_module.pending.afinish = finish
         saver.aput_writes = put_writes
     titles = await titles_in_google()
     outcome.actions = count

@@ -1,0 +1,41 @@
+"""``bench/workspace.py``'s approval scenario runs to its end and kills the worker at
+every step boundary it names: a boundary the runner no longer passes (a step renamed,
+two calls merged into one script) must fail here, not leave the bench waiting for ever."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def boundaries() -> list[str]:
+    spec = importlib.util.spec_from_file_location("bench_approvals", ROOT / "bench/approvals.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return [b for b in module.BOUNDARIES if b]
+
+
+def test_the_approval_scenario_crashes_at_every_boundary_and_acts_exactly_once() -> None:
+    result = subprocess.run(
+        [sys.executable, "bench/workspace.py", "--quick", "--repeat", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    output = result.stdout + result.stderr
+    # The read rows' wall-time targets may miss on a loaded machine (exit status 1);
+    # the approval lines are what this test reads.
+    assert "scenario=approval " in output, output[-3000:]
+    line = re.search(r"scenario=approval .*", output).group(0)
+    assert "actions=30 duplicated=0 lost=0" in line, line
+    crashes = re.search(r"killed at a random step boundary in \d+ \((.*)\)", output).group(1)
+    counts = dict(part.rsplit(" ", 1) for part in crashes.split(", "))
+    for boundary in boundaries():
+        assert int(counts.get(boundary, 0)) >= 1, (boundary, crashes)

@@ -65,11 +65,23 @@ class Results:
     threads: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> (cookie, sent)
     stored: int = 0  # answered user messages found in the threads' histories afterwards
     stalled: list[str] = field(default_factory=list)  # threads whose socket missed a done
+    done_at: list[float] = field(default_factory=list)  # perf_counter() of each done
 
     @property
     def lost(self) -> int:
         """Sent messages that are not in their thread's history with an answer."""
         return self.sent - self.stored
+
+    def steady_per_s(self) -> float:
+        """Messages done per second between the 10th and the 90th percent of them: the
+        rate under sustained load, without the ramp (sockets opening) and the tail (the
+        last clients' replies streaming word by word while the CPUs wait)."""
+        at = sorted(self.done_at)
+        if len(at) < 10:
+            return float("nan")
+        first, last = len(at) // 10, len(at) * 9 // 10
+        span = at[last] - at[first]
+        return (last - first) / span if span > 0 else float("nan")
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -204,6 +216,7 @@ async def _chat(server, cookie, messages, results, wait_seconds, pacing, count_o
                         elif kind == "done":
                             reply = event.get("content") or ""
                             results.done += 1
+                            results.done_at.append(time.perf_counter())
                             results.ttd_ms.append((time.perf_counter() - sent_at) * 1000)
                             break
                         elif kind in {"error", "cancelled"}:
@@ -469,6 +482,23 @@ def mb(kb: int) -> float:
 
 
 @dataclass
+class Rate:
+    """One scenario's messages/s and the CPU-seconds each message cost."""
+
+    per_s: float
+    server_cpu: float  # the server's, all workers
+    others_cpu: float  # its redis-server's and the bench's clients'
+    steady_per_s: float  # Results.steady_per_s
+
+    def most_per_s(self, workers: int) -> float:
+        """The messages/s these costs allow with ``workers`` processes on this machine."""
+        if not self.server_cpu:
+            return 0.0
+        cores = os.cpu_count() or 1
+        return min(cores / (self.server_cpu + self.others_cpu), workers / self.server_cpu)
+
+
+@dataclass
 class Scenario:
     name: str
     results: Results
@@ -477,6 +507,7 @@ class Scenario:
     rss_kb: int
     warnings: list[str]
     stalled: list[str]
+    others_cpu: float = 0.0  # its redis-server's and the bench's clients' CPU-seconds
 
     @property
     def ttft_p99(self) -> float:
@@ -566,10 +597,10 @@ async def run_scenario(
         for line in server.log_path.read_text(errors="replace").splitlines()[log_lines:]
         if line.startswith(("WARNING", "ERROR", "CRITICAL"))
     ]
-    return Scenario(name, results, seconds, cpu, rss, warnings, stalled)
+    return Scenario(name, results, seconds, cpu, rss, warnings, stalled, redis_cpu + own_cpu)
 
 
-async def run(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
+async def run(args: argparse.Namespace) -> tuple[int, dict[str, Rate]]:
     fd_limit = raise_fd_limit(2 * (args.clients + args.idle) + 256)
     names = [n for n in SCENARIOS if getattr(args, n)] or list(SCENARIOS)
     # Every client signs in as the same local user: the per-user limits are lifted.
@@ -672,6 +703,13 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
         f"arriving at once need {args.clients * floor_first_ms:.0f} ms of CPU before the last "
         "of them can have its first token"
     )
+    cores = os.cpu_count() or 1
+    ttft_floor_ms = args.clients * floor_first_ms / cores
+    print(
+        f"burst floor of p99 time to first token: {ttft_floor_ms:.0f} ms ({args.clients} x "
+        f"{floor_first_ms:.1f} ms over {cores} cores; target <= 1.25x); one worker process "
+        f"runs on one core, so {args.clients * floor_first_ms:.0f} ms is the least it can do"
+    )
     for sc in scenarios:  # for scripts
         r = sc.results
         per_message = 1000 * sc.cpu / max(r.sent, 1)
@@ -679,11 +717,20 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
             f"scenario={sc.name} workers={args.workers} cpu_per_message_ms={per_message:.1f} "
             f"floor_ms={floor_ms:.1f} cpu_ratio={per_message / floor_ms:.2f} "
             f"ttft_p99_ms={sc.ttft_p99:.0f} lost={r.lost} failed={len(r.failed)} "
-            f"messages_per_s={r.sent / sc.seconds:.1f}"
+            f"messages_per_s={r.sent / sc.seconds:.1f} steady_messages_per_s={r.steady_per_s():.1f}"
+            + (
+                f" ttft_floor_ms={ttft_floor_ms:.0f} ttft_ratio={sc.ttft_p99 / ttft_floor_ms:.2f}"
+                if sc.name == "burst"
+                else ""
+            )
         )
     if idle_failed:
         print(f"{len(idle_failed)} failed idle sockets, first: {idle_failed[:12]}", file=sys.stderr)
-    rates = {sc.name: sc.results.sent / sc.seconds for sc in scenarios}
+    rates = {
+        sc.name: Rate(sc.results.sent / sc.seconds, sc.cpu / max(sc.results.sent, 1),
+                      sc.others_cpu / max(sc.results.sent, 1), sc.results.steady_per_s())
+        for sc in scenarios
+    }  # fmt: skip
     return (0 if ok else 1), rates
 
 
@@ -744,7 +791,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat takes a number of runs >= 1")
     counts, status = args.workers, 0
-    rates: dict[int, list[dict[str, float]]] = {count: [] for count in counts}
+    rates: dict[int, list[dict[str, Rate]]] = {count: [] for count in counts}
     for _ in range(args.repeat):  # interleaved: 1, 2, 1, 2, ... (the machine's pace drifts)
         for count in counts:
             args.workers = count
@@ -753,19 +800,40 @@ def main(argv: list[str] | None = None) -> int:
             status = status or code
     for count in counts[1:]:  # same run, side by side: what more processes bring
         for name in rates[count][0]:
-            rate = statistics.median(r[name] for r in rates[count])
-            base = statistics.median(r[name] for r in rates[counts[0]])
+            rate = statistics.median(r[name].per_s for r in rates[count])
+            base = statistics.median(r[name].per_s for r in rates[counts[0]])
             if not base:
                 continue  # nothing went through with the first count: no ratio to give
             each = " ".join(
-                f"{r[name] / b[name]:.2f}" if b[name] else "-"
+                f"{r[name].per_s / b[name].per_s:.2f}" if b[name].per_s else "-"
+                for r, b in zip(rates[count], rates[counts[0]], strict=True)
+            )
+            bound = statistics.median(b[name].most_per_s(count) for b in rates[counts[0]]) / base
+            steady = statistics.median(r[name].steady_per_s for r in rates[count])
+            steady_base = statistics.median(r[name].steady_per_s for r in rates[counts[0]])
+            steady_each = " ".join(
+                f"{r[name].steady_per_s / b[name].steady_per_s:.2f}"
                 for r, b in zip(rates[count], rates[counts[0]], strict=True)
             )
             print(
                 f"scaling scenario={name} workers={count} vs={counts[0]} "
-                f"messages_per_s={rate:.1f} vs_messages_per_s={base:.1f} ratio={rate / base:.2f}"
-                + (f" runs={args.repeat} (medians; each pair: {each})" if args.repeat > 1 else "")
+                f"messages_per_s={rate:.1f} vs_messages_per_s={base:.1f} ratio={rate / base:.2f} "
+                f"bound_ratio={bound:.2f} steady_ratio={steady / steady_base:.2f}"
+                + (
+                    f" runs={args.repeat} (medians; each pair: {each}; steady: {steady_each})"
+                    if args.repeat > 1
+                    else ""
+                )
             )
+    if len(counts) > 1:
+        print(
+            "bound_ratio: the most the messages/s could grow on this machine at the first "
+            "count's CPU per message (the server's, and its redis-server's and the clients' "
+            f"that share the {os.cpu_count()} CPUs): min(CPUs / (server + others), "
+            "workers / server), over the first count's messages/s; steady_ratio: the same "
+            "comparison between the 10th and the 90th percent of the messages done (see "
+            "Results.steady_per_s)"
+        )
     return status
 
 

@@ -44,6 +44,7 @@ SCENARIOS = ("people", "paced", "burst")
 SERVED_APP = "agenticpal.serve:asgi_application"  # a factory: what make run's workers serve
 TARGET_TTFT_P99_MS = 100.0
 TARGET_IDLE_RSS_MB = 400.0
+IDLE_HOLD_S = 10.0  # idle sockets held this long before their RSS is read
 PROMPTS = [
     "Hello, my name is Ada.",
     "Can you help me plan my week?",
@@ -631,12 +632,15 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, Rate]]:
                 t0, cpu0 = time.perf_counter(), server.cpu_seconds()
                 idle_opened, idle_failed = await open_idle(server, cookies, args.idle, stack)
                 seconds, cpu = time.perf_counter() - t0, server.cpu_seconds() - cpu0
-                await asyncio.sleep(2)
+                held0 = server.cpu_seconds()
+                await asyncio.sleep(IDLE_HOLD_S)
+                held = server.cpu_seconds() - held0
                 rss_idle = server.rss_kb()
                 print(
                     f"idle phase: opened in {seconds:.1f}s, server CPU "
                     f"{1e3 * cpu / max(idle_opened, 1):.2f} ms a socket (handshake, sign-in, "
-                    "claim, history)",
+                    f"claim, history); then held {IDLE_HOLD_S:g} s: server CPU "
+                    f"{100 * held / IDLE_HOLD_S:.1f}% of a core",
                     flush=True,
                 )
 

@@ -88,14 +88,17 @@ def child(port: int, tasks: int, commands: int, path: str | None) -> dict:
         "import json, sys; sys.path.insert(0, sys.argv[1]); import redis_command_cost as b; "
         "print(json.dumps(b.measure(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))"
     )
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-c", code, str(ROOT / "bench"), str(port), str(tasks), str(commands)],
         env=env,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    )
+    if done.returncode:
+        raise SystemExit(
+            f"measuring with redis-py from {path or 'the venv'} failed:\n{done.stderr}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:

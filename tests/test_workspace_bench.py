@@ -22,14 +22,25 @@ def boundaries() -> list[str]:
 
 
 def test_the_approval_scenario_crashes_at_every_boundary_and_acts_exactly_once() -> None:
-    result = subprocess.run(
+    bench = subprocess.Popen(
         [sys.executable, "bench/workspace.py", "--quick", "--repeat", "1"],
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=240,
     )
-    output = result.stdout + result.stderr
+    try:
+        output, _ = bench.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        # SIGTERM: the bench unwinds and stops its redis-server and stubs (not SIGKILL,
+        # which would leave them running in their own sessions).
+        bench.terminate()
+        try:
+            output, _ = bench.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            bench.kill()
+            output, _ = bench.communicate()
+        raise AssertionError(f"the bench did not finish in 240 s:\n{output[-3000:]}") from None
     # The read rows' wall-time targets may miss on a loaded machine (exit status 1);
     # the approval lines are what this test reads.
     assert "scenario=approval " in output, output[-3000:]

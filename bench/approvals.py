@@ -70,28 +70,27 @@ async def run(
 
     saver.aput_writes = timed_put_writes
 
-    def fault(step: str) -> None:
-        thread_id = get_config()["configurable"]["thread_id"]
+    def crash_if_due(thread_id: str, step: str) -> None:
         if crash_at.get(thread_id) == step:
             crash_at[thread_id] = None
             raise Crash(step)
+
+    def fault(step: str) -> None:
+        crash_if_due(get_config()["configurable"]["thread_id"], step)
 
     actions.fault = fault
     ack = pending.aack_and_next
 
     async def crashing_ack(thread_id, token, message=None, raw=None, **kwargs):
-        if message is not None and crash_at.get(thread_id) == "before_ack":
-            crash_at[thread_id] = None
-            raise Crash("before_ack")
+        if message is not None:
+            crash_if_due(thread_id, "before_ack")
         return await ack(thread_id, token, message, raw, **kwargs)
 
     finish = pending.afinish
 
     async def crashing_finish(thread_id, token, message, raw, done_event):
         # A run that ends well acknowledges its message with its "done" in one call.
-        if crash_at.get(thread_id) == "before_ack":
-            crash_at[thread_id] = None
-            raise Crash("before_ack")
+        crash_if_due(thread_id, "before_ack")
         return await finish(thread_id, token, message, raw, done_event)
 
     runner_module.pending.aack_and_next = crashing_ack

@@ -483,23 +483,6 @@ def mb(kb: int) -> float:
 
 
 @dataclass
-class Rate:
-    """One scenario's messages/s and the CPU-seconds each message cost."""
-
-    per_s: float
-    server_cpu: float  # the server's, all workers
-    others_cpu: float  # its redis-server's and the bench's clients'
-    steady_per_s: float  # Results.steady_per_s
-
-    def most_per_s(self, workers: int) -> float:
-        """The messages/s these costs allow with ``workers`` processes on this machine."""
-        if not self.server_cpu:
-            return 0.0
-        cores = os.cpu_count() or 1
-        return min(cores / (self.server_cpu + self.others_cpu), workers / self.server_cpu)
-
-
-@dataclass
 class Scenario:
     name: str
     results: Results
@@ -508,11 +491,30 @@ class Scenario:
     rss_kb: int
     warnings: list[str]
     stalled: list[str]
-    others_cpu: float = 0.0  # its redis-server's and the bench's clients' CPU-seconds
+    others_cpu: float  # its redis-server's and the bench's clients' CPU-seconds
 
     @property
     def ttft_p99(self) -> float:
         return percentile(self.results.ttft_ms, 99)
+
+    @property
+    def per_s(self) -> float:
+        """Messages sent per second of the chat phase."""
+        return self.results.sent / self.seconds
+
+    @property
+    def cpu_per_message(self) -> float:
+        """The server's CPU-seconds (all workers) per message sent."""
+        return self.cpu / max(self.results.sent, 1)
+
+    def most_per_s(self, workers: int) -> float:
+        """The messages/s this scenario's CPU per message (the server's, and its
+        redis-server's and the clients' on the same CPUs) allows ``workers`` processes."""
+        server = self.cpu_per_message
+        if not server:
+            return 0.0
+        others = self.others_cpu / max(self.results.sent, 1)
+        return min((os.cpu_count() or 1) / (server + others), workers / server)
 
     def met(self) -> dict[str, bool]:
         r = self.results
@@ -601,7 +603,7 @@ async def run_scenario(
     return Scenario(name, results, seconds, cpu, rss, warnings, stalled, redis_cpu + own_cpu)
 
 
-async def run(args: argparse.Namespace) -> tuple[int, dict[str, Rate]]:
+async def run(args: argparse.Namespace) -> tuple[int, dict[str, Scenario]]:
     fd_limit = raise_fd_limit(2 * (args.clients + args.idle) + 256)
     names = [n for n in SCENARIOS if getattr(args, n)] or list(SCENARIOS)
     # Every client signs in as the same local user: the per-user limits are lifted.
@@ -666,7 +668,7 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, Rate]]:
             f"{percentile(r.ttft_ms, 50):.0f} / {sc.ttft_p99:.0f} ms | "
             f"{percentile(r.ttd_ms, 50):.0f} / {percentile(r.ttd_ms, 99):.0f} ms | "
             f"{sc.cpu:.1f} s in {sc.seconds:.1f} s ({100 * sc.cpu / sc.seconds:.0f}% of a core; "
-            f"{r.sent / sc.seconds:.0f} messages/s, {1000 * sc.cpu / max(r.sent, 1):.0f} ms each) | "
+            f"{sc.per_s:.0f} messages/s, {1000 * sc.cpu_per_message:.0f} ms each) | "
             f"{mb(sc.rss_kb):.0f} MB | {', '.join(k for k, v in met.items() if v) or '-'} | "
             f"{', '.join(f'**{k}**' for k, v in met.items() if not v) or '-'} |"
         )
@@ -716,12 +718,12 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, Rate]]:
     )
     for sc in scenarios:  # for scripts
         r = sc.results
-        per_message = 1000 * sc.cpu / max(r.sent, 1)
+        per_message = 1000 * sc.cpu_per_message
         print(
             f"scenario={sc.name} workers={args.workers} cpu_per_message_ms={per_message:.1f} "
             f"floor_ms={floor_ms:.1f} cpu_ratio={per_message / floor_ms:.2f} "
             f"ttft_p99_ms={sc.ttft_p99:.0f} lost={r.lost} failed={len(r.failed)} "
-            f"messages_per_s={r.sent / sc.seconds:.1f} steady_messages_per_s={r.steady_per_s():.1f}"
+            f"messages_per_s={sc.per_s:.1f} steady_messages_per_s={r.steady_per_s():.1f}"
             + (
                 f" ttft_floor_ms={ttft_floor_ms:.0f} ttft_ratio={sc.ttft_p99 / ttft_floor_ms:.2f}"
                 if sc.name == "burst" and ttft_floor_ms > 0
@@ -730,12 +732,7 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, Rate]]:
         )
     if idle_failed:
         print(f"{len(idle_failed)} failed idle sockets, first: {idle_failed[:12]}", file=sys.stderr)
-    rates = {
-        sc.name: Rate(sc.results.sent / sc.seconds, sc.cpu / max(sc.results.sent, 1),
-                      sc.others_cpu / max(sc.results.sent, 1), sc.results.steady_per_s())
-        for sc in scenarios
-    }  # fmt: skip
-    return (0 if ok else 1), rates
+    return (0 if ok else 1), {sc.name: sc for sc in scenarios}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -795,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat takes a number of runs >= 1")
     counts, status = args.workers, 0
-    rates: dict[int, list[dict[str, Rate]]] = {count: [] for count in counts}
+    rates: dict[int, list[dict[str, Scenario]]] = {count: [] for count in counts}
     for _ in range(args.repeat):  # interleaved: 1, 2, 1, 2, ... (the machine's pace drifts)
         for count in counts:
             args.workers = count
@@ -813,10 +810,12 @@ def main(argv: list[str] | None = None) -> int:
                 for r, b in zip(rates[count], rates[counts[0]], strict=True)
             )
             bound = statistics.median(b[name].most_per_s(count) for b in rates[counts[0]]) / base
-            steady = statistics.median(r[name].steady_per_s for r in rates[count])
-            steady_base = statistics.median(r[name].steady_per_s for r in rates[counts[0]])
+            steady = statistics.median(r[name].results.steady_per_s() for r in rates[count])
+            steady_base = statistics.median(
+                r[name].results.steady_per_s() for r in rates[counts[0]]
+            )
             steady_each = " ".join(
-                f"{r[name].steady_per_s / b[name].steady_per_s:.2f}"
+                f"{r[name].results.steady_per_s() / b[name].results.steady_per_s():.2f}"
                 for r, b in zip(rates[count], rates[counts[0]], strict=True)
             )
             print(

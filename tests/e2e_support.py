@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -360,6 +361,17 @@ class LiveServer:
         client = httpx.Client(base_url=self.url, **kwargs)
         sign_in(client, login_url or self.login_url())
         return client
+
+
+def load_bench(name: str):
+    """The module ``bench/<name>.py`` (benches are scripts, not a package), loaded once."""
+    key = f"bench_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, BASE_DIR / "bench" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module  # its dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[key]
 
 
 # --- processes and their sockets (Linux /proc) ------------------------------------

@@ -4,29 +4,17 @@ extra, Linux x86_64) starts, and the modules work together (a JSON document inde
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 import sys
-from pathlib import Path
 
 import pytest
 import redis
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "checkpointer.py"
-
-
-def load_bench():
-    name = "bench_checkpointer"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, BENCH)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # its dataclasses look their module up
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from tests.e2e_support import load_bench
 
 
 def test_module_server_loads_redisjson_and_redisearch(tmp_path) -> None:
-    bench = load_bench()
+    bench = load_bench("checkpointer")
     try:
         bench.module_server()
     except bench.ModuleServerMissing as exc:

@@ -4,21 +4,14 @@ two calls merged into one script) must fail here, not leave the bench waiting fo
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.e2e_support import load_bench
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def boundaries() -> list[str]:
-    spec = importlib.util.spec_from_file_location("bench_approvals", ROOT / "bench/approvals.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return [b for b in module.BOUNDARIES if b]
 
 
 def test_the_approval_scenario_crashes_at_every_boundary_and_acts_exactly_once() -> None:
@@ -48,5 +41,5 @@ def test_the_approval_scenario_crashes_at_every_boundary_and_acts_exactly_once()
     assert "actions=30 duplicated=0 lost=0" in line, line
     crashes = re.search(r"killed at a random step boundary in \d+ \((.*)\)", output).group(1)
     counts = dict(part.rsplit(" ", 1) for part in crashes.split(", "))
-    for boundary in boundaries():
+    for boundary in filter(None, load_bench("approvals").BOUNDARIES):
         assert int(counts.get(boundary, 0)) >= 1, (boundary, crashes)

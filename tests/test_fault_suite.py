@@ -722,6 +722,13 @@ async def scenario(
         await h.wait_answered(left())
         await h.resend_lost()
         await h.wait_answered(10)
+        # An event a tab missed live (its socket's subscription is re-established a moment
+        # after Redis is back) reaches it at a later ping's catch-up, which sends what is
+        # older than a second: up to PING_S + 1 s after the event, as the page sees it.
+        await h.until(
+            lambda: all(m.shown for m in h.expected() if m.via == "ws" and m.answered_at),
+            2 * PING_S,
+        )
         figures = await h.verdict(recover_target=recover_target)
         if check is not None:
             await check(h)

@@ -209,7 +209,7 @@ class _Outbox:
 
     async def send(self, thread_id: str) -> None:
         loop = asyncio.get_running_loop()
-        last_tokens = -math.inf  # loop time the last token event went out
+        last_tokens = -math.inf  # loop time the last token event was out (published)
         while True:
             await self._ready.wait()
             self._ready.clear()
@@ -220,10 +220,13 @@ class _Outbox:
                     if delay > 0 and not self._closed:
                         await self._sleep(loop, delay)
                     event = self._join_tokens()
-                    last_tokens = loop.time()
                 else:
                     self._items.popleft()
                 _, lock = await events.publish_renewing(thread_id, event, self._run.token)
+                if event["type"] == "token":
+                    # Counted from the publish's end, not its start: a slow publish must
+                    # not let the next event follow it within the window.
+                    last_tokens = loop.time()
                 if lock is not None:
                     self._run.lock_state(*lock)
             if self._closed:

@@ -11,18 +11,61 @@ once upstream publishes without the lock. Why, and how it is configured: the REA
 :meth:`RedisPubSubChannelLayer.direct_group_channel` tells :mod:`chat.events` whether
 it may publish a group message itself, from a script that also appends the event to
 its stream (one round trip instead of two).
+
+When the shard's subscriber connection comes back after Redis went away, redis-py
+subscribes its channels again; whatever was published in between reached nobody. As
+soon as Redis confirms a group's subscription again, every member of the group gets a
+:data:`RESUBSCRIBED` message (``{"type": "layer.resubscribed", "group": ...}``) so it can
+read back what it missed (the chat consumer reads the thread's event stream).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
 
 from channels_redis import pubsub
 from channels_redis.serializers import MsgPackSerializer
 from channels_redis.utils import _wrap_close
 from redis import asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.utils import str_if_bytes
 
 from agenticpal.redis_clients import channel_layer_pool
+
+logger = logging.getLogger("agenticpal.channel_layer")
+
+RESUBSCRIBED = "layer.resubscribed"
+
+
+class ResubscribingPubSub(PubSub):
+    """redis-py's ``PubSub`` that calls ``on_resubscribed(channel)`` when Redis confirms
+    a channel subscribed again by a reconnect (``on_connect``), not at the first
+    subscription. The confirmation, not the ``SUBSCRIBE`` sent, is the point from which
+    every publish reaches this connection again."""
+
+    def __init__(self, *args: Any, on_resubscribed: Callable[[str], None], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.on_resubscribed = on_resubscribed
+        self.awaiting_confirmation: set[str] = set()
+
+    async def on_connect(self, connection: Any) -> None:
+        self.awaiting_confirmation = {str_if_bytes(name) for name in self.channels}
+        await super().on_connect(connection)
+
+    async def handle_message(self, response: Any, ignore_subscribe_messages: bool = False):
+        if (
+            self.awaiting_confirmation
+            and isinstance(response, list)
+            and str_if_bytes(response[0]) == "subscribe"
+        ):
+            channel = str_if_bytes(response[1])
+            if channel in self.awaiting_confirmation:
+                self.awaiting_confirmation.discard(channel)
+                self.on_resubscribed(channel)
+        return await super().handle_message(response, ignore_subscribe_messages)
 
 
 class ConcurrentPublishShard(pubsub.RedisSingleShardConnection):
@@ -35,7 +78,25 @@ class ConcurrentPublishShard(pubsub.RedisSingleShardConnection):
             super()._ensure_redis()
             return
         self._redis = aioredis.Redis(connection_pool=channel_layer_pool(self.host))
-        self._pubsub = self._redis.pubsub()
+        self._pubsub = ResubscribingPubSub(
+            self._redis.connection_pool,
+            event_dispatcher=self._redis._event_dispatcher,  # as Redis.pubsub() does
+            on_resubscribed=self.resubscribed,
+        )
+
+    def resubscribed(self, channel: str) -> None:
+        """Tell the members of the group on ``channel`` that its subscription is back."""
+        layer = self.channel_layer
+        members = layer.groups.get(channel, ())
+        if not members:
+            return
+        logger.info("Channel-layer group %s subscribed again after a reconnect", channel)
+        group = channel.removeprefix(layer._get_group_channel_name(""))
+        notice = layer.channel_layer.serialize({"type": RESUBSCRIBED, "group": group})
+        for member in members:
+            queue = layer.channels.get(member)
+            if queue is not None:
+                queue.put_nowait(notice)
 
     async def flush(self) -> None:
         """Upstream's flush, after making sure the receiver task has really stopped.

@@ -207,11 +207,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Delete the thread; every open tab, this one included, gets ``deleted`` and 4410."""
         await threads.adelete(self.thread_id)
 
-    async def catch_up(self) -> None:
+    async def layer_resubscribed(self, message: dict) -> None:
+        """The channel layer's subscription to the thread's group is back after Redis
+        went away: send at once what was published while it was gone (every event up
+        to now; those also on their way live are dropped as sent). The ping's catch-up
+        stays as the backstop."""
+        try:
+            await self.catch_up(margin_ms=0)
+        except UNAVAILABLE_ERRORS as exc:  # gone again: the next ping closes the socket
+            logger.info("Catch-up of thread %s after a resubscribe failed: %s", self.thread_id, exc)
+
+    async def catch_up(self, margin_ms: int = 1000) -> None:
         """Send the thread's events the channel layer did not deliver (its subscription
         is re-established a moment after Redis comes back): those of the stream older
-        than a second that this socket has not sent."""
-        cutoff = int(time.time() * 1000) - 1000
+        than ``margin_ms`` (younger ones may still be on their way through the channel
+        layer) that this socket has not sent."""
+        cutoff = int(time.time() * 1000) - margin_ms
         while True:
             batch = await events.read_since(self.thread_id, self.checked_id)
             for event in batch:

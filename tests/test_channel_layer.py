@@ -144,3 +144,45 @@ async def test_direct_group_channel_names_the_groups_channel_only_for_its_own_se
         assert await receive(layer, member) == message
     finally:
         await layer.flush()
+
+
+async def test_members_hear_when_their_group_is_subscribed_again(redis_server):
+    """A reconnect of the subscriber connection (here: Redis kills it) subscribes again;
+    once Redis confirms it, each member of a group gets ``layer.resubscribed`` with the
+    group's name, and live messages flow again. The first subscription sends nothing."""
+    layer = layer_for(redis_server)
+    try:
+        member, other = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("g", member)
+        await layer.group_add("g", other)
+        await layer.group_send("g", {"type": "e", "i": 1})
+        assert (await receive(layer, member))["i"] == 1  # not a resubscribe notice
+        assert (await receive(layer, other))["i"] == 1
+
+        with redis.Redis.from_url(redis_server.url) as admin:
+            assert admin.client_kill_filter(_type="pubsub") >= 1
+        for channel in (member, other):
+            notice = await receive(layer, channel)
+            assert notice == {"type": "layer.resubscribed", "group": "g"}
+        await layer.group_send("g", {"type": "e", "i": 2})
+        assert (await receive(layer, member))["i"] == 2
+    finally:
+        await layer.flush()
+
+
+async def test_a_restarted_redis_brings_the_notice_once_the_subscription_is_back(
+    redis_factory,
+):
+    server = redis_factory()
+    layer = layer_for(server)
+    try:
+        member = await layer.new_channel()
+        await layer.group_add("g", member)
+        server.stop()
+        server.start()
+        notice = await receive(layer, member, wait=10)
+        assert notice == {"type": "layer.resubscribed", "group": "g"}
+        await layer.group_send("g", {"type": "e", "i": 3})  # the notice means: live again
+        assert (await receive(layer, member))["i"] == 3
+    finally:
+        await layer.flush()

@@ -285,6 +285,28 @@ async def test_redis_going_down_closes_the_socket_with_1011(private_redis):
     assert len(output["reason"].encode()) <= 123
 
 
+async def test_events_missed_while_the_subscription_was_down_come_as_soon_as_it_is_back(
+    private_redis,
+):
+    """Redis drops the channel layer's subscriber connection (as in a restart); an event
+    stored meanwhile (appended to the thread's stream, its live publish lost) reaches
+    the tab as soon as the subscription is confirmed again, not at the next ping."""
+    import redis
+
+    client = await signed_in_client("ada@example.com")
+    comm, _ = await connected("t-resub", session_cookie(client))
+    missed = {"type": "token", "text": "missed while away", "message_id": "m1"}
+    with redis.Redis.from_url(private_redis.url) as admin:
+        admin.xadd(keys.thread_events_key("t-resub"), {"e": json.dumps(missed)})
+        assert admin.client_kill_filter(_type="pubsub") >= 1
+    event = await receive(comm, wait=5)  # no ping sent
+    assert event["type"] == "token" and event["text"] == "missed while away", event
+    assert event["id"]
+    await comm.send_json_to({"type": "ping"})  # the ping's catch-up does not send it again
+    assert await receive(comm) == {"type": "pong"}
+    await comm.disconnect()
+
+
 async def test_a_session_unreadable_at_open_is_a_1011_close_not_a_sign_in(private_redis):
     """Redis down while the socket's session is read: the user is not taken for
     anonymous (4401 "Sign in first") but the error reaches the consumer, which closes

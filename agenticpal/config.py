@@ -34,9 +34,7 @@ def positive_int(name: str, default: int) -> int:
     try:
         value = int(raw.strip())
     except ValueError:
-        raise ImproperlyConfigured(
-            f"{name} must be a whole number of seconds, got {raw!r}."
-        ) from None
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}.") from None
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be greater than 0, got {value}.")
     return value

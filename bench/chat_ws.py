@@ -23,6 +23,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -328,6 +329,7 @@ import asyncio, time, uuid
 from langgraph.checkpoint.memory import InMemorySaver
 from chat.graph import build_graph, run_config, stream_turn
 from chat.offline_model import OfflineChatModel
+from agenticpal.serve import freeze_heap
 
 async def main():
     graph = build_graph(OfflineChatModel(word_delay=0), InMemorySaver())
@@ -340,27 +342,39 @@ async def main():
         return first
     for i in range(60):  # warm up
         await turn(i)
+    freeze_heap()  # as a worker does after its warm-up (and its garbage collector's threshold)
     started = time.process_time()
     firsts = [await turn(i) for i in range(60, 660)]
     whole = (time.process_time() - started) / 600 * 1000
-    print(whole, sum(firsts) / len(firsts) * 1000)
+    # The same messages as the burst runs them: CLIENTS threads at once, MESSAGES each.
+    async def together_turn(client, round_):
+        config = run_config(f"together-{client}")
+        async for _ in stream_turn(graph, config, uuid.uuid4().hex, PROMPTS[round_ % 3]):
+            pass
+    started = time.process_time()
+    for round_ in range(MESSAGES):
+        await asyncio.gather(*(together_turn(c, round_) for c in range(CLIENTS)))
+    together = (time.process_time() - started) / (CLIENTS * MESSAGES) * 1000
+    print(whole, sum(firsts) / len(firsts) * 1000, together)
 
 asyncio.run(main())
 """
 
 
-def graph_alone_ms(server: LiveServer) -> tuple[float, float]:
+def graph_alone_ms(server: LiveServer, clients: int, messages: int) -> tuple[float, float, float]:
     """CPU ms per message of the graph alone, in one process with the project's settings:
     the offline model without its word delay, streamed as the runner streams it, on an
     ``InMemorySaver`` — no Redis, no sockets, no events. The floor under one message:
-    (the whole message, until its first token)."""
-    found = server.manage("shell", "-c", f"PROMPTS = {PROMPTS!r}\n{GRAPH_ALONE}")
+    (the whole message, until its first token, the whole message when ``clients``
+    threads stream at once, ``messages`` rounds, as in the burst)."""
+    code = f"PROMPTS = {PROMPTS!r}\nCLIENTS = {clients}\nMESSAGES = {messages}\n{GRAPH_ALONE}"
+    found = server.manage("shell", "-c", code)
     try:
-        whole, first = found.stdout.strip().splitlines()[-1].split()
-        return float(whole), float(first)
+        whole, first, together = found.stdout.strip().splitlines()[-1].split()
+        return float(whole), float(first), float(together)
     except (ValueError, IndexError):
         print(f"graph-alone measurement failed: {found.stderr[-2000:]}", file=sys.stderr)
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan")
 
 
 # Where a sample of the server's CPU goes: the first rule whose pattern is in the stack
@@ -389,6 +403,7 @@ PROFILE_FRAMES = [
     ("Django/Channels consumer dispatch",
      ("(channels/", "(asgiref/", "(django/", "chat/consumers.py", "agenticpal/asgi.py")),
 ]  # fmt: skip
+GC_LINE = re.compile(r"Worker (\d+): (\d+) garbage collections took ([\d.]+) s of CPU")
 EVENT_LOOP = "event loop (asyncio/uvloop)"  # what no rule claims: tasks, callbacks, polling
 # Innermost frames of a thread that waits (py-spy cannot always tell): not CPU.
 IDLE_FRAMES = ("_worker (concurrent/futures/thread.py",)
@@ -610,7 +625,11 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, Scenario]]:
     env = {"CHAT_MESSAGES_PER_MINUTE": "1000000", "CHAT_MAX_THREADS_PER_USER": "1000000"}
     # Served as in production (DEBUG off: no query log, no debug pages), unless --debug;
     # the local user keeps the demo workspace (its tools), as in development.
+    # INFO, production's default level: a worker logs the garbage collector's work as it stops.
     env |= {"DEBUG": "true" if args.debug else "false", "WORKSPACE_DEMO": "true"}
+    env |= {"LOG_LEVEL": "INFO"}
+    if args.gc_threshold:
+        env["GC_THRESHOLD"] = str(args.gc_threshold)
     # One worker: the app every worker of `make run` serves (agenticpal.serve), factory,
     # lifespan (the start-up warm-up) and all, in one uvicorn process without a supervisor.
     served = args.app == SERVED_APP and args.workers == 1
@@ -624,7 +643,9 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, Scenario]]:
         cookies = await asyncio.to_thread(server.session_cookies, args.sessions or args.clients)
         print(f"{len(cookies)} sessions signed in in {time.perf_counter() - t0:.1f}s", flush=True)
         rss_start = server.rss_kb()
-        floor_ms, floor_first_ms = await asyncio.to_thread(graph_alone_ms, server)
+        floor_ms, floor_first_ms, together_ms = await asyncio.to_thread(
+            graph_alone_ms, server, args.clients, max(args.messages, 1)
+        )
         scenarios = [await run_scenario(server, cookies, args, name) for name in names]
         if args.log:
             shutil.copyfile(server.log_path, args.log)
@@ -645,6 +666,14 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, Scenario]]:
                     f"{100 * held / IDLE_HOLD_S:.1f}% of a core",
                     flush=True,
                 )
+        server.stop_app(timeout=30)  # its workers log what the garbage collector took
+        for pid, runs, took in GC_LINE.findall(server.log_path.read_text(errors="replace")):
+            print(
+                f"worker {pid}: the garbage collector ran {runs} times, {took} s of CPU, over "
+                f"the server's life (sign-ins, scenarios, read-backs; GC_THRESHOLD "
+                f"{args.gc_threshold or 'default'})",
+                flush=True,
+            )
 
     print(
         f"\n{args.clients} concurrent chat clients, {args.messages} messages each; "
@@ -709,6 +738,11 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, Scenario]]:
         f"arriving at once need {args.clients * floor_first_ms:.0f} ms of CPU before the last "
         "of them can have its first token"
     )
+    print(
+        f"graph alone, {args.clients} threads streaming at once ({max(args.messages, 1)} "
+        f"messages each, as the burst sends them; same process, same saver): {together_ms:.1f} "
+        f"ms CPU per message, {together_ms / floor_ms:.2f}x the one-at-a-time floor above"
+    )
     cores = os.cpu_count() or 1
     ttft_floor_ms = args.clients * floor_first_ms / cores
     print(
@@ -723,7 +757,8 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, Scenario]]:
             f"scenario={sc.name} workers={args.workers} cpu_per_message_ms={per_message:.1f} "
             f"floor_ms={floor_ms:.1f} cpu_ratio={per_message / floor_ms:.2f} "
             f"ttft_p99_ms={sc.ttft_p99:.0f} lost={r.lost} failed={len(r.failed)} "
-            f"messages_per_s={sc.per_s:.1f} steady_messages_per_s={r.steady_per_s():.1f}"
+            f"messages_per_s={sc.per_s:.1f} steady_messages_per_s={r.steady_per_s():.1f} "
+            f"together_floor_ms={together_ms:.1f} together_ratio={per_message / together_ms:.2f}"
             + (
                 f" ttft_floor_ms={ttft_floor_ms:.0f} ttft_ratio={sc.ttft_p99 / ttft_floor_ms:.2f}"
                 if sc.name == "burst" and ttft_floor_ms > 0
@@ -779,6 +814,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--people-spread", type=float, default=10.0,
         help="people: first messages spread over this many seconds (default 10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gc-threshold", type=int,
+        help="the server's GC_THRESHOLD (default: the project's; Python's own is 700)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="seed of the think times")
     parser.add_argument(

@@ -189,13 +189,14 @@ class LiveServer:
             f"The server did not answer /healthz within {timeout}s. Its log:\n{self.log_tail()}"
         )
 
-    def stop(self) -> None:
-        """SIGINT (uvicorn's graceful stop), SIGKILL to the whole group if it hangs; then Redis."""
+    def stop_app(self, timeout: float = 10.0) -> None:
+        """SIGINT (uvicorn's graceful stop), SIGKILL to the whole group if it hangs; Redis
+        and the work directory (the server's log) stay."""
         if self.process is not None:
             if self.process.poll() is None:
                 self.process.send_signal(signal.SIGINT)
                 try:
-                    self.process.wait(10)
+                    self.process.wait(timeout)
                 except subprocess.TimeoutExpired:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(self.process.pid, signal.SIGKILL)
@@ -203,6 +204,10 @@ class LiveServer:
             if self.process.stdout:
                 self.process.stdout.close()
             self.process = None
+
+    def stop(self) -> None:
+        """:meth:`stop_app`, then Redis; the work directory is removed."""
+        self.stop_app()
         if self.redis is not None:
             self.redis.stop()
             self.redis = None

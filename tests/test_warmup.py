@@ -7,11 +7,12 @@ import gc
 import hashlib
 import logging
 
+import pytest
 import redis
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from agenticpal import redis_clients
+from agenticpal import redis_clients, serve
 from agenticpal.serve import DrainRunsAtShutdown
 from chat import graph as chat_graph
 from chat import warmup
@@ -86,6 +87,8 @@ async def test_the_lifespan_warms_up_before_startup_and_closes_connections_at_sh
 
     monkeypatch.setattr(warmup, "awarm", fake_warm)
     monkeypatch.setattr(gc, "freeze", lambda: order.append("freeze"))  # not pytest's heap
+    monkeypatch.setattr(gc, "set_threshold", lambda *t: order.append(f"threshold {t[0]}"))
+    monkeypatch.setattr(serve.COLLECTOR, "install", lambda: order.append("clock"))
     monkeypatch.setattr(
         "sessions_redis.websocket.close_connections", lambda: order.append("close connections")
     )
@@ -102,9 +105,34 @@ async def test_the_lifespan_warms_up_before_startup_and_closes_connections_at_sh
 
     await DrainRunsAtShutdown(app, drain_seconds=0)({"type": "lifespan"}, receive, send)
     assert order == [
-        "warm", "freeze", "lifespan.startup.complete",
+        "warm", "freeze", "threshold 20000", "clock", "lifespan.startup.complete",
         "close connections", "lifespan.shutdown.complete",
     ]  # fmt: skip
+
+
+async def test_the_collector_clock_counts_and_times_collections_and_the_worker_logs_them(caplog):
+    clock = serve.CollectorClock()
+    clock.install()
+    clock.install()  # once only
+    try:
+        assert gc.callbacks.count(clock) == 1
+        gc.collect()
+        assert clock.collections == 1 and clock.seconds > 0
+    finally:
+        gc.callbacks.remove(clock)
+    caplog.set_level(logging.INFO, logger="agenticpal.serve")
+    await DrainRunsAtShutdown(None, drain_seconds=0).drain()
+    assert "garbage collections took" in caplog.text
+
+
+def test_the_threshold_is_a_setting_and_is_checked(monkeypatch):
+    from agenticpal.config import positive_int
+
+    monkeypatch.setenv("GC_THRESHOLD", "5000")
+    assert positive_int("GC_THRESHOLD", 20_000) == 5000
+    monkeypatch.setenv("GC_THRESHOLD", "lots")
+    with pytest.raises(ImproperlyConfigured, match="GC_THRESHOLD must be a whole number"):
+        positive_int("GC_THRESHOLD", 20_000)
 
 
 async def test_loading_the_scripts_on_a_cluster_reaches_every_primary(redis_cluster):

@@ -16,7 +16,11 @@ When the shard's subscriber connection comes back after Redis went away, redis-p
 subscribes its channels again; whatever was published in between reached nobody. As
 soon as Redis confirms a group's subscription again, every member of the group gets a
 :data:`RESUBSCRIBED` message (``{"type": "layer.resubscribed", "group": ...}``) so it can
-read back what it missed (the chat consumer reads the thread's event stream).
+read back what it missed (the chat consumer reads the thread's event stream). Every
+consumer that joins a group must therefore handle ``layer.resubscribed`` (Channels
+raises ``ValueError`` for a type without a handler). Shards of ``{"address": url}``
+hosts, the ones the project configures, send it; host/port and Sentinel hosts keep
+upstream's shard and do not.
 """
 
 from __future__ import annotations
@@ -52,10 +56,19 @@ class ResubscribingPubSub(PubSub):
         self.awaiting_confirmation: set[str] = set()
 
     async def on_connect(self, connection: Any) -> None:
+        """redis-py's callback on a reconnect: subscribe again (upstream), and wait for
+        each channel's confirmation."""
         self.awaiting_confirmation = {str_if_bytes(name) for name in self.channels}
+        if self.awaiting_confirmation:
+            logger.info(
+                "Channel-layer subscriber reconnected; subscribing %d channels again",
+                len(self.awaiting_confirmation),
+            )
         await super().on_connect(connection)
 
     async def handle_message(self, response: Any, ignore_subscribe_messages: bool = False):
+        """Upstream's parsing, after calling ``on_resubscribed`` for a confirmation
+        awaited since the reconnect."""
         if (
             self.awaiting_confirmation
             and isinstance(response, list)
@@ -86,15 +99,15 @@ class ConcurrentPublishShard(pubsub.RedisSingleShardConnection):
 
     def resubscribed(self, channel: str) -> None:
         """Tell the members of the group on ``channel`` that its subscription is back."""
-        layer = self.channel_layer
-        members = layer.groups.get(channel, ())
+        loop_layer = self.channel_layer  # this loop's layer: its groups and queues
+        members = loop_layer.groups.get(channel, ())
         if not members:
             return
-        logger.info("Channel-layer group %s subscribed again after a reconnect", channel)
-        group = channel.removeprefix(layer._get_group_channel_name(""))
-        notice = layer.channel_layer.serialize({"type": RESUBSCRIBED, "group": group})
+        group = channel.removeprefix(loop_layer._get_group_channel_name(""))
+        serialize = loop_layer.channel_layer.serialize  # the layer's own bytes
+        notice = serialize({"type": RESUBSCRIBED, "group": group})
         for member in members:
-            queue = layer.channels.get(member)
+            queue = loop_layer.channels.get(member)
             if queue is not None:
                 queue.put_nowait(notice)
 

@@ -223,8 +223,11 @@ class DrainRunsAtShutdown:
         if waited >= 0.1:
             logger.info("Worker %d waited %.1f s for its chat runs to finish", os.getpid(), waited)
         logger.info(
-            "Worker %d: %d garbage collections took %.2f s of CPU",
-            os.getpid(), COLLECTOR.collections, COLLECTOR.seconds,
+            "Worker %d: %d garbage collections took %.2f s of CPU (by generation, 0/1/2: "
+            "%s collections, %s s)",
+            os.getpid(), sum(COLLECTOR.collections), sum(COLLECTOR.seconds),
+            "/".join(map(str, COLLECTOR.collections)),
+            "/".join(f"{s:.2f}" for s in COLLECTOR.seconds),
         )  # fmt: skip
 
 
@@ -244,18 +247,22 @@ class CollectorClock:
     A worker logs both when it stops; ``bench/chat_ws.py`` prints them."""
 
     def __init__(self) -> None:
-        self.collections = 0
-        self.seconds = 0.0
+        self.collections = [0, 0, 0]  # by generation
+        self.seconds = [0.0, 0.0, 0.0]
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict) -> None:
+        """``gc.callbacks``' signature: called at the start and at the stop of each
+        collection, in the thread that collects (collections never overlap)."""
         if phase == "start":
             self._started = time.thread_time()
         else:
-            self.collections += 1
-            self.seconds += time.thread_time() - self._started
+            generation = info["generation"]
+            self.collections[generation] += 1
+            self.seconds[generation] += time.thread_time() - self._started
 
     def install(self) -> None:
+        """Start counting (once, however often called)."""
         if self not in gc.callbacks:
             gc.callbacks.append(self)
 
@@ -268,9 +275,10 @@ def freeze_heap() -> None:
     warmed graph: most of the heap, alive as long as the worker) out of the garbage
     collector's reach, and collect the youngest generation every ``GC_THRESHOLD`` new
     objects instead of Python's 700. A full collection under load took about 150 ms of
-    CPU walking the start-up heap, 35 ms after the freeze; a burst of chats ran ~600
-    young collections (0.7-1.0 s of CPU) at 700 and about a dozen (0.14-0.17 s) at
-    20,000 (the README's "Chat websocket benchmark")."""
+    CPU walking the start-up heap, 35 ms after the freeze. A one-worker bench server
+    (sign-ins, a 1,200-message burst, read-backs) ran 1,081-1,153 collections taking
+    2.5-2.7 s of CPU at 700, 15-17 taking 0.37-0.44 s at 20,000 (the README's "Where the
+    server's CPU goes")."""
     from django.conf import settings
 
     gc.collect()

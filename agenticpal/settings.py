@@ -196,8 +196,8 @@ CHAT_TOKEN_WINDOW_SECONDS = seconds("CHAT_TOKEN_WINDOW_SECONDS", 0.1)
 # over all its replies: with more replies streaming at once, each one's window widens.
 CHAT_TOKEN_EVENTS_PER_SECOND = positive_int("CHAT_TOKEN_EVENTS_PER_SECOND", 200)
 # A server worker collects the garbage collector's youngest generation after this many
-# new container objects (Python's default: 700). With 700, a burst of chats ran ~600
-# collections in one worker (0.7-1.0 s of CPU); with 20000, about a dozen (0.14-0.17 s).
+# new container objects (Python's default: 700; agenticpal.serve.freeze_heap, and the
+# README's "Where the server's CPU goes" for what it changes).
 GC_THRESHOLD = positive_int("GC_THRESHOLD", 20_000)
 # What one user may queue: nobody fills Redis for everyone else.
 CHAT_MAX_QUEUED_MESSAGES = positive_int("CHAT_MAX_QUEUED_MESSAGES", keys.MAX_QUEUED_MESSAGES)

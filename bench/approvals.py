@@ -108,7 +108,10 @@ async def run(
             try:
                 async with asyncio.timeout(wait):
                     while True:
-                        event = (await layer.receive(channel))["event"]
+                        message = await layer.receive(channel)
+                        if message.get("type") != "chat.event":
+                            continue  # layer.resubscribed: this bench reads live only
+                        event = message["event"]
                         seen.append(
                             f"{event['type']}: {event.get('reason') or event.get('output', '')}"
                         )

@@ -403,7 +403,7 @@ PROFILE_FRAMES = [
     ("Django/Channels consumer dispatch",
      ("(channels/", "(asgiref/", "(django/", "chat/consumers.py", "agenticpal/asgi.py")),
 ]  # fmt: skip
-GC_LINE = re.compile(r"Worker (\d+): (\d+) garbage collections took ([\d.]+) s of CPU")
+GC_LINE = re.compile(r"Worker (\d+): (\d+) garbage collections took ([\d.]+) s of CPU (.*)")
 EVENT_LOOP = "event loop (asyncio/uvloop)"  # what no rule claims: tasks, callbacks, polling
 # Innermost frames of a thread that waits (py-spy cannot always tell): not CPU.
 IDLE_FRAMES = ("_worker (concurrent/futures/thread.py",)
@@ -647,8 +647,6 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, Scenario]]:
             graph_alone_ms, server, args.clients, max(args.messages, 1)
         )
         scenarios = [await run_scenario(server, cookies, args, name) for name in names]
-        if args.log:
-            shutil.copyfile(server.log_path, args.log)
         idle_opened, idle_failed, rss_idle = 0, [], 0
         if args.idle:
             async with contextlib.AsyncExitStack() as stack:
@@ -666,12 +664,16 @@ async def run(args: argparse.Namespace) -> tuple[int, dict[str, Scenario]]:
                     f"{100 * held / IDLE_HOLD_S:.1f}% of a core",
                     flush=True,
                 )
-        server.stop_app(timeout=30)  # its workers log what the garbage collector took
-        for pid, runs, took in GC_LINE.findall(server.log_path.read_text(errors="replace")):
+        # Its workers log what the garbage collector took as they stop.
+        await asyncio.to_thread(server.stop_app, 30)
+        if args.log:
+            await asyncio.to_thread(shutil.copyfile, server.log_path, args.log)
+        log = await asyncio.to_thread(server.log_path.read_text, errors="replace")
+        for pid, runs, took, split in GC_LINE.findall(log):
             print(
-                f"worker {pid}: the garbage collector ran {runs} times, {took} s of CPU, over "
-                f"the server's life (sign-ins, scenarios, read-backs; GC_THRESHOLD "
-                f"{args.gc_threshold or 'default'})",
+                f"worker {pid}: the garbage collector ran {runs} times, {took} s of CPU {split}, "
+                f"over the server's life (sign-ins, scenarios, read-backs, idle sockets; "
+                f"GC_THRESHOLD {args.gc_threshold or 'default'})",
                 flush=True,
             )
 
@@ -787,7 +789,7 @@ def main(argv: list[str] | None = None) -> int:
         help="record the server's stacks over each chat phase with py-spy (raw collapsed "
         "stacks, one file per scenario) and print the CPU by area",
     )
-    parser.add_argument("--log", help="copy the server's log (after the chat phase) to this file")
+    parser.add_argument("--log", help="copy the server's log (once it stopped) to this file")
     parser.add_argument(
         "--app",
         default=SERVED_APP,
@@ -817,7 +819,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--gc-threshold", type=int,
-        help="the server's GC_THRESHOLD (default: the project's; Python's own is 700)",
+        help="the server's GC_THRESHOLD (default: the project's; Python's own is 700); "
+        "only the served app (the default --app) applies it and reports its collections",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="seed of the think times")
     parser.add_argument(

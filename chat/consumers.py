@@ -51,6 +51,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     thread_id: str = ""
     group: str | None = None
     socket_gone: bool = False  # a send failed: the socket closed under us
+    catch_up_all: bool = False  # a catch-up after a resubscribe failed: the next one sends all
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -209,25 +210,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def layer_resubscribed(self, message: dict) -> None:
         """The channel layer's subscription to the thread's group is back after Redis
-        went away: send at once what was published while it was gone (every event up
-        to now; those also on their way live are dropped as sent). The ping's catch-up
-        stays as the backstop."""
+        went away: send at once what was published while it was gone (every event the
+        stream holds; those also on their way live are dropped as sent). If Redis does
+        not answer the read yet (still loading its data), the next ping does it."""
+        if self.group is None:
+            return  # closing
         try:
-            await self.catch_up(margin_ms=0)
-        except UNAVAILABLE_ERRORS as exc:  # gone again: the next ping closes the socket
+            await self.catch_up(margin_ms=None)
+        except UNAVAILABLE_ERRORS as exc:
+            self.catch_up_all = True
             logger.info("Catch-up of thread %s after a resubscribe failed: %s", self.thread_id, exc)
 
-    async def catch_up(self, margin_ms: int = 1000) -> None:
+    async def catch_up(self, margin_ms: int | None = 1000) -> None:
         """Send the thread's events the channel layer did not deliver (its subscription
         is re-established a moment after Redis comes back): those of the stream older
         than ``margin_ms`` (younger ones may still be on their way through the channel
-        layer) that this socket has not sent."""
-        cutoff = int(time.time() * 1000) - margin_ms
+        layer; ``None``: every one) that this socket has not sent."""
+        if self.catch_up_all:
+            margin_ms, self.catch_up_all = None, False
+        cutoff = None if margin_ms is None else int(time.time() * 1000) - margin_ms
         while True:
             batch = await events.read_since(self.thread_id, self.checked_id)
             for event in batch:
                 eid = event["id"]
-                if int(eid.split("-")[0]) > cutoff:
+                if cutoff is not None and int(eid.split("-")[0]) > cutoff:
                     return  # may still be on its way through the channel layer
                 if eid not in self.forwarded:
                     await self.chat_event({"event": event})

@@ -40,6 +40,8 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ("OAUTH_STATE_TTL_SECONDS", "-5"),
         ("EMBEDDED_REDIS_PORT", "six"),
         ("EMBEDDED_REDIS_PORT", "70000"),
+        ("GC_THRESHOLD", "lots"),
+        ("GC_THRESHOLD", "0"),
     ],
 )
 def test_bad_value_stops_startup_with_one_line(name: str, value: str) -> None:

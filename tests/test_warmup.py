@@ -7,7 +7,6 @@ import gc
 import hashlib
 import logging
 
-import pytest
 import redis
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
@@ -117,27 +116,9 @@ async def test_the_collector_clock_counts_and_times_collections_and_the_worker_l
     try:
         assert gc.callbacks.count(clock) == 1
         gc.collect()
-        assert clock.collections == 1 and clock.seconds > 0
+        assert clock.collections == [0, 0, 1] and clock.seconds[2] > 0  # a full collection
     finally:
         gc.callbacks.remove(clock)
     caplog.set_level(logging.INFO, logger="agenticpal.serve")
     await DrainRunsAtShutdown(None, drain_seconds=0).drain()
     assert "garbage collections took" in caplog.text
-
-
-def test_the_threshold_is_a_setting_and_is_checked(monkeypatch):
-    from agenticpal.config import positive_int
-
-    monkeypatch.setenv("GC_THRESHOLD", "5000")
-    assert positive_int("GC_THRESHOLD", 20_000) == 5000
-    monkeypatch.setenv("GC_THRESHOLD", "lots")
-    with pytest.raises(ImproperlyConfigured, match="GC_THRESHOLD must be a whole number"):
-        positive_int("GC_THRESHOLD", 20_000)
-
-
-async def test_loading_the_scripts_on_a_cluster_reaches_every_primary(redis_cluster):
-    client = redis_clients.get_async_client("sessions")
-    assert await redis_clients.aload_scripts(client) == len(redis_clients.SCRIPT_SOURCES)
-    for node in redis_cluster.nodes:
-        with redis.Redis.from_url(node.url) as direct:
-            assert all(_loaded(direct, redis_clients.SCRIPT_SOURCES.values()))

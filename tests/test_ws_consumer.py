@@ -307,6 +307,42 @@ async def test_events_missed_while_the_subscription_was_down_come_as_soon_as_it_
     await comm.disconnect()
 
 
+async def test_a_catch_up_that_fails_after_a_resubscribe_is_made_whole_by_the_next_ping(
+    private_redis, monkeypatch
+):
+    """Redis confirms the subscription but does not answer the read yet (still loading
+    its data): the next ping catches up every event, not only those older than its
+    usual second. (The missed event's id is a minute ahead, so only that catch-up sends
+    it.)"""
+    import time
+
+    import redis
+
+    client = await signed_in_client("ada@example.com")
+    comm, _ = await connected("t-resub-fail", session_cookie(client))
+    failed = asyncio.Event()
+    read_since = events.read_since
+
+    async def loading_once(*args, **kwargs):
+        if not failed.is_set():
+            failed.set()
+            raise redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory")
+        return await read_since(*args, **kwargs)
+
+    monkeypatch.setattr(events, "read_since", loading_once)
+    missed = {"type": "token", "text": "missed while loading", "message_id": "m1"}
+    ahead = f"{int(time.time() * 1000) + 60_000}-0"
+    with redis.Redis.from_url(private_redis.url) as admin:
+        admin.xadd(keys.thread_events_key("t-resub-fail"), {"e": json.dumps(missed)}, id=ahead)
+        assert admin.client_kill_filter(_type="pubsub") >= 1
+    await asyncio.wait_for(failed.wait(), 5)
+    await comm.send_json_to({"type": "ping"})
+    event = await receive(comm)
+    assert event["text"] == "missed while loading" and event["id"] == ahead, event
+    assert await receive(comm) == {"type": "pong"}
+    await comm.disconnect()
+
+
 async def test_a_session_unreadable_at_open_is_a_1011_close_not_a_sign_in(private_redis):
     """Redis down while the socket's session is read: the user is not taken for
     anonymous (4401 "Sign in first") but the error reaches the consumer, which closes
